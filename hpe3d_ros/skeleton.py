@@ -108,9 +108,11 @@ def _coco_to_h36m_matrix() -> np.ndarray:
             row[c[n]] += 1.0 / len(names)
         return row
 
-    hips, shoulders, eyes = mean("left_hip", "right_hip"), mean(
-        "left_shoulder", "right_shoulder"
-    ), mean("left_eye", "right_eye")
+    hips, shoulders, eyes = (
+        mean("left_hip", "right_hip"),
+        mean("left_shoulder", "right_shoulder"),
+        mean("left_eye", "right_eye"),
+    )
     for side in ("left", "right"):
         w[h[f"{side}_hip"], c[f"{side}_hip"]] = 1.0
         w[h[f"{side}_knee"], c[f"{side}_knee"]] = 1.0
