@@ -1,0 +1,1 @@
+"""Training, data preparation and evaluation tools (not installed with the ROS package)."""
