@@ -1,0 +1,31 @@
+"""pip / setuptools entry point of hpe3d_ros (the pip-installed ROS 2 world).
+
+In a ROS 2 workspace, colcon builds the package with CMakeLists.txt (messages + this Python
+package via ament_cmake_python); there this file is not used.
+"""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).resolve().parent
+VERSION = "0.1.0"  # keep in step with package.xml
+
+setup(
+    name="hpe3d_ros",
+    version=VERSION,
+    description="3D human skeletons with calibrated uncertainty from vehicle cameras (ROS 2)",
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["hpe3d_ros", "hpe3d_ros.*", "training", "training.*"]),
+    package_data={"hpe3d_ros": ["weights/*"]},
+    data_files=[
+        ("share/hpe3d_ros", ["package.xml"]),
+        ("share/hpe3d_ros/launch", [str(p.relative_to(ROOT)) for p in ROOT.glob("launch/*")]),
+        ("share/hpe3d_ros/config", [str(p.relative_to(ROOT)) for p in ROOT.glob("config/*")]),
+    ],
+    install_requires=["numpy", "opencv-python-headless", "PyYAML", "scipy", "onnxruntime"],
+    entry_points={"console_scripts": []},
+)
