@@ -82,3 +82,5 @@ class FrameResult:
     detection_layout: str = "coco17"
     detection_joint_names: tuple[str, ...] = ()
     model_id: str = ""
+    #: Wall time per stage in milliseconds ("detect", "track", "lift", "place", "total").
+    timings_ms: dict[str, float] = field(default_factory=dict)

@@ -47,7 +47,8 @@ def test_colcon_install_imports_from_install_space(colcon_install, tmp_path):
         "import hpe3d_ros, hpe3d_ros.msg as m, hpe3d_ros.camera as c\n"
         "from rclpy.serialization import serialize_message, deserialize_message\n"
         "a = m.PoseHypothesesArray(camera_name='x')\n"
-        "assert deserialize_message(serialize_message(a), m.PoseHypothesesArray).camera_name == 'x'\n"
+        "b = deserialize_message(serialize_message(a), m.PoseHypothesesArray)\n"
+        "assert b.camera_name == 'x'\n"
         "print(m.__file__); print(c.__file__)\n"
     )
     env = dict(

@@ -1,0 +1,262 @@
+"""The whole job for one camera image, ROS-free: image + camera model in, people out.
+
+Read top-down: :meth:`Pipeline.process` detects people in 2D, tracks them per camera,
+converts their COCO keypoints to the lifter's H36M-17 joints, undistorts and normalises them
+with the camera model, samples K 3D hypotheses per person in one batched lifter call, and
+places each person in the camera frame by least-squares reprojection (optionally with a
+ground-plane prior). The ROS node, bag replay and the benchmarks all call this class.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from hpe3d_ros.camera import CameraModel
+from hpe3d_ros.frames import ground_plane_optical
+from hpe3d_ros.placement import GroundPrior, solve_root_translation
+from hpe3d_ros.results import Detection2D, FrameResult, Person3D
+from hpe3d_ros.skeleton import COCO_JOINT_NAMES, H36M_JOINT_NAMES
+
+
+class PipelineInputError(ValueError):
+    """An image or camera that the pipeline cannot process (the frame is skipped)."""
+
+
+class Person2DLike(Protocol):
+    keypoints: np.ndarray  # (17, 2) px, COCO order
+    scores: np.ndarray  # (17,)
+    box: np.ndarray  # (4,) x0, y0, x1, y1
+    score: float
+    track_id: int
+
+    def to_h36m(self) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class Detector(Protocol):
+    def detect(self, image_rgb: np.ndarray) -> list[Person2DLike]: ...
+
+
+class Tracker(Protocol):
+    def update(self, people: list[Person2DLike]) -> list[Person2DLike]: ...
+
+
+class Lifter(Protocol):
+    joint_names: Sequence[str]
+
+    def sample(
+        self, keypoints_norm: np.ndarray, confidence: np.ndarray, k: int, seed: int | None
+    ) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Per-pipeline settings (the node reads them from ``config/pipeline.yaml``)."""
+
+    num_hypotheses: int = 50  # K hypotheses per person
+    min_keypoint_confidence: float = 0.2  # below: the joint counts as missing
+    min_visible_joints: int = 6  # fewer visible joints: the person is reported, not lifted
+    seed: int = 0  # hypotheses are a pure function of (seed, camera, stamp, image)
+    camera_height_m: float | None = None  # set to enable the flat-ground placement prior
+    camera_pitch_deg: float = 0.0  # downward pitch of the optical axis
+    ground_weight: float = 20.0  # prior strength vs one confident joint (normalised units)
+
+    def __post_init__(self) -> None:
+        if self.num_hypotheses < 1:
+            raise ValueError(f"num_hypotheses must be >= 1, got {self.num_hypotheses}")
+        if not 0.0 <= self.min_keypoint_confidence <= 1.0:
+            raise ValueError("min_keypoint_confidence must be in [0, 1]")
+        if not 2 <= self.min_visible_joints <= 17:
+            raise ValueError("min_visible_joints must be in [2, 17]")
+        if self.camera_height_m is not None and self.camera_height_m <= 0:
+            raise ValueError("camera_height_m must be > 0 (or null to disable the prior)")
+
+    @property
+    def ground(self) -> GroundPrior | None:
+        if self.camera_height_m is None:
+            return None
+        n, d = ground_plane_optical(self.camera_height_m, np.radians(self.camera_pitch_deg))
+        return GroundPrior(n, d, self.ground_weight)
+
+
+@dataclass
+class LiftedPeople:
+    """Output of :meth:`Pipeline.lift_keypoints` for N people."""
+
+    hypotheses_m: np.ndarray  # (N, K, 17, 3) absolute (zeros where not lifted)
+    root_m: np.ndarray  # (N, 3), NaN where not lifted
+    root_std_m: np.ndarray  # (N, 3)
+    lifted: np.ndarray  # (N,) bool: enough visible joints
+    confidence: np.ndarray  # (N, 17) confidences used (0 = treated as missing)
+
+
+class Pipeline:
+    """Detector + per-camera tracker + lifter + placement."""
+
+    def __init__(
+        self,
+        detector: Detector,
+        lifter: Lifter,
+        config: PipelineConfig | None = None,
+        tracker_factory: Callable[[], Tracker] | None = None,
+        model_id: str = "",
+    ) -> None:
+        self.detector = detector
+        self.lifter = lifter
+        self.config = config or PipelineConfig()
+        self._tracker_factory = tracker_factory
+        self._trackers: dict[str, Tracker] = {}
+        self._ground = self.config.ground
+        self.model_id = model_id
+
+    def reset(self) -> None:
+        """Forget all tracks (e.g. when a bag restarts)."""
+        self._trackers.clear()
+
+    # ------------------------------------------------------------------ the job
+    def process(
+        self,
+        image_rgb: np.ndarray,
+        camera: CameraModel,
+        *,
+        camera_name: str = "camera",
+        frame_id: str = "",
+        stamp_ns: int = 0,
+    ) -> FrameResult:
+        t0 = time.perf_counter()
+        _check_image(image_rgb, camera)
+        result = FrameResult(
+            camera_name=camera_name,
+            frame_id=frame_id,
+            stamp_ns=int(stamp_ns),
+            detection_joint_names=COCO_JOINT_NAMES,
+            joint_names=tuple(H36M_JOINT_NAMES),
+            model_id=self.model_id,
+        )
+        people = self.detector.detect(image_rgb)
+        t1 = time.perf_counter()
+        tracker = self._tracker(camera_name)
+        if tracker is not None:
+            people = tracker.update(people)
+        t2 = time.perf_counter()
+        result.detections = [_detection(p) for p in people]
+        if people:
+            result.people = self._lift(people, camera, camera_name, stamp_ns)
+        t3 = time.perf_counter()
+        result.timings_ms = {
+            "detect": 1e3 * (t1 - t0),
+            "track": 1e3 * (t2 - t1),
+            "lift_and_place": 1e3 * (t3 - t2),
+            "total": 1e3 * (t3 - t0),
+        }
+        return result
+
+    def lift_keypoints(
+        self,
+        kp_h36m_px: np.ndarray,
+        conf: np.ndarray,
+        camera: CameraModel,
+        seed: int,
+    ) -> LiftedPeople:
+        """Lift and place N people given H36M-17 pixel keypoints (the 2D-to-3D half).
+
+        Args:
+            kp_h36m_px: (N, 17, 2) raw-image pixels (NaN where missing).
+            conf: (N, 17) confidences.
+        """
+        cfg = self.config
+        kp_norm = camera.pixel_to_normalized(np.asarray(kp_h36m_px, dtype=np.float64))
+        conf = np.asarray(conf, dtype=np.float64).copy()
+        visible = (
+            np.isfinite(kp_norm).all(-1)
+            & np.isfinite(conf)
+            & (conf >= cfg.min_keypoint_confidence)
+        )
+        conf[~visible] = 0.0
+        kp_norm[~visible] = 0.0
+        lifted = visible.sum(-1) >= cfg.min_visible_joints
+        n, k = len(kp_norm), cfg.num_hypotheses
+        hyps = np.zeros((n, k, 17, 3), dtype=np.float32)
+        root = np.full((n, 3), np.nan)
+        root_std = np.full((n, 3), np.nan)
+        if lifted.any():
+            rel = self.lifter.sample(
+                kp_norm[lifted].astype(np.float32), conf[lifted].astype(np.float32), k, seed
+            )
+            w = conf[lifted]
+            mean = rel.mean(axis=1)
+            t = solve_root_translation(mean, kp_norm[lifted], w, self._ground)
+            # per-hypothesis roots measure how much body-size/pose ambiguity moves the person
+            t_k = solve_root_translation(rel, kp_norm[lifted][:, None], w[:, None], self._ground)
+            root[lifted] = t
+            root_std[lifted] = np.nanstd(t_k, axis=1)
+            hyps[lifted] = rel + t[:, None, None, :].astype(np.float32)
+        return LiftedPeople(hyps, root, root_std, lifted, conf)
+
+    # ------------------------------------------------------------------ helpers
+    def _lift(
+        self, people: list[Person2DLike], camera: CameraModel, camera_name: str, stamp_ns: int
+    ) -> list[Person3D]:
+        pairs = [p.to_h36m() for p in people]
+        kp = np.stack([np.asarray(kp, dtype=np.float64) for kp, _ in pairs])
+        conf = np.stack([np.asarray(c, dtype=np.float64) for _, c in pairs])
+        lifted = self.lift_keypoints(kp, conf, camera, self._seed(camera_name, stamp_ns))
+        out = []
+        for i, p in enumerate(people):
+            out.append(
+                Person3D(
+                    track_id=int(p.track_id),
+                    detection_score=float(p.score),
+                    bbox_px=np.asarray(p.box, dtype=np.float32),
+                    keypoints_px=kp[i].astype(np.float32),
+                    keypoint_conf=lifted.confidence[i].astype(np.float32),
+                    root_m=lifted.root_m[i],
+                    root_std_m=lifted.root_std_m[i].astype(np.float32),
+                    hypotheses_m=lifted.hypotheses_m[i]
+                    if lifted.lifted[i]
+                    else np.zeros((0, 17, 3), np.float32),
+                )
+            )
+        return out
+
+    def _tracker(self, camera_name: str) -> Tracker | None:
+        if self._tracker_factory is None:
+            return None
+        if camera_name not in self._trackers:
+            self._trackers[camera_name] = self._tracker_factory()
+        return self._trackers[camera_name]
+
+    def _seed(self, camera_name: str, stamp_ns: int) -> int:
+        """Deterministic per (seed, camera, stamp): replaying a bag gives identical results."""
+        mix = zlib.crc32(f"{self.config.seed}:{camera_name}:{int(stamp_ns)}".encode())
+        return int(mix)
+
+
+def _detection(p: Person2DLike) -> Detection2D:
+    return Detection2D(
+        track_id=int(p.track_id),
+        score=float(p.score),
+        bbox_px=np.asarray(p.box, dtype=np.float32),
+        keypoints_px=np.asarray(p.keypoints, dtype=np.float32),
+        confidence=np.asarray(p.scores, dtype=np.float32),
+    )
+
+
+def _check_image(image: np.ndarray, camera: CameraModel) -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+        shape = getattr(image, "shape", None)
+        raise PipelineInputError(f"expected an (H, W, 3) RGB image, got shape {shape}")
+    if image.dtype != np.uint8:
+        raise PipelineInputError(f"expected uint8 pixels, got {image.dtype}")
+    h, w = image.shape[:2]
+    if h == 0 or w == 0:
+        raise PipelineInputError("empty image (0 pixels)")
+    if (w, h) != (camera.width, camera.height):
+        raise PipelineInputError(
+            f"image is {w}x{h} but its CameraInfo says {camera.width}x{camera.height}"
+        )

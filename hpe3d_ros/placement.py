@@ -1,0 +1,128 @@
+"""Absolute placement: the root translation that makes a root-relative 3D pose reproject
+onto the observed 2D keypoints.
+
+For a root-relative pose ``X`` (J, 3) and undistorted normalised keypoints ``u`` (J, 2), each
+visible joint gives two equations linear in the translation ``t``::
+
+    (X_jx + t_x) - u_jx (X_jz + t_z) = 0
+    (X_jy + t_y) - u_jy (X_jz + t_z) = 0
+
+Weighted linear least squares gives ``t``; Gauss-Newton iterations on the true reprojection
+error then refine it (the linear residual is the image error times depth). An optional
+ground-plane prior adds one soft equation: the lower ankle lies on the plane ``n . p = d``.
+Everything is vectorised over a leading batch axis, so K hypotheses solve at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_ANKLES = (3, 6)  # H36M right / left ankle
+
+
+@dataclass(frozen=True)
+class GroundPrior:
+    """Flat ground in the camera's optical frame: ``normal . p == offset`` (metres)."""
+
+    normal: np.ndarray  # (3,) unit, pointing down
+    offset: float  # camera height above the ground
+    weight: float = 1.0  # relative to one joint with confidence 1, in normalised units
+
+
+def solve_root_translation(
+    pose_rel_m: np.ndarray,
+    kp_norm: np.ndarray,
+    weights: np.ndarray,
+    ground: GroundPrior | None = None,
+    refine_iters: int = 3,
+    min_depth_m: float = 0.3,
+) -> np.ndarray:
+    """Root translation(s) (..., 3) in metres.
+
+    Args:
+        pose_rel_m: (..., J, 3) root-relative pose(s) in the optical frame.
+        kp_norm: (J, 2) or (..., J, 2) undistorted normalised keypoints (NaN where missing).
+        weights: (J,) or (..., J) per-joint weight (e.g. confidence; 0 = ignore).
+        ground: optional flat-ground prior.
+        refine_iters: Gauss-Newton iterations on the reprojection error.
+        min_depth_m: solutions are kept at least this far in front of the camera.
+
+    Returns:
+        (..., 3); NaN where fewer than two joints have weight.
+    """
+    X = np.asarray(pose_rel_m, dtype=np.float64)
+    u = np.broadcast_to(np.asarray(kp_norm, dtype=np.float64), (*X.shape[:-1], 2))
+    w = np.broadcast_to(np.asarray(weights, dtype=np.float64), X.shape[:-1])
+    valid = np.isfinite(u).all(-1) & np.isfinite(X).all(-1) & (w > 0)
+    w = np.where(valid, w, 0.0)
+    u = np.where(valid[..., None], u, 0.0)
+    X = np.where(valid[..., None], X, 0.0)
+    enough = valid.sum(-1) >= 2
+
+    # Linear system A t = b per batch element; rows per joint: x and y equations.
+    ux, uy = u[..., 0], u[..., 1]
+    zeros, ones = np.zeros_like(ux), np.ones_like(ux)
+    ax = np.stack([ones, zeros, -ux], -1)  # (..., J, 3)
+    ay = np.stack([zeros, ones, -uy], -1)
+    bx = ux * X[..., 2] - X[..., 0]
+    by = uy * X[..., 2] - X[..., 1]
+    A = np.concatenate([ax, ay], -2)
+    b = np.concatenate([bx, by], -1)
+    W = np.concatenate([w, w], -1)
+    if ground is not None:
+        # the lower of the two ankles (larger projection on the down normal) touches the ground
+        n = np.asarray(ground.normal, dtype=np.float64)
+        heights = X[..., _ANKLES, :] @ n
+        foot = np.take_along_axis(X[..., _ANKLES, :], heights.argmax(-1)[..., None, None], -2)
+        A = np.concatenate([A, np.broadcast_to(n, (*X.shape[:-2], 1, 3))], -2)
+        b = np.concatenate([b, ground.offset - foot[..., 0, :] @ n[:, None]], -1)
+        W = np.concatenate([W, np.full((*X.shape[:-2], 1), ground.weight)], -1)
+    t = _weighted_lstsq(A, b, W)
+
+    for _ in range(refine_iters):
+        t = _gauss_newton_step(X, u, w, t, ground, min_depth_m)
+    t[..., 2] = np.maximum(t[..., 2], min_depth_m)
+    t[~enough] = np.nan
+    return t
+
+
+def _weighted_lstsq(A: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    Aw = A * w[..., None]
+    ata = np.swapaxes(Aw, -1, -2) @ A + 1e-9 * np.eye(3)
+    atb = (np.swapaxes(Aw, -1, -2) @ b[..., None])[..., 0]
+    return np.linalg.solve(ata, atb[..., None])[..., 0]
+
+
+def _gauss_newton_step(
+    X: np.ndarray,
+    u: np.ndarray,
+    w: np.ndarray,
+    t: np.ndarray,
+    ground: GroundPrior | None,
+    min_depth_m: float,
+) -> np.ndarray:
+    P = X + t[..., None, :]
+    z = np.maximum(P[..., 2], min_depth_m)
+    rx = P[..., 0] / z - u[..., 0]
+    ry = P[..., 1] / z - u[..., 1]
+    # d(x/z)/dt = (1/z, 0, -x/z^2); d(y/z)/dt = (0, 1/z, -y/z^2)
+    zeros = np.zeros_like(z)
+    jx = np.stack([1 / z, zeros, -P[..., 0] / z**2], -1)
+    jy = np.stack([zeros, 1 / z, -P[..., 1] / z**2], -1)
+    J = np.concatenate([jx, jy], -2)
+    r = np.concatenate([rx, ry], -1)
+    W = np.concatenate([w, w], -1)
+    if ground is not None:
+        # keep the ground prior at the same relative strength: express it in normalised units
+        n = np.asarray(ground.normal, dtype=np.float64)
+        feet = X[..., _ANKLES, :] @ n
+        foot = np.take_along_axis(X[..., _ANKLES, :], feet.argmax(-1)[..., None, None], -2)
+        zr = t[..., 2:3]
+        rg = ((foot[..., 0, :] + t) @ n - ground.offset)[..., None] / np.maximum(zr, min_depth_m)
+        jg = np.broadcast_to(n, (*t.shape[:-1], 1, 3)) / np.maximum(zr, min_depth_m)[..., None]
+        J = np.concatenate([J, jg], -2)
+        r = np.concatenate([r, rg], -1)
+        W = np.concatenate([W, np.full((*t.shape[:-1], 1), ground.weight)], -1)
+    return t - _weighted_lstsq(J, r, W)
