@@ -1,0 +1,55 @@
+"""Lifter latency: ``python benchmarks/bench_lifter.py [--weights PATH] [--threads 2]``.
+
+Times the whole public call (``Lifter.sample``: input normalisation, 2D encoder once per
+person, K hypotheses through the light decoder, back to the camera frame) for a few
+(people, K) sizes and prints a markdown table of the median and p90 over repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+
+from hpe3d_ros.lifting import load_lifter
+
+
+def bench(lifter, n: int, k: int, repeats: int) -> tuple[float, float]:
+    rng = np.random.default_rng(0)
+    kp = rng.uniform(-0.3, 0.3, size=(n, 1, 2)) + rng.normal(0, 0.05, size=(n, 17, 2))
+    conf = rng.uniform(0.3, 1.0, size=(n, 17))
+    for _ in range(3):
+        lifter.sample(kp, conf, k, seed=0)
+    times = []
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        lifter.sample(kp, conf, k, seed=i)
+        times.append(1000 * (time.perf_counter() - t0))
+    return float(np.median(times)), float(np.percentile(times, 90))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", nargs="+", default=[None])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=50)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, "
+        f"{platform.processor() or platform.machine()}"
+    )
+    print("\n| weights | arch | people | K | median ms | p90 ms |\n|---|---|---|---|---|---|")
+    for w in args.weights:
+        lifter = load_lifter(w)
+        name = "default" if w is None else str(w).rsplit("/", 1)[-1]
+        for n, k in [(1, 200), (10, 200), (10, 50), (1, 1)]:
+            med, p90 = bench(lifter, n, k, args.repeats)
+            print(f"| {name} | {lifter.arch} | {n} | {k} | {med:.1f} | {p90:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

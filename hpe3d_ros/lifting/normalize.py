@@ -1,0 +1,107 @@
+"""Lifter input normalisation: where and how far the person is must not matter.
+
+The 2D keypoints arrive in normalised camera coordinates (undistorted ``x/z, y/z``). For each
+person we rotate the camera virtually so that its optical axis passes through the person's 2D
+centre (pelvis if seen, else the hips, else the visible joints), re-project the joints into
+that virtual camera, and divide by their RMS spread. The network then sees a centred,
+scale-free 2D pose, plus the centre's ray and the log of the spread (so perspective that
+depends on position and distance stays learnable), the per-joint confidence and a
+visibility mask. It predicts root-relative 3D in the *virtual* camera frame; :func:`to_camera`
+rotates that back into the real camera frame (x right, y down, z forward).
+
+Everything here is numpy so that the training data generator, the torch runtime and the
+export backends share one implementation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+N_JOINTS = 17
+#: Features per person: 17x2 centred/scaled keypoints, 17 mask, 17 confidence, ray (3), log-scale.
+N_FEATURES = N_JOINTS * 4 + 4
+DEFAULT_CONF_THRESHOLD = 0.2
+_MIN_SPREAD = 1e-4
+_LOG_SPREAD_CENTRE, _LOG_SPREAD_SCALE = -3.0, 1.5
+
+
+def visibility(kp_norm: np.ndarray, confidence: np.ndarray, threshold: float) -> np.ndarray:
+    """(N, J) bool: joint usable (finite coordinates, finite confidence >= threshold)."""
+    finite = np.isfinite(kp_norm).all(axis=-1) & np.isfinite(confidence)
+    with np.errstate(invalid="ignore"):
+        return finite & (np.nan_to_num(confidence, nan=0.0) >= threshold)
+
+
+def person_centre(kp_norm: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(N, 2) centre: pelvis if valid, else mid-hips if both valid, else mean of valid joints."""
+    kp = np.where(valid[..., None], kp_norm, 0.0)
+    n_valid = valid.sum(axis=1, keepdims=True)
+    mean_valid = kp.sum(axis=1) / np.maximum(n_valid, 1)
+    hips = valid[:, 1] & valid[:, 4]
+    centre = np.where(hips[:, None], 0.5 * (kp[:, 1] + kp[:, 4]), mean_valid)
+    return np.where(valid[:, :1], kp[:, 0], centre)
+
+
+def rotation_to_axis(ray: np.ndarray) -> np.ndarray:
+    """(N, 3) unit rays with z > 0 -> (N, 3, 3) minimal rotations R with R @ ray = (0, 0, 1)."""
+    v = np.stack([ray[:, 1], -ray[:, 0], np.zeros_like(ray[:, 0])], axis=-1)  # ray x e_z
+    c = ray[:, 2]
+    vx = np.zeros((len(ray), 3, 3))
+    vx[:, 0, 1], vx[:, 0, 2] = -v[:, 2], v[:, 1]
+    vx[:, 1, 0], vx[:, 1, 2] = v[:, 2], -v[:, 0]
+    vx[:, 2, 0], vx[:, 2, 1] = -v[:, 1], v[:, 0]
+    return np.eye(3)[None] + vx + (vx @ vx) / (1.0 + c)[:, None, None]
+
+
+def prepare_inputs(
+    kp_norm: np.ndarray,
+    confidence: np.ndarray,
+    threshold: float = DEFAULT_CONF_THRESHOLD,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints (N, 17, 2) normalised coords + confidence (N, 17) -> features, rotations.
+
+    Returns ``features`` (N, :data:`N_FEATURES`) float32 and ``R`` (N, 3, 3) float64, the
+    rotation from the camera frame to each person's virtual camera. NaN/inf coordinates or
+    confidences, and confidences below ``threshold``, mark a joint missing; the features are
+    always finite.
+    """
+    kp_norm = np.asarray(kp_norm, dtype=np.float64).reshape(-1, N_JOINTS, 2)
+    confidence = np.asarray(confidence, dtype=np.float64).reshape(-1, N_JOINTS)
+    n = kp_norm.shape[0]
+    valid = visibility(kp_norm, confidence, threshold)
+    kp = np.where(valid[..., None], kp_norm, 0.0)
+    kp = np.clip(kp, -1e3, 1e3)  # absurd but finite inputs must stay finite
+    centre = person_centre(kp, valid)
+    ray = np.concatenate([centre, np.ones((n, 1))], axis=-1)
+    ray /= np.linalg.norm(ray, axis=-1, keepdims=True)
+    R = rotation_to_axis(ray)
+    rays_j = np.concatenate([kp, np.ones((n, N_JOINTS, 1))], axis=-1) @ R.transpose(0, 2, 1)
+    z = np.maximum(rays_j[..., 2:3], 1e-3)
+    kp_v = np.where(valid[..., None], rays_j[..., :2] / z, 0.0)
+    n_valid = np.maximum(valid.sum(axis=1), 1)
+    spread = np.sqrt((kp_v**2).sum(axis=(1, 2)) / n_valid)
+    spread = np.maximum(spread, _MIN_SPREAD)
+    kp_s = kp_v / spread[:, None, None]
+    log_spread = (np.log(spread) - _LOG_SPREAD_CENTRE) / _LOG_SPREAD_SCALE
+    conf = np.where(valid, np.clip(np.nan_to_num(confidence), 0.0, 1.0), 0.0)
+    feats = np.concatenate(
+        [
+            kp_s.reshape(n, N_JOINTS * 2),
+            valid.astype(np.float64),
+            conf,
+            ray,
+            np.clip(log_spread, -3.0, 3.0)[:, None],
+        ],
+        axis=1,
+    )
+    return feats.astype(np.float32), R
+
+
+def to_virtual(points_cam: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """Camera-frame points (N, ..., 3) -> virtual-camera frame with rotations R (N, 3, 3)."""
+    return np.einsum("nij,n...j->n...i", R, points_cam)
+
+
+def to_camera(points_virtual: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`to_virtual`: (N, ..., 3) virtual-frame points -> camera frame."""
+    return np.einsum("nji,n...j->n...i", R, points_virtual)

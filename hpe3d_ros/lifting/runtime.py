@@ -1,0 +1,153 @@
+"""The loaded lifter: checkpoint in, K root-relative 3D hypotheses per person out.
+
+A checkpoint is a plain dict (loadable with ``torch.load(weights_only=True)``) holding
+everything needed to rebuild and run the network, nanoGPT style: the architecture config,
+the weights, the target normalisation statistics, the confidence threshold, the sampling
+temperature fitted on validation data, the skeleton, the training config and the git commit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hpe3d_ros.lifting.model import LifterBase, ModelConfig, build_model
+from hpe3d_ros.lifting.normalize import N_JOINTS, prepare_inputs
+from hpe3d_ros.skeleton import H36M_JOINT_NAMES, H36M_PARENTS
+
+CHECKPOINT_FORMAT = "hpe3d_lifter/1"
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "lifter_default.pt"
+
+
+def make_checkpoint(
+    model: LifterBase,
+    target_mean: np.ndarray,
+    conf_threshold: float,
+    temperature: float = 1.0,
+    train_config: dict | None = None,
+    git_commit: str = "unknown",
+    metrics: dict | None = None,
+    half: bool = False,
+) -> dict:
+    """Everything :func:`load_lifter` needs, as a dict of tensors and plain Python values.
+
+    ``half`` stores float weights as float16 (halves the file; loading casts back).
+    """
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
+        for k, v in model.state_dict().items()
+    }
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model_config": model.cfg.to_dict(),
+        "state_dict": state,
+        "target_mean": torch.as_tensor(np.asarray(target_mean, dtype=np.float32)),
+        "conf_threshold": float(conf_threshold),
+        "temperature": float(temperature),
+        "joint_names": list(H36M_JOINT_NAMES),
+        "parents": list(H36M_PARENTS),
+        "train_config": train_config or {},
+        "git_commit": git_commit,
+        "metrics": metrics or {},
+    }
+
+
+class Lifter:
+    """A loaded lifter. Inputs are numpy; outputs are numpy float32 metres, camera frame.
+
+    Attributes:
+        joint_names: H36M-17 names, the output joint order.
+        latent_dim: length of the noise vector per hypothesis (0 for the baseline).
+        arch: ``"baseline"``, ``"cvae"`` or ``"xvae"``.
+        temperature: scale on the latent noise (fitted on validation data; 1 = as trained).
+    """
+
+    def __init__(self, checkpoint: dict, device: str = "cpu") -> None:
+        if checkpoint.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"not a lifter checkpoint (format {checkpoint.get('format')!r})")
+        self.checkpoint = checkpoint
+        self.cfg = ModelConfig(**checkpoint["model_config"])
+        self.device = torch.device(device)
+        self.model = build_model(self.cfg)
+        state = {
+            k: v.float() if v.is_floating_point() else v
+            for k, v in checkpoint["state_dict"].items()
+        }
+        self.model.load_state_dict(state)
+        self.model.to(self.device).eval()
+        self.target_mean = checkpoint["target_mean"].float().to(self.device)
+        self.conf_threshold = float(checkpoint["conf_threshold"])
+        self.temperature = float(checkpoint.get("temperature", 1.0))
+        self.joint_names: tuple[str, ...] = tuple(checkpoint["joint_names"])
+        self.arch = self.cfg.arch
+        self.latent_dim = self.model.latent_dim
+
+    # ------------------------------------------------------------------ public API
+    def sample(
+        self, keypoints_norm: np.ndarray, confidence: np.ndarray, k: int, seed: int | None = None
+    ) -> np.ndarray:
+        """K hypotheses per person: (N, 17, 2) normalised coords, (N, 17) -> (N, k, 17, 3).
+
+        Root-relative metres in the camera frame (x right, y down, z forward), root at 0.
+        ``seed`` makes the draw reproducible; the noise is standard normal, drawn with
+        ``numpy.random.default_rng(seed)`` as (N, k, latent_dim) float32.
+        """
+        n = np.asarray(keypoints_norm).reshape(-1, N_JOINTS, 2).shape[0]
+        noise = np.random.default_rng(seed).standard_normal(
+            (n, k, self.latent_dim), dtype=np.float32
+        )
+        return self.sample_with_noise(keypoints_norm, confidence, noise)
+
+    def sample_with_noise(
+        self, keypoints_norm: np.ndarray, confidence: np.ndarray, noise: np.ndarray
+    ) -> np.ndarray:
+        """As :meth:`sample` with explicit standard-normal noise (N, k, latent_dim)."""
+        noise = np.asarray(noise, dtype=np.float32)
+        if noise.ndim != 3 or noise.shape[2] != self.latent_dim:
+            raise ValueError(f"noise must be (N, k, {self.latent_dim}), got {noise.shape}")
+        feats, R = prepare_inputs(keypoints_norm, confidence, self.conf_threshold)
+        if noise.shape[0] != feats.shape[0]:
+            raise ValueError(
+                f"noise is for {noise.shape[0]} people, keypoints for {feats.shape[0]}"
+            )
+        k = noise.shape[1]
+        if feats.shape[0] == 0 or k == 0:
+            return np.zeros((feats.shape[0], k, N_JOINTS, 3), dtype=np.float32)
+        with torch.inference_mode():
+            x = torch.from_numpy(feats).to(self.device)
+            eps = torch.from_numpy(noise).to(self.device)
+            cond = self.model.encode(x)
+            y = self.model.decode(cond, eps, self.temperature)  # (N, k, 48)
+            y = y * self.model.target_std + self.target_mean
+            poses_v = torch.cat([y.new_zeros(y.shape[0], k, 3), y], dim=-1).reshape(
+                -1, k * N_JOINTS, 3
+            )
+            # Virtual camera -> camera: p_cam = R^T p_v, i.e. row vectors times R.
+            poses = poses_v @ torch.from_numpy(R).to(poses_v)
+            poses = torch.nan_to_num(poses, nan=0.0, posinf=0.0, neginf=0.0)
+        return poses.reshape(-1, k, N_JOINTS, 3).cpu().numpy()
+
+    def predict_mean(
+        self,
+        keypoints_norm: np.ndarray,
+        confidence: np.ndarray,
+        k: int = 200,
+        seed: int | None = 0,
+    ) -> np.ndarray:
+        """One pose per person (N, 17, 3): the baseline's output, or a VAE's mean of k samples."""
+        k = 1 if self.latent_dim == 0 else k
+        return self.sample(keypoints_norm, confidence, k, seed).mean(axis=1)
+
+    predict = predict_mean
+
+
+def load_lifter(path: str | Path | None = None, device: str = "cpu") -> Lifter:
+    """Load a lifter checkpoint; ``path=None`` loads the shipped default weights."""
+    path = DEFAULT_WEIGHTS if path is None else Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"lifter weights not found: {path}")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    return Lifter(checkpoint, device=device)

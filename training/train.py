@@ -1,0 +1,319 @@
+"""Train a lifter: ``python -m training.train --config training/config/cvae.yaml``.
+
+Seeded; every epoch draws fresh bodies, cameras and detector noise from the training
+subjects (:mod:`training.data`). Logs to ``<out_dir>/log.csv`` (and TensorBoard when
+installed), keeps ``ckpt.pt`` (resumable: ``--resume``) and writes ``lifter.pt``, the slim
+checkpoint :func:`hpe3d_ros.lifting.load_lifter` reads, from the best validation epoch. For
+the VAEs a latent temperature is then fitted on the validation subjects (never the test
+subjects) so that nominal 90 % intervals cover 90 % of the validation joints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from hpe3d_ros import metrics
+from hpe3d_ros.lifting.model import ModelConfig, build_model
+from hpe3d_ros.lifting.runtime import make_checkpoint
+from training.data import DEFAULT_DATA, AugmentConfig, generate, load_mocap, split_indices
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; read from YAML, stored in the checkpoint."""
+
+    out_dir: str = "runs/lifter"
+    data: str = str(DEFAULT_DATA)
+    seed: int = 0
+    threads: int = 2
+    epochs: int = 60
+    epoch_repeats: int = 1  # samples per training frame per epoch
+    max_train_frames: int = 0  # >0: subsample (tiny test runs)
+    batch_size: int = 256
+    lr: float = 1e-3
+    lr_final_frac: float = 0.05  # cosine decay to lr * this
+    weight_decay: float = 1e-4
+    grad_clip: float = 5.0
+    beta: float = 1.0  # KL weight
+    beta_warmup_epochs: int = 5
+    alpha: float = 0.2  # CVAE: weight of the prior-path (GSNN) reconstruction
+    sigma_m: float = 0.05  # reconstruction std in metres (Gaussian likelihood)
+    w2d: float = 1.0  # cross-modal VAE: 2D reconstruction weight
+    conf_threshold: float = 0.2
+    val_samples: int = 20
+    fit_temperature: bool = True
+    half_weights: bool = False
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        model = ModelConfig(**raw.pop("model", {}))
+        aug = raw.pop("augment", {})
+        aug = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()})
+        return cls(**raw, model=model, augment=aug)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def predict_normalised(model, feats: torch.Tensor, k: int, temperature: float = 1.0, gen=None):
+    """(N, F) -> (N, k, D) normalised predictions in eval mode (k = 1 for the baseline)."""
+    model.eval()
+    with torch.no_grad():
+        cond = model.encode(feats)
+        L = model.latent_dim
+        eps = torch.randn(feats.shape[0], k if L else 1, L, generator=gen) if L else None
+        return model.decode(cond, eps, temperature)
+
+
+def fit_temperature(model, feats, target_m, mean, std, k: int = 100, level: float = 0.9) -> dict:
+    """Latent temperature whose nominal ``level`` intervals cover ``level`` of val joints."""
+    gen = torch.Generator().manual_seed(1234)
+    eps = torch.randn(feats.shape[0], k, model.latent_dim, generator=gen)
+    best = None
+    with torch.no_grad():
+        cond = model.encode(feats)
+        for t in np.round(np.arange(0.5, 3.01, 0.1), 2):
+            y = model.decode(cond, eps, float(t)).numpy() * std + mean
+            hyps = y.reshape(len(y), k, 16, 3)
+            cov = float(metrics.coverage(hyps, target_m, level).mean())
+            if best is None or abs(cov - level) < abs(best["coverage"] - level):
+                best = {"temperature": float(t), "coverage": cov}
+    return best
+
+
+def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
+    """Run training; returns the path of the slim ``lifter.pt``."""
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    mocap = load_mocap(cfg.data)
+    train_idx = split_indices(mocap["subject"], "train")
+    if cfg.max_train_frames:
+        train_idx = rng.choice(train_idx, cfg.max_train_frames, replace=False)
+    train_poses = mocap["poses"][train_idx]
+    val_poses = mocap["poses"][split_indices(mocap["subject"], "val")]
+    if cfg.max_train_frames:
+        val_poses = val_poses[:: max(1, len(val_poses) // cfg.max_train_frames)]
+    # Validation views are fixed (seeded), bodies as captured, like the test protocol.
+    val = generate(
+        val_poses, cfg.augment, np.random.default_rng(cfg.seed + 1), False, cfg.conf_threshold
+    )
+    stats = generate(
+        train_poses, cfg.augment, np.random.default_rng(cfg.seed + 2), True, cfg.conf_threshold
+    )
+    y_stats = stats.target_v.reshape(len(stats.target_v), -1)
+    mean, std = y_stats.mean(0), np.maximum(y_stats.std(0), 1e-3)
+
+    model = build_model(cfg.model)
+    model.target_std.copy_(torch.from_numpy(std))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start_epoch, best_val = 0, math.inf
+    ckpt_path = out / "ckpt.pt"
+    if resume and ckpt_path.is_file():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        start_epoch, best_val = ck["epoch"] + 1, ck["best_val"]
+        rng.bit_generator.state = ck["rng"]
+        torch.set_rng_state(ck["torch_rng"])
+    writer = _tensorboard(out)
+    val_x = torch.from_numpy(val.feats)
+    val_t = val.target_v
+    log_path = out / "log.csv"
+    log_new = not (resume and log_path.is_file())
+    with log_path.open("w" if log_new else "a", newline="") as log_file:
+        log = csv.writer(log_file)
+        if log_new:
+            log.writerow(
+                [
+                    "epoch",
+                    "lr",
+                    "beta",
+                    "train_loss",
+                    "train_mpjpe_mm",
+                    "val_mpjpe_mm",
+                    "val_best_of_k_mm",
+                    "seconds",
+                ]
+            )
+        for epoch in range(start_epoch, cfg.epochs):
+            t0 = time.time()
+            frac = epoch / max(1, cfg.epochs - 1)
+            lr = cfg.lr * (
+                cfg.lr_final_frac + (1 - cfg.lr_final_frac) * 0.5 * (1 + math.cos(math.pi * frac))
+            )
+            for g in opt.param_groups:
+                g["lr"] = lr
+            beta = cfg.beta * min(1.0, (epoch + 1) / max(1, cfg.beta_warmup_epochs))
+            poses = np.repeat(train_poses, cfg.epoch_repeats, axis=0)
+            batch = generate(poses, cfg.augment, rng, True, cfg.conf_threshold)
+            x = torch.from_numpy(batch.feats)
+            y = torch.from_numpy((batch.target_v.reshape(len(x), -1) - mean) / std).float()
+            perm = torch.from_numpy(rng.permutation(len(x)))
+            model.train()
+            sums, n_b = {}, 0
+            bar = tqdm(
+                range(0, len(x) - cfg.batch_size + 1, cfg.batch_size),
+                desc=f"epoch {epoch}",
+                leave=False,
+                disable=quiet,
+            )
+            for i in bar:
+                idx = perm[i : i + cfg.batch_size]
+                parts = model.losses(
+                    x[idx],
+                    y[idx],
+                    beta=beta,
+                    alpha=cfg.alpha,
+                    sigma_m=cfg.sigma_m,
+                    **({"w2d": cfg.w2d} if cfg.model.arch == "xvae" else {}),
+                )
+                opt.zero_grad(set_to_none=True)
+                parts["loss"].backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                for k_, v in parts.items():
+                    sums[k_] = sums.get(k_, 0.0) + float(v.detach())
+                n_b += 1
+                bar.set_postfix(
+                    loss=f"{float(parts['loss']):.3f}",
+                    mpjpe=f"{1000 * float(parts['mpjpe_m']):.1f}",
+                )
+            avg = {k_: v / max(1, n_b) for k_, v in sums.items()}
+            val_mean, val_best = _validate(model, val_x, val_t, mean, std, cfg.val_samples)
+            row = [
+                epoch,
+                f"{lr:.3g}",
+                f"{beta:.3g}",
+                f"{avg.get('loss', 0):.4f}",
+                f"{1000 * avg.get('mpjpe_m', 0):.1f}",
+                f"{val_mean:.1f}",
+                f"{val_best:.1f}",
+                f"{time.time() - t0:.1f}",
+            ]
+            log.writerow(row)
+            log_file.flush()
+            if writer is not None:
+                for k_, v in avg.items():
+                    writer.add_scalar(f"train/{k_}", v, epoch)
+                writer.add_scalar("val/mean_mpjpe_mm", val_mean, epoch)
+                writer.add_scalar("val/best_of_k_mpjpe_mm", val_best, epoch)
+            if not quiet:
+                tqdm.write(
+                    f"epoch {epoch}: loss {avg.get('loss', 0):.3f} "
+                    f"train {1000 * avg.get('mpjpe_m', 0):.1f} mm, val mean {val_mean:.1f} mm, "
+                    f"val best-of-{cfg.val_samples} {val_best:.1f} mm ({time.time() - t0:.0f} s)"
+                )
+            if val_mean < best_val:
+                best_val = val_mean
+                torch.save(
+                    {"model": model.state_dict(), "epoch": epoch, "val_mean_mm": val_mean},
+                    out / "best.pt",
+                )
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "epoch": epoch,
+                    "best_val": best_val,
+                    "rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(),
+                },
+                ckpt_path,
+            )
+    if writer is not None:
+        writer.close()
+    best = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict(best["model"])
+    model.eval()
+    temperature, fit = 1.0, {}
+    if model.latent_dim and cfg.fit_temperature:
+        fit = fit_temperature(model, val_x, val_t, mean, std)
+        temperature = fit["temperature"]
+        if not quiet:
+            tqdm.write(
+                f"temperature {temperature:.2f} "
+                f"(val coverage of 90% intervals {fit['coverage']:.3f})"
+            )
+    ck = make_checkpoint(
+        model,
+        mean,
+        cfg.conf_threshold,
+        temperature,
+        cfg.to_dict(),
+        git_commit(),
+        {
+            "best_epoch": int(best["epoch"]),
+            "val_mean_mpjpe_mm": float(best["val_mean_mm"]),
+            **{f"val_{k_}": v for k_, v in fit.items()},
+        },
+        half=cfg.half_weights,
+    )
+    torch.save(ck, out / "lifter.pt")
+    return out / "lifter.pt"
+
+
+def _validate(model, val_x, val_t, mean, std, k: int) -> tuple[float, float]:
+    """Validation MPJPE (mm) of the mean prediction and best-of-k, in the virtual frame."""
+    gen = torch.Generator().manual_seed(0)
+    y = predict_normalised(model, val_x, k, 1.0, gen).numpy() * std + mean
+    hyps = y.reshape(len(y), -1, 16, 3)
+    mean_err = float(metrics.mean_of_k_mpjpe(hyps, val_t).mean()) * 1000
+    best_err = float(metrics.best_of_k_mpjpe(hyps, val_t).mean()) * 1000
+    return mean_err, best_err
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # optional
+        return None
+    return SummaryWriter(str(out / "tb"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="YAML file (training/config/*.yaml)")
+    parser.add_argument("--resume", action="store_true", help="continue from <out_dir>/ckpt.pt")
+    parser.add_argument("--out-dir", help="override out_dir")
+    parser.add_argument("--epochs", type=int, help="override epochs")
+    args = parser.parse_args(argv)
+    cfg = TrainConfig.from_yaml(args.config)
+    if args.out_dir:
+        cfg.out_dir = args.out_dir
+    if args.epochs:
+        cfg.epochs = args.epochs
+    path = train(cfg, resume=args.resume)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
