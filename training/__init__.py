@@ -1,1 +1,1 @@
-"""Training, evaluation and data generation for the lifter (not installed with the package)."""
+"""Training, data preparation and evaluation tools (not installed with the ROS package)."""
