@@ -1,0 +1,96 @@
+"""RViz markers for lifted people: skeleton of the mean pose, joints, a faint cloud of
+hypotheses and a label with id and distance, all in the camera's optical frame.
+
+Every array starts with a DELETEALL marker, so people who left the image vanish at once;
+markers also carry a lifetime in case a frame is dropped downstream.
+"""
+
+from __future__ import annotations
+
+import colorsys
+
+import numpy as np
+from builtin_interfaces.msg import Duration
+from geometry_msgs.msg import Point
+from std_msgs.msg import ColorRGBA, Header
+from visualization_msgs.msg import Marker, MarkerArray
+
+from hpe3d_ros.results import FrameResult, Person3D
+from hpe3d_ros.ros.conversions import ns_to_stamp
+from hpe3d_ros.skeleton import H36M_BONES
+
+_GOLDEN = 0.618033988749895
+
+
+def track_colour(track_id: int, alpha: float = 1.0) -> ColorRGBA:
+    """A stable, well-separated colour per track id (grey for untracked people)."""
+    if track_id < 0:
+        return ColorRGBA(r=0.7, g=0.7, b=0.7, a=alpha)
+    r, g, b = colorsys.hsv_to_rgb((track_id * _GOLDEN) % 1.0, 0.85, 0.95)
+    return ColorRGBA(r=r, g=g, b=b, a=alpha)
+
+
+def _points(xyz: np.ndarray) -> list[Point]:
+    return [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in xyz]
+
+
+def _bone_points(pose: np.ndarray) -> list[Point]:
+    idx = np.asarray(H36M_BONES).ravel()
+    return _points(pose[idx])
+
+
+def person_markers(
+    person: Person3D,
+    index: int,
+    header,
+    lifetime_s: float,
+    max_hypotheses: int = 8,
+) -> list[Marker]:
+    """Markers for one person; ``index`` keeps marker ids unique within the array."""
+    if person.num_hypotheses == 0 or not np.isfinite(person.root_m).all():
+        return []
+    mean = person.mean_pose_m
+    colour = track_colour(person.track_id)
+    life = Duration(sec=int(lifetime_s), nanosec=int((lifetime_s % 1) * 1e9))
+    base = index * 4
+
+    def marker(ns: str, mid: int, mtype: int) -> Marker:
+        m = Marker(header=header, ns=ns, id=mid, type=mtype, action=Marker.ADD, lifetime=life)
+        m.pose.orientation.w = 1.0
+        return m
+
+    bones = marker("skeleton", base, Marker.LINE_LIST)
+    bones.scale.x = 0.03
+    bones.color = colour
+    bones.points = _bone_points(mean)
+
+    joints = marker("joints", base + 1, Marker.SPHERE_LIST)
+    joints.scale.x = joints.scale.y = joints.scale.z = 0.06
+    joints.color = colour
+    joints.points = _points(mean)
+
+    cloud = marker("hypotheses", base + 2, Marker.LINE_LIST)
+    cloud.scale.x = 0.01
+    cloud.color = track_colour(person.track_id, alpha=0.15)
+    step = max(1, person.num_hypotheses // max_hypotheses)
+    for hyp in person.hypotheses_m[::step][:max_hypotheses]:
+        cloud.points.extend(_bone_points(hyp))
+
+    label = marker("labels", base + 3, Marker.TEXT_VIEW_FACING)
+    label.scale.z = 0.25
+    label.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=0.9)
+    head = mean[10]
+    label.pose.position = Point(x=float(head[0]), y=float(head[1]) - 0.3, z=float(head[2]))
+    who = f"id {person.track_id}" if person.track_id >= 0 else "person"
+    label.text = f"{who}  {float(np.linalg.norm(person.root_m)):.1f} m"
+    return [bones, joints, cloud, label]
+
+
+def markers_from_result(result: FrameResult, lifetime_s: float = 0.5) -> MarkerArray:
+    """The whole MarkerArray for one processed image (DELETEALL first)."""
+    header = Header(stamp=ns_to_stamp(result.stamp_ns), frame_id=result.frame_id)
+    clear = Marker(header=header, action=Marker.DELETEALL)
+    out = MarkerArray(markers=[clear])
+    for i, person in enumerate(result.people):
+        out.markers.extend(person_markers(person, i, header, lifetime_s))
+    return out
