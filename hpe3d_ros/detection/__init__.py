@@ -1,0 +1,100 @@
+"""2D keypoint stage: image -> people with COCO-17 keypoints in pixels.
+
+Use :func:`load_detector`; every backend follows :class:`~.base.Detector` and returns
+:class:`~.base.Person2D`. :class:`~.tracking.Tracker` gives people identities across frames and
+:class:`~.smoothing.KeypointSmoother` filters their keypoints (One-Euro).
+
+Backends (weights ship in ``hpe3d_ros/weights``; nothing is downloaded):
+
+* ``"movenet"`` (default), Apache-2.0 weights converted by ``tools/convert_movenet.py``:
+  ``mode="bottom_up"`` runs MoveNet MultiPose Lightning over a grid of tiles;
+  ``mode="top_down"`` refines each MultiPose proposal with MoveNet SinglePose (Thunder or
+  Lightning) on its own crop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hpe3d_ros.detection.base import Detector, Person2D
+from hpe3d_ros.detection.movenet_multipose import MULTIPOSE_ONNX, MoveNetMultiPose
+from hpe3d_ros.detection.movenet_topdown import MoveNetTopDown
+
+__all__ = ["BACKENDS", "MODES", "Detector", "Person2D", "load_detector"]
+
+BACKENDS: tuple[str, ...] = ("movenet",)
+MODES: tuple[str, ...] = ("bottom_up", "top_down")
+DEFAULT_BACKEND = "movenet"
+
+
+def load_detector(
+    name: str | None = None,
+    device: str = "cpu",
+    *,
+    mode: str = "bottom_up",
+    input_size: int = 512,
+    tiles: tuple[int, int] | list[int] = (2, 1),
+    tile_overlap: float = 0.25,
+    person_threshold: float | None = None,
+    proposal_threshold: float = 0.1,
+    single_model: str = "thunder",
+    crop_scale: float = 1.25,
+    threads: int = 2,
+    model_path: str | Path | None = None,
+) -> Detector:
+    """Build a 2D keypoint detector; every argument can come from the node's YAML.
+
+    Defaults (``bottom_up``, 512 px per tile, 2x1 tiles) found every pedestrian counted by eye
+    on four frames of OpenCV's ``vtest.avi`` (768x576, people ~80 px tall) at about the cost
+    of one 768 px pass; see BENCHMARKS.md, section "2D detector".
+
+    Args:
+        name: backend, one of :data:`BACKENDS`; None picks ``"movenet"``.
+        device: "cpu" or "cuda" (ONNX Runtime execution provider).
+        mode: "bottom_up" (MultiPose only) or "top_down" (MultiPose proposals refined by
+            SinglePose crops: better keypoints on small people, slower per person).
+        input_size: long side in pixels of each MultiPose input (multiple of 32). The image
+            is upscaled by ``input_size * cols / width`` (for a wide image), so small distant
+            people need a larger value or more tiles.
+        tiles: (cols, rows) grid of overlapping MultiPose tiles; (1, 1) = whole image once.
+        tile_overlap: fraction of each tile shared with its neighbour (0 <= x < 1).
+        person_threshold: minimum person score; None = 0.2 (bottom_up: MultiPose score) or
+            0.25 (top_down: mean SinglePose keypoint score).
+        proposal_threshold: top_down only, MultiPose score of boxes worth refining.
+        single_model: top_down only, "thunder" (256 px crops) or "lightning" (192 px).
+        crop_scale: top_down only, crop side over the proposal box's longer side.
+        threads: ONNX Runtime intra-op threads per session.
+        model_path: override the MultiPose ONNX file.
+
+    Raises:
+        ValueError: unknown name, mode or device, or an invalid size.
+        FileNotFoundError / RuntimeError: a model file is missing or cannot be loaded.
+    """
+    name = DEFAULT_BACKEND if name is None else name
+    if name not in BACKENDS:
+        raise ValueError(f"unknown detector {name!r}; available: {', '.join(BACKENDS)}")
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    tiles_t = (int(tiles[0]), int(tiles[1]))
+    if person_threshold is None:
+        person_threshold = 0.2 if mode == "bottom_up" else 0.25
+    multipose = MoveNetMultiPose(
+        input_size=input_size,
+        tiles=tiles_t,
+        tile_overlap=tile_overlap,
+        person_threshold=person_threshold,
+        model_path=MULTIPOSE_ONNX if model_path is None else model_path,
+        device=device,
+        threads=threads,
+    )
+    if mode == "bottom_up":
+        return multipose
+    return MoveNetTopDown(
+        multipose,
+        single_model=single_model,
+        proposal_threshold=proposal_threshold,
+        person_threshold=person_threshold,
+        crop_scale=crop_scale,
+        device=device,
+        threads=threads,
+    )

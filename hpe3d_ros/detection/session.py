@@ -1,0 +1,46 @@
+"""Open ONNX Runtime sessions for the shipped weights with clear errors and fixed threading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+#: Directory of the ONNX files shipped with the package.
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def providers_for(device: str) -> list[str]:
+    """ONNX Runtime execution providers for ``device`` ("cpu" or "cuda"/"cuda:N")."""
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device.startswith("cuda"):
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
+
+
+def open_session(
+    path: str | Path, device: str = "cpu", threads: int = 2
+) -> onnxruntime.InferenceSession:
+    """Load an ONNX model; ``threads`` sets intra-op threads (inter-op runs sequentially).
+
+    Raises:
+        FileNotFoundError: the file does not exist (the message names it).
+        RuntimeError: the file exists but ONNX Runtime cannot load it (corrupt, wrong format).
+    """
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ONNX model not found: {path}")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(threads)
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), opts, providers=providers_for(device))
+    except Exception as exc:  # onnxruntime raises several private exception types
+        raise RuntimeError(f"cannot load ONNX model {path}: {exc}") from exc
