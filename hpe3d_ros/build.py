@@ -1,0 +1,48 @@
+"""Build the pipeline a configuration describes: detector, tracker, lifter (ROS-free).
+
+Loading models is the slow, failure-prone part of start-up, so it lives in one place and
+fails with one clear exception naming the file or setting at fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from hpe3d_ros.config import NodeConfig
+from hpe3d_ros.pipeline import Pipeline
+
+
+class ModelLoadError(RuntimeError):
+    """A model file is missing, corrupt, or cannot run on the requested device."""
+
+
+def model_id(path: Path) -> str:
+    """``name@sha256[:8]`` of a weights file, written into every hypotheses message."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+    return f"{path.name}@{digest}"
+
+
+def build_pipeline(cfg: NodeConfig) -> Pipeline:
+    """Load the detector and lifter the configuration names and wire the pipeline."""
+    from hpe3d_ros.detection import load_detector
+    from hpe3d_ros.detection.tracking import Tracker
+    from hpe3d_ros.lifting import DEFAULT_WEIGHTS, load_lifter
+
+    det_args = dict(cfg.detector)
+    try:
+        detector = load_detector(det_args.pop("name"), det_args.pop("device"), **det_args)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load the 2D detector: {exc}") from exc
+    weights = Path(cfg.lifter_weights) if cfg.lifter_weights else DEFAULT_WEIGHTS
+    try:
+        lifter = load_lifter(weights, device=cfg.lifter_device)
+    except FileNotFoundError as exc:
+        raise ModelLoadError(f"lifter weights not found: {weights}") from exc
+    except Exception as exc:  # corrupt pickles raise many types; say which file
+        raise ModelLoadError(f"cannot load lifter weights {weights}: {exc}") from exc
+    tracking = dict(cfg.tracking)
+    factory = (lambda: Tracker(**tracking)) if tracking else None
+    return Pipeline(
+        detector, lifter, cfg.pipeline, tracker_factory=factory, model_id=model_id(weights)
+    )
