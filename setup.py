@@ -27,5 +27,11 @@ setup(
         ("share/hpe3d_ros/config", [str(p.relative_to(ROOT)) for p in ROOT.glob("config/*")]),
     ],
     install_requires=["numpy", "opencv-python-headless", "PyYAML", "scipy", "onnxruntime"],
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "hpe3d-pipeline = hpe3d_ros.ros.node:main",
+            "hpe3d-replay = hpe3d_ros.replay:main",
+            "hpe3d-make-bag = hpe3d_ros.make_bag:main",
+        ]
+    },
 )
