@@ -52,6 +52,9 @@ class TrainConfig:
     alpha: float = 0.2  # CVAE: weight of the prior-path (GSNN) reconstruction
     sigma_m: float = 0.05  # reconstruction std in metres (Gaussian likelihood)
     w2d: float = 1.0  # cross-modal VAE: 2D reconstruction weight
+    w_align: float = 0.0  # cross-modal VAE: KL(q(z|3D) || q(z|2D)) weight
+    w_mean: float = 0.0  # VAEs: weight of the MPJPE of the mean of n_mean prior samples
+    n_mean: int = 8
     conf_threshold: float = 0.2
     val_samples: int = 20
     fit_temperature: bool = True
@@ -98,7 +101,7 @@ def fit_temperature(model, feats, target_m, mean, std, k: int = 100, level: floa
     best = None
     with torch.no_grad():
         cond = model.encode(feats)
-        for t in np.round(np.arange(0.5, 3.01, 0.1), 2):
+        for t in np.round(np.arange(0.5, 5.01, 0.1), 2):
             y = model.decode(cond, eps, float(t)).numpy() * std + mean
             hyps = y.reshape(len(y), k, 16, 3)
             cov = float(metrics.coverage(hyps, target_m, level).mean())
@@ -194,7 +197,10 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
                     beta=beta,
                     alpha=cfg.alpha,
                     sigma_m=cfg.sigma_m,
-                    **({"w2d": cfg.w2d} if cfg.model.arch == "xvae" else {}),
+                    w2d=cfg.w2d,
+                    w_align=cfg.w_align,
+                    w_mean=cfg.w_mean,
+                    n_mean=cfg.n_mean,
                 )
                 opt.zero_grad(set_to_none=True)
                 parts["loss"].backward()
