@@ -70,6 +70,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     P("qos.image_reliability", "best_effort", "QoS reliability of image subscriptions",
       choices=("best_effort", "reliable")),
     P("qos.image_depth", 1, "QoS history depth of image subscriptions", 1, 100),
+    P("qos.camera_info_reliability", "reliable", "QoS reliability of CameraInfo subscriptions",
+      choices=("best_effort", "reliable")),
     P("camera_info_tolerance_s", 0.0,
       "Max |image stamp - CameraInfo stamp|; 0 = use the latest CameraInfo", 0.0, 3600.0),
     P("output.markers", True, "Publish visualization_msgs/MarkerArray skeletons"),

@@ -1,0 +1,304 @@
+"""The pipeline node: cameras in, 3D skeletons, hypotheses, keypoints and diagnostics out.
+
+Wiring only. Subscription callbacks just put the newest frame into a per-camera slot
+(counting the frame they replace as dropped); one worker thread takes slots round-robin and
+runs :class:`hpe3d_ros.pipeline.Pipeline`. A bad frame is counted and reported (throttled) and
+never stops the node or the other cameras.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from visualization_msgs.msg import MarkerArray
+
+from hpe3d_ros.build import ModelLoadError, build_pipeline
+from hpe3d_ros.camera import CameraModel, CameraModelError
+from hpe3d_ros.config import NODE_NAME, CameraConfig, ConfigError
+from hpe3d_ros.imaging import ImageDecodeError, decode_compressed, decode_raw, encode_raw
+from hpe3d_ros.msg import Keypoints2DArray, PoseHypothesesArray
+from hpe3d_ros.pipeline import PipelineInputError
+from hpe3d_ros.ros import diagnostics
+from hpe3d_ros.ros.conversions import hypotheses_to_msg, keypoints_to_msg, stamp_to_ns
+from hpe3d_ros.ros.markers import markers_from_result
+from hpe3d_ros.ros.params import declare_and_read
+from hpe3d_ros.streams import CameraInfoCache, LatestSlot, MissingCameraInfo, StreamStats, Throttle
+from hpe3d_ros.topics import DIAGNOSTICS
+
+
+@dataclass
+class CameraChannel:
+    """Runtime state of one camera."""
+
+    cfg: CameraConfig
+    info: CameraInfoCache
+    slot: LatestSlot = field(default_factory=LatestSlot)
+    stats: StreamStats = field(default_factory=StreamStats)
+    info_frame_id: str = ""
+    pubs: dict = field(default_factory=dict)
+    subs: list = field(default_factory=list)
+
+
+def _qos(reliability: str, depth: int) -> QoSProfile:
+    rel = (
+        ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    )
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=rel)
+
+
+class PipelineNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self.config = declare_and_read(self)  # ConfigError: caught in main()
+        self.pipeline = build_pipeline(self.config)  # ModelLoadError: caught in main()
+        self.throttle = Throttle(5.0)
+        v = self.config.values
+        self.get_logger().info(
+            f"detector {self.config.detector['name']} ({self.config.detector['mode']}, "
+            f"{self.config.detector['device']}); lifter {self.pipeline.model_id} on "
+            f"{self.config.lifter_device}, K={self.config.pipeline.num_hypotheses}"
+        )
+        img_qos = _qos(v["qos.image_reliability"], v["qos.image_depth"])
+        info_qos = _qos(v["qos.camera_info_reliability"], 5)
+        self.channels: list[CameraChannel] = []
+        for cam in self.config.cameras:
+            ch = CameraChannel(cam, CameraInfoCache(v["camera_info_tolerance_s"]))
+            ch.pubs["hypotheses"] = self.create_publisher(
+                PoseHypothesesArray, f"~/{cam.name}/hypotheses", 10
+            )
+            if v["output.keypoints"]:
+                ch.pubs["keypoints"] = self.create_publisher(
+                    Keypoints2DArray, f"~/{cam.name}/keypoints", 10
+                )
+            if v["output.markers"]:
+                ch.pubs["markers"] = self.create_publisher(
+                    MarkerArray, f"~/{cam.name}/markers", 10
+                )
+            if v["output.debug_image"]:
+                ch.pubs["debug_image"] = self.create_publisher(
+                    Image, f"~/{cam.name}/debug_image", 2
+                )
+            msg_type = CompressedImage if cam.compressed else Image
+            ch.subs.append(
+                self.create_subscription(
+                    msg_type, cam.image_topic, lambda m, c=ch: self._on_image(c, m), img_qos
+                )
+            )
+            ch.subs.append(
+                self.create_subscription(
+                    CameraInfo,
+                    cam.camera_info_topic,
+                    lambda m, c=ch: self._on_info(c, m),
+                    info_qos,
+                )
+            )
+            self.channels.append(ch)
+            self.get_logger().info(
+                f"camera {cam.name}: {cam.image_topic} ({msg_type.__name__}, "
+                f"{v['qos.image_reliability']}) + {cam.camera_info_topic}"
+            )
+        self.diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
+        self.create_timer(v["diagnostics.period_s"], self._publish_diagnostics)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, name="hpe3d-worker", daemon=True)
+        self._worker.start()
+
+    # ---------------------------------------------------------------- callbacks
+    def _on_image(self, ch: CameraChannel, msg) -> None:
+        ch.stats.on_receive()
+        if ch.slot.put((msg, time.monotonic())):
+            ch.stats.on_drop()
+        self._wake.set()
+
+    def _on_info(self, ch: CameraChannel, msg: CameraInfo) -> None:
+        try:
+            model = CameraModel.from_camera_info_fields(
+                msg.width, msg.height, msg.k, msg.d, msg.distortion_model
+            )
+        except CameraModelError as exc:
+            ch.info.last_error = str(exc)
+            self._warn(ch, "camera_info", f"invalid CameraInfo ignored: {exc}")
+            return
+        ch.info_frame_id = msg.header.frame_id
+        ch.info.add(stamp_to_ns(msg.header.stamp), model)
+
+    # ---------------------------------------------------------------- worker
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            busy = False
+            for ch in self.channels:
+                item = ch.slot.take()
+                if item is not None:
+                    busy = True
+                    self._process(ch, *item)
+            if not busy:
+                self._wake.wait(0.05)
+                self._wake.clear()
+
+    def _process(self, ch: CameraChannel, msg, t_rx: float) -> None:
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        try:
+            camera = ch.info.lookup(stamp_ns)
+            if isinstance(msg, CompressedImage):
+                image = decode_compressed(msg.data, msg.format)
+            else:
+                image = decode_raw(msg.data, msg.width, msg.height, msg.encoding, msg.step)
+            if ch.info_frame_id and msg.header.frame_id != ch.info_frame_id:
+                self._warn(ch, "frame_id", f"image frame {msg.header.frame_id!r} != "
+                                           f"CameraInfo frame {ch.info_frame_id!r}")  # fmt: skip
+            frame_id = ch.cfg.frame_id or msg.header.frame_id
+            result = self.pipeline.process(
+                image, camera, camera_name=ch.cfg.name, frame_id=frame_id, stamp_ns=stamp_ns
+            )
+        except MissingCameraInfo as exc:
+            return self._fail(ch, "camera_info", f"frame skipped: {exc}")
+        except ImageDecodeError as exc:
+            return self._fail(ch, "decode", str(exc))
+        except PipelineInputError as exc:
+            return self._fail(ch, "input", str(exc))
+        except Exception as exc:  # a backend failing mid-stream costs one frame, not the node
+            return self._fail(ch, "pipeline", f"{type(exc).__name__}: {exc}")
+        ch.pubs["hypotheses"].publish(hypotheses_to_msg(result))
+        if "keypoints" in ch.pubs:
+            ch.pubs["keypoints"].publish(keypoints_to_msg(result))
+        if "markers" in ch.pubs:
+            ch.pubs["markers"].publish(
+                markers_from_result(result, self.config["output.marker_lifetime_s"])
+            )
+        if "debug_image" in ch.pubs:
+            ch.pubs["debug_image"].publish(self._debug_image(msg, image, result))
+        ch.stats.on_processed(1e3 * (time.monotonic() - t_rx))
+
+    def _debug_image(self, msg, image, result) -> Image:
+        from hpe3d_ros.detection.base import Person2D
+        from hpe3d_ros.detection.draw import draw_people
+
+        people = [
+            Person2D(d.keypoints_px, d.confidence, tuple(d.bbox_px), d.score, d.track_id)
+            for d in result.detections
+        ]
+        data, step = encode_raw(draw_people(image, people), "rgb8")
+        out = Image(header=msg.header, height=image.shape[0], width=image.shape[1])
+        out.header.frame_id = result.frame_id
+        out.encoding, out.step, out.data = "rgb8", step, data
+        return out
+
+    def _fail(self, ch: CameraChannel, kind: str, message: str) -> None:
+        ch.stats.on_failed(kind, message)
+        self._warn(ch, kind, message)
+
+    def _warn(self, ch: CameraChannel, kind: str, message: str) -> None:
+        # one line per camera and kind of problem (numbers stripped: "data has 1000 bytes"
+        # and "data has 999 bytes" are the same problem)
+        suppressed = self.throttle(f"{ch.cfg.name}/{kind}/{re.sub(r'[0-9.]+', '#', message)[:60]}")
+        if suppressed is not None:
+            more = f" (+{suppressed} similar in the last 5 s)" if suppressed else ""
+            self.get_logger().warning(f"camera {ch.cfg.name}: {message}{more}")
+
+    # ---------------------------------------------------------------- diagnostics
+    def _publish_diagnostics(self) -> None:
+        extra = {"lifter": self.pipeline.model_id, "detector": str(self.config.detector["mode"])}
+        statuses = [
+            diagnostics.camera_status(
+                self.get_fully_qualified_name(),
+                ch.cfg.name,
+                ch.stats.snapshot(),
+                self.config["diagnostics.stale_timeout_s"],
+                len(ch.info) > 0,
+                extra,
+            )
+            for ch in self.channels
+        ]
+        self.diag_pub.publish(
+            diagnostics.diagnostic_array(self.get_clock().now().to_msg(), statuses)
+        )
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._worker.join(timeout=5.0)
+
+
+# -------------------------------------------------------------------- entry point
+def _ros_args(argv: list[str]) -> list[str]:
+    """Accept ``--params-file F`` before ``--ros-args`` (pip-world convenience)."""
+    out, ros, i = [argv[0]], [], 1
+    while i < len(argv):
+        if argv[i] == "--ros-args":
+            ros += argv[i + 1 :]
+            break
+        if argv[i] == "--params-file" and i + 1 < len(argv):
+            ros += ["--params-file", argv[i + 1]]
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out + (["--ros-args", *ros] if ros else [])
+
+
+def _default_transport_profile() -> None:
+    """Large images need the shared-memory profile; use ours unless the user set one."""
+    if os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE") or os.environ.get(
+        "FASTDDS_DEFAULT_PROFILES_FILE"
+    ):
+        return
+    here = Path(__file__).resolve()
+    candidates = [here.parents[2] / "config" / "fastdds_shm.xml"]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(
+            Path(get_package_share_directory("hpe3d_ros")) / "config" / "fastdds_shm.xml"
+        )
+    except Exception:  # not in an ament index: the checkout path is enough
+        pass
+    for c in candidates:
+        if c.is_file():
+            os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(c)
+            os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(c)
+            return
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``hpe3d-pipeline [--params-file F] [--ros-args ...]`` (also ``ros2 run``'s entry)."""
+    args = _ros_args(list(sys.argv if argv is None else argv))
+    if "-h" in args[1:] or "--help" in args[1:]:
+        print(main.__doc__ + "\nParameters: see config/pipeline.yaml.")
+        return 0
+    _default_transport_profile()
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = PipelineNode()
+        rclpy.spin(node)
+        return 0
+    except ConfigError as exc:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"invalid configuration: {exc}")
+        return 2
+    except ModelLoadError as exc:
+        rclpy.logging.get_logger(NODE_NAME).fatal(str(exc))
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 0
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
