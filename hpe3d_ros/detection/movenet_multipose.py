@@ -78,6 +78,7 @@ class MoveNetMultiPose:
         self.input_size = int(round(input_size / STRIDE) * STRIDE)
         self.tiles = (int(tiles[0]), int(tiles[1]))
         self.tile_overlap = float(tile_overlap)
+        tile_grid(64, 64, *self.tiles, self.tile_overlap)  # validates the tiling
         self.person_threshold = float(person_threshold)
         self.session = open_session(model_path, device, threads)
         self._input_name = self.session.get_inputs()[0].name

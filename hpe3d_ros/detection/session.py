@@ -32,6 +32,7 @@ def open_session(
     """
     import onnxruntime as ort
 
+    providers = providers_for(device)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ONNX model not found: {path}")
@@ -41,6 +42,6 @@ def open_session(
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), opts, providers=providers_for(device))
+        return ort.InferenceSession(str(path), opts, providers=providers)
     except Exception as exc:  # onnxruntime raises several private exception types
         raise RuntimeError(f"cannot load ONNX model {path}: {exc}") from exc

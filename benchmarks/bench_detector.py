@@ -1,0 +1,170 @@
+"""Benchmark the 2D keypoint stage on real footage (OpenCV's vtest.avi, 768x576, 10 fps).
+
+Three measurements, printed as Markdown rows for BENCHMARKS.md ("2D detector"):
+
+1. ``counts``: people found per configuration on the four test frames (test/data), next to
+   the count by eye (6/7/4/8), and the median ms/frame over ``--repeats`` runs per frame.
+2. ``tracking``: detector + Tracker over a clip; new ids started away from the image border
+   after the first frame, per 100 frames. Without ground truth this is an upper bound on id
+   switches (a person reappearing from behind the lamp post also starts an id).
+3. ``smoothing``: One-Euro effect on tracked joints (score >= 0.3): jitter = mean |second
+   difference| of a joint's position (px/frame^2), lag = mean |smoothed - raw| (px).
+
+Usage (2 cores; ~3 min for everything)::
+
+    .venv/bin/python benchmarks/bench_detector.py --threads 2
+    .venv/bin/python benchmarks/bench_detector.py --only tracking --video demo/vtest_600_750.mp4
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from hpe3d_ros.detection import load_detector
+from hpe3d_ros.detection.base import Person2D
+from hpe3d_ros.detection.smoothing import KeypointSmoother
+from hpe3d_ros.detection.tracking import Tracker
+
+ROOT = Path(__file__).resolve().parents[1]
+FRAMES = {
+    "vtest_0040.jpg": 6,
+    "vtest_0260.jpg": 7,
+    "vtest_0480.jpg": 4,
+    "vtest_0700.png": 8,
+}
+CONFIGS: dict[str, dict] = {
+    "bottom_up 256 1x1": dict(mode="bottom_up", input_size=256, tiles=(1, 1)),
+    "bottom_up 512 1x1": dict(mode="bottom_up", input_size=512, tiles=(1, 1)),
+    "bottom_up 768 1x1": dict(mode="bottom_up", input_size=768, tiles=(1, 1)),
+    "bottom_up 1024 1x1": dict(mode="bottom_up", input_size=1024, tiles=(1, 1)),
+    "bottom_up 384 2x1": dict(mode="bottom_up", input_size=384, tiles=(2, 1)),
+    "bottom_up 512 2x1 (default)": dict(mode="bottom_up"),
+    "bottom_up 512 2x2": dict(mode="bottom_up", input_size=512, tiles=(2, 2)),
+    "top_down thunder, 512 2x1": dict(mode="top_down", single_model="thunder"),
+    "top_down lightning, 512 2x1": dict(mode="top_down", single_model="lightning"),
+    "top_down thunder, 768 1x1": dict(mode="top_down", input_size=768, tiles=(1, 1)),
+}
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def bench_counts(threads: int, repeats: int) -> None:
+    images = {name: read_rgb(ROOT / "test" / "data" / name) for name in FRAMES}
+    by_eye = "/".join(str(v) for v in FRAMES.values())
+    sys.stdout.write(f"| configuration | people found (by eye {by_eye}) | ms / frame (median) |\n")
+    sys.stdout.write("|---|---|---|\n")
+    for label, cfg in CONFIGS.items():
+        det = load_detector(threads=threads, **cfg)
+        counts, times = [], []
+        for img in images.values():
+            counts.append(len(det.detect(img)))  # also warms up
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                det.detect(img)
+                times.append(1e3 * (time.perf_counter() - t0))
+        row = f"| {label} | {'/'.join(map(str, counts))} | {statistics.median(times):.0f} |\n"
+        sys.stdout.write(row)
+        sys.stdout.flush()
+
+
+def read_video(path: Path, start: int, stop: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames, i = [], 0
+    while i < stop:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        if i >= start:
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        i += 1
+    return frames
+
+
+def near_border(p: Person2D, w: int, h: int, margin: float = 30.0) -> bool:
+    x0, y0, x1, y1 = p.box
+    return x0 < margin or y0 < margin or x1 > w - margin or y1 > h - margin
+
+
+def bench_tracking(video: Path, start: int, stop: int, threads: int, fps: float) -> None:
+    frames = read_video(video, start, stop)
+    h, w = frames[0].shape[:2]
+    det, tracker, smoother = load_detector(threads=threads), Tracker(), KeypointSmoother()
+    seen: set[int] = set()
+    interior_births = 0
+    raw_tracks: dict[int, dict[int, np.ndarray]] = {}
+    smooth_tracks: dict[int, dict[int, np.ndarray]] = {}
+    n_people = []
+    t0 = time.perf_counter()
+    for f, rgb in enumerate(frames):
+        people = tracker.update(det.detect(rgb))
+        smoothed = smoother.smooth(people, f / fps)
+        n_people.append(len(people))
+        for p, s in zip(people, smoothed, strict=True):
+            if p.track_id not in seen:
+                seen.add(p.track_id)
+                interior_births += f > 0 and not near_border(p, w, h)
+            kp_raw = np.where(p.scores[:, None] >= 0.3, p.keypoints, np.nan)
+            kp_smooth = np.where(p.scores[:, None] >= 0.3, s.keypoints, np.nan)
+            raw_tracks.setdefault(p.track_id, {})[f] = kp_raw
+            smooth_tracks.setdefault(p.track_id, {})[f] = kp_smooth
+    elapsed = time.perf_counter() - t0
+    n = len(frames)
+    sys.stdout.write(
+        f"frames {start}-{start + n - 1} of {video.name}: {n} frames, "
+        f"{1e3 * elapsed / n:.0f} ms/frame with tracking, people/frame mean "
+        f"{np.mean(n_people):.2f}, ids {len(seen)}, new ids in the interior after frame 0: "
+        f"{interior_births} ({100 * interior_births / n:.1f} per 100 frames)\n"
+    )
+
+    def jitter(tracks: dict[int, dict[int, np.ndarray]]) -> float:
+        acc = []
+        for frames_kp in tracks.values():
+            for f in frames_kp:
+                if f - 1 in frames_kp and f + 1 in frames_kp:
+                    a = frames_kp[f + 1] - 2 * frames_kp[f] + frames_kp[f - 1]
+                    acc.append(np.linalg.norm(a, axis=1))
+        return float(np.nanmean(np.concatenate(acc)))
+
+    lag = np.concatenate(
+        [
+            np.linalg.norm(smooth_tracks[t][f] - raw_tracks[t][f], axis=1)
+            for t in raw_tracks
+            for f in raw_tracks[t]
+        ]
+    )
+    sys.stdout.write(
+        f"One-Euro (min_cutoff 1 Hz, beta 0.05): jitter raw {jitter(raw_tracks):.2f} -> "
+        f"smoothed {jitter(smooth_tracks):.2f} px/frame^2, lag mean {np.nanmean(lag):.2f} px\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=("counts", "tracking"), default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--video", type=Path, default=Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+    )
+    parser.add_argument("--start", type=int, default=0)
+    parser.add_argument("--stop", type=int, default=10**9)
+    parser.add_argument("--fps", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    if args.only in (None, "counts"):
+        bench_counts(args.threads, args.repeats)
+    if args.only in (None, "tracking"):
+        bench_tracking(args.video, args.start, args.stop, args.threads, args.fps)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
