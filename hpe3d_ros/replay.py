@@ -1,0 +1,393 @@
+"""Offline evaluation: replay rosbag2 bags through exactly the node's pipeline.
+
+``hpe3d-replay BAG [BAG ...] --output OUT`` reads every frame of the camera topics (no drops:
+each input frame gives one row of ``OUT/frames.csv``, failed frames with their reason), runs
+the pipeline that ``config/pipeline.yaml`` describes, and writes
+
+* ``OUT/bags/<sequence>/``: a bag (MCAP) with the node's output topics and types
+  (:mod:`hpe3d_ros.topics`), header stamps = input stamps, log times = input log times; one
+  message per topic per processed frame, as the live node publishes (failed frames: none);
+* ``OUT/frames.csv``, ``OUT/people.csv``, ``OUT/summary.json`` (:mod:`hpe3d_ros.report`),
+  with GT errors when the bag carries ``gt_poses`` or ``--gt-npz`` is given
+  (:mod:`hpe3d_ros.replay_gt`);
+* ``OUT/pictures/<sequence>/``: overlays, hypotheses plots, an MP4 per camera.
+
+Which topics are cameras and how frames meet their CameraInfo: :mod:`hpe3d_ros.replay_inputs`.
+Each bag is one sequence; tracks are reset between bags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from hpe3d_ros.bagio import BagReader, BagReadError, BagWriter, deserialize
+from hpe3d_ros.config import ConfigError, NodeConfig, load_config
+from hpe3d_ros.imaging import ImageDecodeError
+from hpe3d_ros.pipeline import Pipeline, PipelineInputError
+from hpe3d_ros.replay_gt import ERROR_COLUMNS, Sidecar, gt_from_msg, match_people, person_errors
+from hpe3d_ros.replay_inputs import (
+    CAMERA_INFO,
+    KEYPOINTS,
+    CameraInfoIndex,
+    decode_image,
+    discover_streams,
+    frame_seed,
+    lift_keypoint_msg,
+    output_messages,
+)
+from hpe3d_ros.replay_pictures import Pictures
+from hpe3d_ros.report import Tables, build_summary, format_summary, people_rows, write_summary
+
+__all__ = ["discover_streams", "frame_seed", "main", "replay"]
+
+SHIPPED_PARAMS = Path(__file__).resolve().parents[1] / "config" / "pipeline.yaml"
+
+
+class _Failed(Exception):
+    """A frame that cannot be processed; the message is the table's ``reason``."""
+
+
+def replay(
+    bags: Sequence[str | Path],
+    out_dir: str | Path,
+    cfg: NodeConfig,
+    pipeline: Pipeline,
+    *,
+    cameras: Sequence[str] | None = None,
+    gt_npz: str | Path | None = None,
+    storage: str = "mcap",
+    progress: bool = False,
+    overlays: int = 4,
+    video_max_frames: int = 600,
+    params_file: str = "",
+    model_load_s: float = 0.0,
+) -> dict[str, Any]:
+    """Replay ``bags`` (one sequence each) into ``out_dir``; returns the summary.
+
+    A damaged bag does not raise: everything up to the damage is written, the bag's entry in
+    ``summary["bags"]`` carries the error and ``summary["complete"]`` is False.
+
+    Raises:
+        ConfigError: a camera named in ``cameras`` is not configured or not in a bag.
+        ValueError: a bag has no camera topics, or the GT file is unusable.
+    """
+    out_dir = Path(out_dir)
+    sidecar = Sidecar(gt_npz) if gt_npz else None
+    tables = Tables(out_dir)
+    pictures = Pictures(out_dir / "pictures", overlays, video_max_frames)
+    timing: dict[str, list[float]] = {"frame_ms": [], "loop_s": []}
+    infos = []
+    t0 = time.perf_counter()
+    try:
+        for bag in bags:
+            infos.append(
+                _replay_bag(
+                    Path(bag),
+                    out_dir,
+                    cfg,
+                    pipeline,
+                    cameras,
+                    sidecar,
+                    storage,
+                    tables,
+                    pictures,
+                    timing,
+                    progress,
+                )
+            )
+    finally:
+        tables.close()
+        written = pictures.close()
+    wall = time.perf_counter() - t0
+    loop = sum(timing.pop("loop_s"))
+    n = len(tables.frame_rows)
+    timings = {
+        "wall_s": wall,
+        "frames_s": loop,
+        "model_load_s": model_load_s,
+        "frames_per_s": n / loop if loop > 0 else 0.0,
+        "stage_ms": {k: _stats(v) for k, v in sorted(timing.items())},
+    }
+    summary = build_summary(
+        tables,
+        bags=infos,
+        timings=timings,
+        params={"params_file": params_file, **cfg.values},
+        model_id=pipeline.model_id,
+        outputs={
+            "frames_csv": str(tables.frames_path),
+            "people_csv": str(tables.people_path),
+            "pictures": written,
+        },
+    )
+    write_summary(summary, out_dir / "summary.json")
+    return summary
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return {}
+    return {"mean": float(v.mean()), "p50": float(np.median(v)),
+            "p95": float(np.percentile(v, 95)), "n": int(v.size)}  # fmt: skip
+
+
+def _replay_bag(bag, out_dir, cfg, pipeline, cameras, sidecar, storage, tables, pictures,
+                timing, progress) -> dict[str, Any]:  # fmt: skip
+    seq = bag.stem if bag.is_file() else bag.name
+    info: dict[str, Any] = {"bag": str(bag), "sequence": seq, "complete": True, "error": "",
+                            "streams": [], "output_bag": "", "output_messages": {}}  # fmt: skip
+    try:
+        reader = BagReader(bag)
+    except BagReadError as exc:
+        info.update(complete=False, error=str(exc))
+        return info
+    with reader:
+        streams = discover_streams(reader.topics, cfg, cameras)
+        if not streams:
+            raise ValueError(
+                f"bag {bag}: no camera topics (an Image, CompressedImage or h36m17 "
+                f"Keypoints2DArray topic with a camera_info topic beside it); topics: "
+                f"{sorted(reader.topics)}"
+            )
+        info["streams"] = [vars(s) for s in streams]
+        if reader.damage:
+            info["recovered_because"] = reader.damage
+        pipeline.reset()
+        calib = CameraInfoIndex(cfg["camera_info_tolerance_s"])
+        gts: dict[str, dict[int, np.ndarray]] = {}
+        try:
+            side = {s.info_topic for s in streams} | {s.gt_topic for s in streams if s.gt_topic}
+            for topic, msgtype, _, raw in reader.messages(side):
+                try:
+                    msg = deserialize(raw, msgtype)
+                except Exception:  # frames needing it fail as "missing"
+                    continue
+                if msgtype == CAMERA_INFO:
+                    calib.add(topic, msg)
+                else:
+                    gts.setdefault(topic, {})[_stamp(msg)] = gt_from_msg(msg)
+        except BagReadError as exc:
+            info.update(complete=False, error=str(exc))
+        by_topic = {s.topic: s for s in streams}
+        counts = dict.fromkeys(by_topic, 0)
+        for s in streams:
+            pictures.plan(seq, s.camera, reader.counts.get(s.topic), calib.stamps(s.info_topic))
+        total = sum(reader.counts.get(t) or 0 for t in by_topic) or None
+        info["output_bag"] = str(out_dir / "bags" / seq)
+        writer = BagWriter(out_dir / "bags" / seq, storage)
+        t_loop = time.perf_counter()
+        bar = tqdm(total=total, unit="frame", desc=seq, disable=not progress, file=sys.stderr)
+        try:
+            for topic, msgtype, log_ns, raw in reader.messages(by_topic):
+                s = by_topic[topic]
+                t = time.perf_counter()
+                frame, people, result, image = _frame(
+                    seq,
+                    s,
+                    counts[topic],
+                    msgtype,
+                    log_ns,
+                    raw,
+                    calib,
+                    pipeline,
+                    sidecar,
+                    gts.get(s.gt_topic or "", {}),
+                )
+                if result is not None:
+                    for out_topic, out_type, data in output_messages(result, cfg, image):
+                        writer.write(out_topic, out_type, log_ns, data)
+                    for stage, ms in result.timings_ms.items():
+                        timing.setdefault(stage, []).append(ms)
+                timing["frame_ms"].append(1e3 * (time.perf_counter() - t))
+                tables.add(frame, people)
+                pictures.add(seq, s.camera, counts[topic], image, result, frame["reason"])
+                counts[topic] += 1
+                bar.update()
+        except BagReadError as exc:
+            info.update(complete=False, error=str(exc))
+        finally:
+            timing["loop_s"].append(time.perf_counter() - t_loop)
+            bar.close()
+            writer.close()
+        info["output_messages"] = dict(writer.counts)
+        info["frames"] = counts
+    return info
+
+
+def _stamp(msg: Any) -> int:
+    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+
+
+def _frame(seq, s, index, msgtype, log_ns, raw, calib, pipeline, sidecar, gt_by_stamp):
+    """One input frame -> (frame row, people rows, result or None, image or None)."""
+    row: dict[str, Any] = {"sequence": seq, "camera": s.camera, "topic": s.topic,
+                           "index": index, "log_time_ns": log_ns, "status": "failed"}  # fmt: skip
+    image = result = camera = None
+    try:
+        try:
+            msg = deserialize(raw, msgtype)
+        except Exception as exc:  # garbage bytes raise many types
+            raise _Failed(f"decode error: cannot deserialize {msgtype}: {exc}") from exc
+        stamp = row["stamp_ns"] = _stamp(msg)
+        frame_id = row["frame_id"] = s.frame_id or msg.header.frame_id
+        try:
+            camera = calib.lookup(s.info_topic, stamp)
+        except ValueError as exc:
+            raise _Failed(str(exc)) from exc
+        if msgtype == KEYPOINTS:
+            try:
+                result = lift_keypoint_msg(pipeline, msg, camera, s.camera, frame_id, stamp)
+            except ValueError as exc:
+                raise _Failed(f"bad keypoints: {exc}") from exc
+        else:
+            try:
+                image = decode_image(msg, msgtype)
+            except ImageDecodeError as exc:
+                raise _Failed(f"decode error: {exc}") from exc
+            try:
+                result = pipeline.process(
+                    image, camera, camera_name=s.camera, frame_id=frame_id, stamp_ns=stamp
+                )
+            except PipelineInputError as exc:
+                kind = "size mismatch" if "CameraInfo says" in str(exc) else "bad image"
+                raise _Failed(f"{kind}: {exc}") from exc
+            except Exception as exc:  # a backend failing mid-stream
+                raise _Failed(f"pipeline error: {type(exc).__name__}: {exc}") from exc
+    except _Failed as exc:
+        row["reason"] = str(exc)
+        return row, [], None, image
+    lifted = sum(p.num_hypotheses > 0 for p in result.people)
+    row.update(
+        status="ok",
+        reason="",
+        detections=len(result.detections),
+        people=len(result.people),
+        lifted=lifted,
+    )
+    people = people_rows(
+        result, {"sequence": seq, "camera": s.camera, "index": index, "stamp_ns": stamp}
+    )
+    gt = sidecar.lookup(s.camera, stamp) if sidecar else gt_by_stamp.get(stamp)
+    if gt is not None:
+        pairs = match_people(result.people, gt, camera)
+        row.update(gt_people=len(gt), gt_matched=len(pairs))
+        errs = []
+        for i, j in pairs:
+            e = person_errors(result.people[i], gt[j])
+            people[i].update(gt_index=j, **e)
+            if people[i]["lifted"]:
+                errs.append(e)
+        for col in ERROR_COLUMNS:
+            row[col] = float(np.mean([e[col] for e in errs])) if errs else float("nan")
+    return row, people, result, image
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects name=value, got {item!r}")
+        out[name.strip()] = yaml.safe_load(value)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="hpe3d-replay",
+        description="Replay rosbag2 bags (sqlite3/MCAP) through the hpe3d pipeline: output "
+        "bag, per-frame tables, JSON summary (with GT errors when GT is present), pictures.",
+    )
+    ap.add_argument("bags", nargs="+", type=Path, help="input bag folders (or .mcap/.db3 files)")
+    ap.add_argument("--output", "-o", type=Path, required=True, help="output folder")
+    ap.add_argument(
+        "--params-file",
+        type=Path,
+        default=SHIPPED_PARAMS,
+        help="node parameters YAML (default: the shipped config/pipeline.yaml)",
+    )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a parameter, e.g. --set lifter.num_hypotheses=20",
+    )
+    ap.add_argument("--cameras", help="comma-separated configured cameras (default: discover)")
+    ap.add_argument("--gt-npz", type=Path, help="side-car ground truth (see replay_gt.py)")
+    ap.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    ap.add_argument("--overlays", type=int, default=4, help="overlay PNGs per camera")
+    ap.add_argument(
+        "--video-max-frames",
+        type=int,
+        default=600,
+        help="frames per camera in the overlay MP4 (0: no video)",
+    )
+    ap.add_argument("--no-pictures", action="store_true", help="skip PNGs and MP4s")
+    ap.add_argument("--overwrite", action="store_true", help="replace earlier results in OUT")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = ap.parse_args(argv)
+    err = "hpe3d-replay: error:"
+    try:
+        cfg = load_config(args.params_file, **_parse_set(args.set))
+    except ConfigError as exc:
+        print(f"{err} {exc}", file=sys.stderr)
+        return 1
+    out = args.output
+    if (out / "frames.csv").exists() and not args.overwrite:
+        print(f"{err} {out} already holds replay results; pass --overwrite", file=sys.stderr)
+        return 1
+    for sub in ("bags", "pictures"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    from hpe3d_ros.build import ModelLoadError, build_pipeline
+
+    t0 = time.perf_counter()
+    try:
+        pipeline = build_pipeline(cfg)
+    except ModelLoadError as exc:
+        print(f"{err} {exc}", file=sys.stderr)
+        return 1
+    load_s = time.perf_counter() - t0
+    try:
+        summary = replay(
+            args.bags,
+            out,
+            cfg,
+            pipeline,
+            cameras=args.cameras.split(",") if args.cameras else None,
+            gt_npz=args.gt_npz,
+            storage=args.storage,
+            progress=not args.quiet,
+            overlays=0 if args.no_pictures else args.overlays,
+            video_max_frames=0 if args.no_pictures else args.video_max_frames,
+            params_file=str(args.params_file),
+            model_load_s=load_s,
+        )
+    except (ConfigError, BagReadError, ValueError) as exc:
+        print(f"{err} {exc}", file=sys.stderr)
+        return 1
+    print(format_summary(summary))
+    print(f"results: {out}/frames.csv, people.csv, summary.json, bags/, pictures/")
+    if not summary["complete"]:
+        for b in summary["bags"]:
+            if b["error"]:
+                print(
+                    f"{err} {b['error']} (results up to the damage are in {out})", file=sys.stderr
+                )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
