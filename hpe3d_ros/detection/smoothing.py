@@ -68,6 +68,9 @@ class KeypointSmoother:
 
     def smooth(self, people: list[Person2D], t_s: float) -> list[Person2D]:
         """Return ``people`` with filtered keypoints; scores, boxes and ids unchanged."""
+        self._filters = {
+            k: v for k, v in self._filters.items() if t_s - v[1] <= self.forget_after_s
+        }
         out = []
         for p in people:
             if p.track_id < 0:
@@ -76,7 +79,4 @@ class KeypointSmoother:
             filt = self._filters.get(p.track_id, (OneEuroFilter(*self.params), t_s))[0]
             self._filters[p.track_id] = (filt, t_s)
             out.append(p.with_keypoints(filt(p.keypoints, t_s).astype(np.float32)))
-        self._filters = {
-            k: v for k, v in self._filters.items() if t_s - v[1] <= self.forget_after_s
-        }
         return out
