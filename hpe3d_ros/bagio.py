@@ -194,6 +194,8 @@ def _recover_messages(
                 }
                 rows = con.execute("SELECT topic_id, timestamp, data FROM messages ORDER BY id")
                 for tid, t, data in rows:
+                    if tid not in topics or t is None or data is None:  # a zeroed page
+                        raise sqlite3.DatabaseError("row of zeros (file cut short)")
                     n, last = n + 1, t
                     yield (*topics[tid], int(t), bytes(data))
             except sqlite3.DatabaseError as exc:
