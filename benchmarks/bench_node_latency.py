@@ -118,8 +118,14 @@ def main() -> int:
     try:
         for rate in args.rates:
             r = run(rate, args.seconds, args.k)
-            cells = [f"{r['rate_hz']:.0f} Hz", r["published"], r["answered"],
-                     f"{r['processed_hz']:.1f} Hz", f"{r['p50_ms']:.0f} ms", f"{r['p95_ms']:.0f} ms"]  # fmt: skip
+            cells = [
+                f"{r['rate_hz']:.0f} Hz",
+                r["published"],
+                r["answered"],
+                f"{r['processed_hz']:.1f} Hz",
+                f"{r['p50_ms']:.0f} ms",
+                f"{r['p95_ms']:.0f} ms",
+            ]
             print("| " + " | ".join(str(c) for c in cells) + " |")
     finally:
         rclpy.try_shutdown()
