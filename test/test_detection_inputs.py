@@ -10,6 +10,7 @@ import pytest
 
 from hpe3d_ros.detection import Detector, load_detector
 from hpe3d_ros.detection.image import to_rgb8
+from hpe3d_ros.detection.movenet_multipose import tile_grid
 
 FRAME = Path(__file__).resolve().parent / "data" / "vtest_0480.jpg"
 
@@ -84,3 +85,23 @@ def test_bad_arguments_raise_value_error(kwargs: dict) -> None:
 def test_threads_parameter_reaches_onnxruntime() -> None:
     det = load_detector(threads=1, input_size=256, tiles=(1, 1))
     assert det.session.get_session_options().intra_op_num_threads == 1
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 768])
+@pytest.mark.parametrize("grid", [(1, 1), (2, 1), (3, 3)])
+def test_tiles_are_never_empty_and_cover_the_image(size: int, grid: tuple[int, int]) -> None:
+    tiles = tile_grid(size, size, *grid, 0.25)
+    assert len(tiles) == grid[0] * grid[1]
+    assert all(x1 > x0 and y1 > y0 for x0, y0, x1, y1 in tiles)
+    assert min(t[0] for t in tiles) == 0 and max(t[2] for t in tiles) == size
+
+
+def test_cuda_request_without_cuda_falls_back_to_cpu(caplog: pytest.LogCaptureFixture) -> None:
+    import onnxruntime as ort
+
+    det = load_detector(device="cuda", input_size=256, tiles=(1, 1))
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        assert det.session.get_providers()[0] == "CUDAExecutionProvider"
+    else:
+        assert det.session.get_providers() == ["CPUExecutionProvider"]
+        assert "running on CPU" in caplog.text

@@ -43,7 +43,8 @@ def tile_grid(
             return [(0, size)]
         span = size / (n - (n - 1) * overlap)
         step = (size - span) / (n - 1)
-        return [(round(i * step), min(size, round(i * step + span))) for i in range(n)]
+        starts = [min(round(i * step), size - 1) for i in range(n)]
+        return [(a, max(a + 1, min(size, round(i * step + span)))) for i, a in enumerate(starts)]
 
     return [(x0, y0, x1, y1) for y0, y1 in spans(height, rows) for x0, x1 in spans(width, cols)]
 

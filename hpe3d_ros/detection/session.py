@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import onnxruntime
+
+LOG = logging.getLogger(__name__)
 
 #: Directory of the ONNX files shipped with the package.
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -33,6 +36,9 @@ def open_session(
     import onnxruntime as ort
 
     providers = providers_for(device)
+    if providers[0] not in ort.get_available_providers():
+        LOG.warning("%s not available in this onnxruntime: running on CPU", providers[0])
+        providers = ["CPUExecutionProvider"]
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ONNX model not found: {path}")
