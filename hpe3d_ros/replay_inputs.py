@@ -32,7 +32,7 @@ IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
 KEYPOINTS = "hpe3d_ros/msg/Keypoints2DArray"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
-_GENERIC = {"camera", "image", "image_raw", "image_rect", "image_color", "color", "rgb"}
+_GENERIC = {"camera", "cam", "image", "image_raw", "image_rect", "image_color", "color", "rgb"}
 
 
 @dataclass(frozen=True)

@@ -123,8 +123,8 @@ def build_summary(
         )  # fmt: skip
         c["frames"] += 1
         c[r["status"]] += 1
-        c["people"] += int(r["people"] or 0)
-        c["lifted"] += int(r["lifted"] or 0)
+        c["people"] += int(r.get("people") or 0)
+        c["lifted"] += int(r.get("lifted") or 0)
         if r["status"] == "failed":
             kind = str(r["reason"]).split(":")[0]
             c["failures"][kind] = c["failures"].get(kind, 0) + 1
