@@ -22,7 +22,9 @@ key=$(hash_of requirements.lock)
 if ! up_to_date venv "$key" || [ ! -x "$VENV/bin/python" ]; then
     say "installing pinned packages into $VENV (first run: about a minute)"
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.lock
+    # (the grep drops pip's notes about this machine's unused local index paths)
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.lock \
+        2> >(grep -v "^WARNING: Location 'file:" >&2)
     # 2. The wheels' exported CMake files name the include dirs of the Python that built the
     #    wheels; repoint them at this venv's Python and numpy headers.
     py_inc=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
