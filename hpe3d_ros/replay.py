@@ -6,7 +6,8 @@ the pipeline that ``config/pipeline.yaml`` describes, and writes
 
 * ``OUT/bags/<sequence>/``: a bag (MCAP) with the node's output topics and types
   (:mod:`hpe3d_ros.topics`), header stamps = input stamps, log times = input log times; one
-  message per topic per processed frame, as the live node publishes (failed frames: none);
+  message per topic per processed frame, as the live node publishes (failed frames: none),
+  and ``/diagnostics`` every ``diagnostics.period_s`` of bag time;
 * ``OUT/frames.csv``, ``OUT/people.csv``, ``OUT/summary.json`` (:mod:`hpe3d_ros.report`),
   with GT errors when the bag carries ``gt_poses`` or ``--gt-npz`` is given
   (:mod:`hpe3d_ros.replay_gt`);
@@ -38,6 +39,7 @@ from hpe3d_ros.replay_gt import ERROR_COLUMNS, Sidecar, gt_from_msg, match_peopl
 from hpe3d_ros.replay_inputs import (
     CAMERA_INFO,
     KEYPOINTS,
+    BagDiagnostics,
     CameraInfoIndex,
     decode_image,
     discover_streams,
@@ -186,6 +188,7 @@ def _replay_bag(bag, out_dir, cfg, pipeline, cameras, sidecar, storage, tables, 
         total = sum(reader.counts.get(t) or 0 for t in by_topic) or None
         info["output_bag"] = str(out_dir / "bags" / seq)
         writer = BagWriter(out_dir / "bags" / seq, storage)
+        diag = BagDiagnostics([s.camera for s in streams], cfg, pipeline.model_id)
         t_loop = time.perf_counter()
         bar = tqdm(total=total, unit="frame", desc=seq, disable=not progress, file=sys.stderr)
         try:
@@ -209,7 +212,11 @@ def _replay_bag(bag, out_dir, cfg, pipeline, cameras, sidecar, storage, tables, 
                         writer.write(out_topic, out_type, log_ns, data)
                     for stage, ms in result.timings_ms.items():
                         timing.setdefault(stage, []).append(ms)
-                timing["frame_ms"].append(1e3 * (time.perf_counter() - t))
+                ms = 1e3 * (time.perf_counter() - t)
+                timing["frame_ms"].append(ms)
+                diag.on_frame(s.camera, log_ns, result is not None, frame["reason"], ms)
+                for out_topic, out_type, data in diag.due(log_ns):
+                    writer.write(out_topic, out_type, log_ns, data)
                 tables.add(frame, people)
                 pictures.add(seq, s.camera, counts[topic], image, result, frame["reason"])
                 counts[topic] += 1

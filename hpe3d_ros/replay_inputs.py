@@ -26,12 +26,13 @@ from hpe3d_ros.pipeline import Pipeline
 from hpe3d_ros.replay_gt import GT_TOPIC_NAME, GT_TYPE
 from hpe3d_ros.results import FrameResult, Person3D
 from hpe3d_ros.skeleton import H36M_JOINT_NAMES
-from hpe3d_ros.topics import OUTPUTS, output_topic
+from hpe3d_ros.topics import DIAGNOSTICS, OUTPUTS, output_topic
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
 KEYPOINTS = "hpe3d_ros/msg/Keypoints2DArray"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+DIAGNOSTICS_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
 _GENERIC = {"camera", "cam", "image", "image_raw", "image_rect", "image_color", "color", "rgb"}
 
 
@@ -213,3 +214,69 @@ def _debug_image(result: FrameResult, image: np.ndarray) -> Any:
     msg.header.stamp, msg.header.frame_id = ns_to_stamp(result.stamp_ns), result.frame_id
     msg.data = data
     return msg
+
+
+class BagDiagnostics:
+    """``/diagnostics`` as the live node would publish them, on the bag's clock.
+
+    Every ``period_s`` of log time, one ``DiagnosticArray`` with a status per camera
+    (:mod:`hpe3d_ros.ros.diagnostics`): counts so far, rates over the last 5 s of bag time,
+    processing latency (wall time of this replay) and the last failure.
+    """
+
+    WINDOW_S = 5.0
+
+    def __init__(self, cameras: Sequence[str], cfg: NodeConfig, model_id: str) -> None:
+        self.period_ns = int(cfg["diagnostics.period_s"] * 1e9)
+        self.stale_s = cfg["diagnostics.stale_timeout_s"]
+        self.extra = {"lifter": model_id, "detector": str(cfg.detector.get("mode", ""))}
+        self.cams = {c: {"received": 0, "processed": 0, "failed": 0, "rx": [], "done": [],
+                         "ms": [], "last": None, "error": ""} for c in cameras}  # fmt: skip
+        self._next: int | None = None
+
+    def on_frame(self, camera: str, log_ns: int, ok: bool, reason: str, ms: float) -> None:
+        c = self.cams[camera]
+        c["received"] += 1
+        c["rx"].append(log_ns)
+        c["last"] = log_ns
+        if ok:
+            c["processed"] += 1
+            c["done"].append(log_ns)
+            c["ms"] = (c["ms"] + [ms])[-100:]
+        else:
+            c["failed"] += 1
+            c["error"] = reason
+
+    def due(self, log_ns: int) -> list[tuple[str, str, bytes]]:
+        """The array to write at ``log_ns`` when a period has passed, else nothing."""
+        if self._next is None:
+            self._next = log_ns + self.period_ns
+        if log_ns < self._next:
+            return []
+        self._next = log_ns + self.period_ns
+        from hpe3d_ros.ros import diagnostics
+        from hpe3d_ros.ros.conversions import ns_to_stamp
+
+        window = int(self.WINDOW_S * 1e9)
+        statuses = []
+        for name, c in self.cams.items():
+            c["rx"] = [t for t in c["rx"] if log_ns - t <= window]
+            c["done"] = [t for t in c["done"] if log_ns - t <= window]
+            lat = np.asarray(c["ms"], dtype=np.float64)
+            snap = {
+                "received": c["received"], "processed": c["processed"], "dropped": 0,
+                "failed": c["failed"],
+                "input_rate_hz": len(c["rx"]) / self.WINDOW_S,
+                "processed_rate_hz": len(c["done"]) / self.WINDOW_S,
+                "latency_p50_ms": float(np.percentile(lat, 50)) if lat.size else float("nan"),
+                "latency_p95_ms": float(np.percentile(lat, 95)) if lat.size else float("nan"),
+                "silent_s": float("inf") if c["last"] is None else (log_ns - c["last"]) / 1e9,
+                "last_error": c["error"],
+            }  # fmt: skip
+            has_info = c["processed"] > 0
+            status = diagnostics.camera_status(
+                "/hpe3d_pipeline", name, snap, self.stale_s, has_info, self.extra
+            )
+            statuses.append(status)
+        msg = diagnostics.diagnostic_array(ns_to_stamp(log_ns), statuses)
+        return [(DIAGNOSTICS, DIAGNOSTICS_TYPE, serialize_ros(msg))]

@@ -122,7 +122,7 @@ class Pictures:
             if cam.best is not None:
                 _, index, overlay, result = cam.best
                 path = cam.folder / f"hypotheses_{camera}_{index:05d}.png"
-                plot_hypotheses(result, overlay, path)
+                plot_hypotheses(result, overlay, path, index)
                 cam.written.append(str(path))
             out.extend(cam.written)
         return sorted(out)
@@ -133,7 +133,9 @@ def _up(p: np.ndarray) -> np.ndarray:
     return np.stack([p[..., 0], p[..., 2], -p[..., 1]], axis=-1)
 
 
-def plot_hypotheses(result: FrameResult, overlay: np.ndarray | None, path: Path) -> None:
+def plot_hypotheses(
+    result: FrameResult, overlay: np.ndarray | None, path: Path, index: int = 0
+) -> None:
     """Overlay | K hypotheses of the largest lifted person | bird's-eye view."""
     import matplotlib
 
@@ -149,13 +151,13 @@ def plot_hypotheses(result: FrameResult, overlay: np.ndarray | None, path: Path)
         ax = fig.add_subplot(1, panels, col)
         ax.imshow(overlay)
         ax.set_axis_off()
-        ax.set_title(f"{result.camera_name}, stamp {result.stamp_ns} ns: 2D keypoints")
+        ax.set_title(f"camera {result.camera_name}, frame {index}: 2D keypoints")
         col += 1
     ax3 = fig.add_subplot(1, panels, col, projection="3d")
     hyps = _up(person.hypotheses_m - person.root_m.astype(np.float32))
     for h in hyps:
         for a, b in H36M_BONES:
-            ax3.plot(*zip(h[a], h[b], strict=True), color="tab:blue", alpha=0.08, lw=0.8)
+            ax3.plot(*zip(h[a], h[b], strict=True), color="tab:blue", alpha=0.15, lw=0.8)
     mean = hyps.mean(axis=0)
     for a, b in H36M_BONES:
         ax3.plot(*zip(mean[a], mean[b], strict=True), color="k", lw=2.0)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("rclpy", reason="ROS 2 wheels not installed")
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.serialization import deserialize_message, serialize_message
 
 from hpe3d_ros import metrics
@@ -144,6 +145,11 @@ def test_every_frame_gives_one_row_bad_ones_failed_with_reason(tmp_path, cfg, pi
     assert cam["camera"] == "cam" and cam["failed"] == 7 and cam["failures"]["decode error"] == 3
     _, got = _outputs(tmp_path / "out" / "bags" / "messy")
     assert len(got[output_topic("cam", "hypotheses")]) == 1  # published for processed frames
+    diag = [deserialize_message(raw, DiagnosticArray) for _, raw in got["/diagnostics"]]
+    assert len(diag) >= 5  # one per diagnostics.period_s (1 s) of bag time
+    (status,) = diag[-1].status
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.name == "/hpe3d_pipeline: camera cam" and int(values["failed"]) >= 5
 
 
 def test_same_bag_and_seed_give_byte_identical_tables(tmp_path, cfg, pipeline):
