@@ -52,7 +52,21 @@ from hpe3d_ros.report import Tables, build_summary, format_summary, people_rows,
 
 __all__ = ["discover_streams", "frame_seed", "main", "replay"]
 
-SHIPPED_PARAMS = Path(__file__).resolve().parents[1] / "config" / "pipeline.yaml"
+
+def shipped_params() -> Path:
+    """``config/pipeline.yaml`` of a checkout, else of the installed package's share folder."""
+    here = Path(__file__).resolve().parents[1] / "config" / "pipeline.yaml"
+    if here.is_file():
+        return here
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("hpe3d_ros")) / "config" / "pipeline.yaml"
+    except Exception:  # not in an ament index: the pip world's prefix
+        return Path(sys.prefix) / "share" / "hpe3d_ros" / "config" / "pipeline.yaml"
+
+
+SHIPPED_PARAMS = shipped_params()
 
 
 class _Failed(Exception):

@@ -156,11 +156,16 @@ def test_same_bag_and_seed_give_byte_identical_tables(tmp_path, cfg, pipeline):
     frames = list(read_images(TEST_DATA))[:2]
     write_image_bag(tmp_path / "seq", frames, CAM)
     tables = []
-    for run in ("a", "b"):
-        _replay([tmp_path / "seq"], tmp_path / run, cfg, pipeline)
+    for run, pictures in (("a", 2), ("b", 0)):  # pictures do not change the tables
+        _replay([tmp_path / "seq"], tmp_path / run, cfg, pipeline, overlays=pictures,
+                video_max_frames=10 * pictures)  # fmt: skip
         tables.append([(tmp_path / run / f).read_bytes() for f in ("frames.csv", "people.csv")])
     assert tables[0] == tables[1]
     assert tables[0][1].count(b"\n") > 5  # people were found
+    pics = sorted(p.name for p in (tmp_path / "a" / "pictures" / "seq").iterdir())
+    assert pics == ["hypotheses_front_00001.png", "overlay_front.mp4", "overlay_front_00000.png",
+                    "overlay_front_00001.png"]  # fmt: skip
+    assert all(p.stat().st_size > 10_000 for p in (tmp_path / "a" / "pictures" / "seq").iterdir())
 
 
 def test_truncated_bag_clear_error_and_results_up_to_the_damage(tmp_path, capsys):
@@ -207,6 +212,15 @@ def test_gt_bag_mpjpe_equals_metrics_on_the_same_frames(tmp_path, cfg, pipeline,
     write_sidecar(tmp_path / "gt.npz", scene)
     side = _replay([tmp_path / "gt"], tmp_path / "out2", cfg, pipeline, gt_npz=tmp_path / "gt.npz")
     assert side["ground_truth"] == summary["ground_truth"]
+
+
+def test_cli_help_and_bad_parameter(capsys):
+    with pytest.raises(SystemExit) as ok:
+        main(["--help"])
+    assert ok.value.code == 0 and "--gt-npz" in capsys.readouterr().out
+    assert main(["x", "-o", "y", "--set", "lifter.num_hypotheses=0"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("hpe3d-replay: error:") and "lifter.num_hypotheses" in line
 
 
 def test_camera_discovery(cfg):
