@@ -29,14 +29,13 @@ class ImageDecodeError(ValueError):
     """An image payload that cannot be turned into an RGB frame."""
 
 
-def decode_raw(
-    data: bytes | bytearray | memoryview | np.ndarray,
-    width: int,
-    height: int,
-    encoding: str,
-    step: int,
-) -> np.ndarray:
-    """Raw ``sensor_msgs/Image`` payload -> (height, width, 3) uint8 RGB (a new array).
+def check_raw_header(
+    width: int, height: int, encoding: str, step: int, data_len: int
+) -> tuple[str, int]:
+    """Validate an Image header without touching pixels (cheap: run it on arrival).
+
+    Returns:
+        (normalised encoding, bytes per pixel).
 
     Raises:
         ImageDecodeError: unknown or 16-bit encoding, zero or huge size, ``step`` smaller than
@@ -63,12 +62,31 @@ def decode_raw(
         raise ImageDecodeError(f"step {step} is smaller than one row ({width} px * {bpp} B)")
     if enc in _YUV and width % 2:
         raise ImageDecodeError(f"YUV 4:2:2 needs an even width, got {width}")
-    buf = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
     need = step * (height - 1) + row
-    if buf.size < need:
+    if data_len < need:
         raise ImageDecodeError(
-            f"data has {buf.size} bytes, {width}x{height} {enc} with step {step} needs {need}"
+            f"data has {data_len} bytes, {width}x{height} {enc} with step {step} needs {need}"
         )
+    return enc, bpp
+
+
+def decode_raw(
+    data: bytes | bytearray | memoryview | np.ndarray,
+    width: int,
+    height: int,
+    encoding: str,
+    step: int,
+) -> np.ndarray:
+    """Raw ``sensor_msgs/Image`` payload -> (height, width, 3) uint8 RGB (a new array).
+
+    Raises:
+        ImageDecodeError: unknown or 16-bit encoding, zero or huge size, ``step`` smaller than
+            a row, or fewer bytes than ``height * step``.
+    """
+    buf = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
+    enc, bpp = check_raw_header(width, height, encoding, step, buf.size)
+    width, height, step = int(width), int(height), int(step)
+    row = width * bpp
     rows = np.lib.stride_tricks.as_strided(buf, shape=(height, row), strides=(step, 1))
     if enc in _YUV:
         return cv2.cvtColor(rows.reshape(height, width, 2), _YUV[enc])

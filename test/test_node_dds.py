@@ -88,8 +88,9 @@ class NodeUnderTest:
                 return True
         return False
 
-    def log(self) -> str:
-        return self.log_file.read_text(errors="replace")[-4000:]
+    def log(self, tail: int = 4000) -> str:
+        text = self.log_file.read_text(errors="replace")
+        return text[-tail:] if tail else text
 
     def close(self) -> None:
         self.node.destroy_node()
@@ -255,7 +256,7 @@ def test_one_cameras_bad_input_does_not_disturb_the_others(three_cameras):
 
     def done():
         return all(len(t.got[f"{c}/hypotheses"]) >= 3 for c in ("a", "b")) and any(
-            _count(d, "bad", "failed") >= 3 for d in diags
+            _count(d, "bad", "failed") >= 8 for d in diags  # every kind, twice
         )
 
     assert t.spin_until(done, 150, tick), t.log()
@@ -265,7 +266,7 @@ def test_one_cameras_bad_input_does_not_disturb_the_others(three_cameras):
     assert bad.level != DiagnosticStatus.OK
     good = [s for d in diags for s in d.status if s.hardware_id == "a"][-1]
     assert int({kv.key: kv.value for kv in good.values}["failed"]) == 0
-    log = t.log()
+    log = t.log(tail=0)
     assert "not 8-bit" in log and "needs" in log and "NaN" in log  # clear, specific warnings
 
 

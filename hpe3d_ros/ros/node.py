@@ -27,7 +27,13 @@ from visualization_msgs.msg import MarkerArray
 from hpe3d_ros.build import ModelLoadError, build_pipeline
 from hpe3d_ros.camera import CameraModel, CameraModelError
 from hpe3d_ros.config import NODE_NAME, CameraConfig, ConfigError
-from hpe3d_ros.imaging import ImageDecodeError, decode_compressed, decode_raw, encode_raw
+from hpe3d_ros.imaging import (
+    ImageDecodeError,
+    check_raw_header,
+    decode_compressed,
+    decode_raw,
+    encode_raw,
+)
 from hpe3d_ros.msg import Keypoints2DArray, PoseHypothesesArray
 from hpe3d_ros.pipeline import PipelineInputError
 from hpe3d_ros.ros import diagnostics
@@ -119,6 +125,13 @@ class PipelineNode(Node):
     # ---------------------------------------------------------------- callbacks
     def _on_image(self, ch: CameraChannel, msg) -> None:
         ch.stats.on_receive()
+        if isinstance(msg, Image):
+            # header checks cost nothing: a malformed frame never waits for (or displaces a
+            # good frame from) the worker
+            try:
+                check_raw_header(msg.width, msg.height, msg.encoding, msg.step, len(msg.data))
+            except ImageDecodeError as exc:
+                return self._fail(ch, "decode", str(exc))
         if ch.slot.put((msg, time.monotonic())):
             ch.stats.on_drop()
         self._wake.set()
@@ -151,11 +164,11 @@ class PipelineNode(Node):
     def _process(self, ch: CameraChannel, msg, t_rx: float) -> None:
         stamp_ns = stamp_to_ns(msg.header.stamp)
         try:
-            camera = ch.info.lookup(stamp_ns)
             if isinstance(msg, CompressedImage):
                 image = decode_compressed(msg.data, msg.format)
             else:
                 image = decode_raw(msg.data, msg.width, msg.height, msg.encoding, msg.step)
+            camera = ch.info.lookup(stamp_ns)
             if ch.info_frame_id and msg.header.frame_id != ch.info_frame_id:
                 self._warn(ch, "frame_id", f"image frame {msg.header.frame_id!r} != "
                                            f"CameraInfo frame {ch.info_frame_id!r}")  # fmt: skip
