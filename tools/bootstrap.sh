@@ -16,6 +16,7 @@ mkdir -p "$STAMPS"
 hash_of() { cat "$@" | sha256sum | cut -c1-32; }
 up_to_date() { [ -f "$STAMPS/$1" ] && [ "$(cat "$STAMPS/$1")" = "$2" ]; }
 say() { printf '[bootstrap] %s\n' "$*"; }
+trap 'say "set-up failed at tools/bootstrap.sh line $LINENO" >&2' ERR
 
 # 1. Virtual environment with the pinned packages.
 key=$(hash_of requirements.lock)
@@ -29,7 +30,9 @@ if ! up_to_date venv "$key" || [ ! -x "$VENV/bin/python" ]; then
     #    wheels; repoint them at this venv's Python and numpy headers.
     py_inc=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
     np_inc=$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')
-    grep -rlZ --include='*.cmake' '/opt/python/' "$VENV/share" 2>/dev/null | xargs -0 -r sed -i \
+    # (grep finds nothing once they are repointed: not an error)
+    { grep -rlZ --include='*.cmake' '/opt/python/' "$VENV/share" 2>/dev/null || true; } \
+        | xargs -0 -r sed -i \
         -e "s#/opt/python/cp3[0-9]*-cp3[0-9]*/lib/python3\.[0-9]*/site-packages/numpy/_core/include#$np_inc#g" \
         -e "s#/opt/python/cp3[0-9]*-cp3[0-9]*/include/python3\.[0-9]*#$py_inc#g"
     echo "$key" >"$STAMPS/venv"
