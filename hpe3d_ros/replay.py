@@ -106,6 +106,8 @@ def replay(
     t0 = time.perf_counter()
     try:
         for bag in bags:
+            if infos and infos[-1].get("interrupted"):
+                break
             infos.append(
                 _replay_bag(
                     Path(bag),
@@ -237,6 +239,9 @@ def _replay_bag(bag, out_dir, cfg, pipeline, cameras, sidecar, storage, tables, 
                 bar.update()
         except BagReadError as exc:
             info.update(complete=False, error=str(exc))
+        except KeyboardInterrupt:  # keep what was done: tables, summary, pictures
+            why = f"bag {bag}: interrupted by the user after {sum(counts.values())} frames"
+            info.update(complete=False, interrupted=True, error=why)
         finally:
             timing["loop_s"].append(time.perf_counter() - t_loop)
             bar.close()
@@ -404,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         for b in summary["bags"]:
             if b["error"]:
                 print(
-                    f"{err} {b['error']} (results up to the damage are in {out})", file=sys.stderr
+                    f"{err} {b['error']} (results up to that point are in {out})", file=sys.stderr
                 )
         return 1
     return 0

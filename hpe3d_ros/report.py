@@ -143,11 +143,26 @@ def build_summary(
         "frames_failed": sum(r["status"] == "failed" for r in tables.frame_rows),
         "cameras": list(cameras.values()),
         "ground_truth": gt_tables(tables.people_rows),
+        "ground_truth_matching": _matching(tables.frame_rows),
         "model_id": model_id,
         "params": params,
         "timings": timings,
         "outputs": outputs,
     }
+
+
+def _matching(frame_rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per camera: GT people, how many a prediction was matched to, and that fraction."""
+    out: dict[str, dict[str, float]] = {}
+    for r in frame_rows:
+        if r.get("gt_people") in (None, ""):
+            continue
+        c = out.setdefault(r["camera"], {"gt_people": 0, "matched": 0})
+        c["gt_people"] += int(r["gt_people"])
+        c["matched"] += int(r["gt_matched"])
+    for c in out.values():
+        c["recall"] = c["matched"] / c["gt_people"] if c["gt_people"] else float("nan")
+    return out
 
 
 def write_summary(summary: dict[str, Any], path: Path) -> None:
@@ -177,6 +192,9 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"{t['frames_s']:.1f} s; {t['wall_s']:.1f} s with pictures)"
         )
     gt = summary.get("ground_truth") or {}
+    for cam, m in (summary.get("ground_truth_matching") or {}).items():
+        lines.append(f"GT people on {cam}: {m['gt_people']}, matched {m['matched']} "
+                     f"({100 * m['recall']:.1f} %)")  # fmt: skip
     for key in ("sequence", "camera"):
         if key not in gt:
             continue

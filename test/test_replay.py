@@ -214,6 +214,33 @@ def test_gt_bag_mpjpe_equals_metrics_on_the_same_frames(tmp_path, cfg, pipeline,
     assert side["ground_truth"] == summary["ground_truth"]
 
 
+def test_two_cameras_in_one_bag(tmp_path, cfg, pipeline):
+    rng = np.random.default_rng(5)
+    cams = {
+        "front": CameraModel.from_fov(64, 48, 60.0),
+        "rear": CameraModel.from_fov(80, 60, 90.0),
+    }
+    with BagWriter(tmp_path / "two", "sqlite3") as w:
+        for i in range(2):
+            for name, cam in cams.items():
+                stamp = 10**9 * (i + 1) + (name == "rear")
+                img = rng.integers(0, 255, (cam.height, cam.width, 3), dtype=np.uint8)
+                info = camera_info_msg(cam, stamp, name)
+                w.write(f"/{name}/camera/camera_info", INFO, stamp, serialize_message(info))
+                msg = image_msgs(img, stamp, name, compressed=True)
+                topic = f"/{name}/camera/image_raw/compressed"
+                w.write(topic, "sensor_msgs/msg/CompressedImage", stamp, serialize_message(msg))
+    summary = _replay([tmp_path / "two"], tmp_path / "out", cfg, pipeline)
+    assert [(c["camera"], c["frames"], c["ok"]) for c in summary["cameras"]] == [
+        ("front", 2, 2), ("rear", 2, 2)]  # fmt: skip
+    _, got = _outputs(tmp_path / "out" / "bags" / "two")
+    for name in cams:
+        hyps = got[output_topic(name, "hypotheses")]
+        assert len(hyps) == 2
+        res = hypotheses_from_msg(deserialize_message(hyps[0][1], PoseHypothesesArray))
+        assert res.camera_name == name and res.frame_id == name
+
+
 def test_cli_help_and_bad_parameter(capsys):
     with pytest.raises(SystemExit) as ok:
         main(["--help"])
