@@ -3,7 +3,10 @@ both storage formats, and damaged bags give every good message and then one clea
 
 from __future__ import annotations
 
+import json
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -141,3 +144,25 @@ def test_missing_bag_and_not_a_bag(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(BagReadError, match="cannot open bag"):
         BagReader(tmp_path / "empty")
+
+
+def test_type_hashes_in_our_bags_are_rosidls(tmp_path):
+    """rosbag2 checks RIHS01 type hashes: ours must equal the ones rosidl generated."""
+    msgs = _published_messages()
+    with BagWriter(tmp_path / "b", "mcap") as w:
+        for i, m in enumerate(msgs):
+            w.write(f"/t{i}", _msgtype(m), i, serialize_message(m))
+    meta = (tmp_path / "b" / "metadata.yaml").read_text()
+    checked = 0
+    for m in msgs:
+        pkg, _, name = _msgtype(m).split("/")
+        share = Path(sys.prefix) / "share" / pkg / "msg" / f"{name}.json"
+        if not share.is_file():
+            continue
+        (want,) = [h["hash_string"] for h in json.loads(share.read_text())["type_hashes"]
+                   if h["type_name"] == _msgtype(m)]  # fmt: skip
+        assert typestore().hash_rihs01(_msgtype(m)) == want, _msgtype(m)
+        assert want in meta
+        checked += 1
+    if not checked:
+        pytest.skip("no rosidl type descriptions (share/<pkg>/msg/*.json) in this prefix")
