@@ -123,3 +123,44 @@ def test_stream_levels():
         DiagnosticStatus.WARN,
         "images arrive but no valid CameraInfo yet",
     )
+
+
+def test_use_sim_time_stamps_diagnostics_with_the_bag_clock(monkeypatch):
+    from rosgraph_msgs.msg import Clock
+
+    from hpe3d_ros.ros.conversions import ns_to_stamp, stamp_to_ns
+
+    monkeypatch.setattr(
+        node_mod, "build_pipeline", lambda cfg: Pipeline(FlakyDetector(), NoLifter())
+    )
+    rclpy.init()
+    node = node_mod.PipelineNode(
+        parameter_overrides=[
+            Parameter("use_sim_time", value=True),
+            Parameter("diagnostics.period_s", value=0.1),
+        ]
+    )
+    driver = rclpy.create_node("clock_driver")
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    ex.add_node(driver)
+    diags = []
+    driver.create_subscription(DiagnosticArray, "/diagnostics", diags.append, RELIABLE)
+    clock = driver.create_publisher(Clock, "/clock", 10)
+    start = sim_ns = 1_234_000_000_000
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not [
+            d for d in diags if stamp_to_ns(d.header.stamp) >= start
+        ]:
+            clock.publish(Clock(clock=ns_to_stamp(sim_ns)))
+            ex.spin_once(timeout_sec=0.05)
+            sim_ns += 50_000_000
+        stamped = [stamp_to_ns(d.header.stamp) for d in diags]
+        assert stamped and max(stamped) >= 1_234_000_000_000
+        assert max(stamped) < 1_300_000_000_000  # sim time, not the wall clock (~1.7e18 ns)
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        driver.destroy_node()
+        rclpy.try_shutdown()
