@@ -33,22 +33,19 @@ from tqdm import tqdm
 
 from hpe3d_ros.bagio import BagReader, BagReadError, BagWriter, deserialize
 from hpe3d_ros.config import ConfigError, NodeConfig, load_config
-from hpe3d_ros.imaging import ImageDecodeError
-from hpe3d_ros.pipeline import Pipeline, PipelineInputError
-from hpe3d_ros.replay_gt import ERROR_COLUMNS, Sidecar, gt_from_msg, match_people, person_errors
+from hpe3d_ros.pipeline import Pipeline
+from hpe3d_ros.replay_frame import process_frame, stamp_ns
+from hpe3d_ros.replay_gt import Sidecar, gt_from_msg
 from hpe3d_ros.replay_inputs import (
     CAMERA_INFO,
-    KEYPOINTS,
     BagDiagnostics,
     CameraInfoIndex,
-    decode_image,
     discover_streams,
     frame_seed,
-    lift_keypoint_msg,
     output_messages,
 )
 from hpe3d_ros.replay_pictures import Pictures
-from hpe3d_ros.report import Tables, build_summary, format_summary, people_rows, write_summary
+from hpe3d_ros.report import Tables, build_summary, format_summary, write_summary
 
 __all__ = ["discover_streams", "frame_seed", "main", "replay"]
 
@@ -67,10 +64,6 @@ def shipped_params() -> Path:
 
 
 SHIPPED_PARAMS = shipped_params()
-
-
-class _Failed(Exception):
-    """A frame that cannot be processed; the message is the table's ``reason``."""
 
 
 def replay(
@@ -194,7 +187,7 @@ def _replay_bag(bag, out_dir, cfg, pipeline, cameras, sidecar, storage, tables, 
                 if msgtype == CAMERA_INFO:
                     calib.add(topic, msg)
                 else:
-                    gts.setdefault(topic, {})[_stamp(msg)] = gt_from_msg(msg)
+                    gts.setdefault(topic, {})[stamp_ns(msg)] = gt_from_msg(msg)
         except BagReadError as exc:
             info.update(complete=False, error=str(exc))
         by_topic = {s.topic: s for s in streams}
@@ -211,7 +204,7 @@ def _replay_bag(bag, out_dir, cfg, pipeline, cameras, sidecar, storage, tables, 
             for topic, msgtype, log_ns, raw in reader.messages(by_topic):
                 s = by_topic[topic]
                 t = time.perf_counter()
-                frame, people, result, image = _frame(
+                frame, people, result, image = process_frame(
                     seq,
                     s,
                     counts[topic],
@@ -249,74 +242,6 @@ def _replay_bag(bag, out_dir, cfg, pipeline, cameras, sidecar, storage, tables, 
         info["output_messages"] = dict(writer.counts)
         info["frames"] = counts
     return info
-
-
-def _stamp(msg: Any) -> int:
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-
-
-def _frame(seq, s, index, msgtype, log_ns, raw, calib, pipeline, sidecar, gt_by_stamp):
-    """One input frame -> (frame row, people rows, result or None, image or None)."""
-    row: dict[str, Any] = {"sequence": seq, "camera": s.camera, "topic": s.topic,
-                           "index": index, "log_time_ns": log_ns, "status": "failed"}  # fmt: skip
-    image = result = camera = None
-    try:
-        try:
-            msg = deserialize(raw, msgtype)
-        except Exception as exc:  # garbage bytes raise many types
-            raise _Failed(f"decode error: cannot deserialize {msgtype}: {exc}") from exc
-        stamp = row["stamp_ns"] = _stamp(msg)
-        frame_id = row["frame_id"] = s.frame_id or msg.header.frame_id
-        try:
-            camera = calib.lookup(s.info_topic, stamp)
-        except ValueError as exc:
-            raise _Failed(str(exc)) from exc
-        if msgtype == KEYPOINTS:
-            try:
-                result = lift_keypoint_msg(pipeline, msg, camera, s.camera, frame_id, stamp)
-            except ValueError as exc:
-                raise _Failed(f"bad keypoints: {exc}") from exc
-        else:
-            try:
-                image = decode_image(msg, msgtype)
-            except ImageDecodeError as exc:
-                raise _Failed(f"decode error: {exc}") from exc
-            try:
-                result = pipeline.process(
-                    image, camera, camera_name=s.camera, frame_id=frame_id, stamp_ns=stamp
-                )
-            except PipelineInputError as exc:
-                kind = "size mismatch" if "CameraInfo says" in str(exc) else "bad image"
-                raise _Failed(f"{kind}: {exc}") from exc
-            except Exception as exc:  # a backend failing mid-stream
-                raise _Failed(f"pipeline error: {type(exc).__name__}: {exc}") from exc
-    except _Failed as exc:
-        row["reason"] = str(exc)
-        return row, [], None, image
-    lifted = sum(p.num_hypotheses > 0 for p in result.people)
-    row.update(
-        status="ok",
-        reason="",
-        detections=len(result.detections),
-        people=len(result.people),
-        lifted=lifted,
-    )
-    people = people_rows(
-        result, {"sequence": seq, "camera": s.camera, "index": index, "stamp_ns": stamp}
-    )
-    gt = sidecar.lookup(s.camera, stamp) if sidecar else gt_by_stamp.get(stamp)
-    if gt is not None:
-        pairs = match_people(result.people, gt, camera)
-        row.update(gt_people=len(gt), gt_matched=len(pairs))
-        errs = []
-        for i, j in pairs:
-            e = person_errors(result.people[i], gt[j])
-            people[i].update(gt_index=j, **e)
-            if people[i]["lifted"]:
-                errs.append(e)
-        for col in ERROR_COLUMNS:
-            row[col] = float(np.mean([e[col] for e in errs])) if errs else float("nan")
-    return row, people, result, image
 
 
 def _parse_set(items: list[str]) -> dict[str, Any]:
