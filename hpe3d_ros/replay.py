@@ -153,8 +153,20 @@ def _stats(values: list[float]) -> dict[str, float]:
             "p95": float(np.percentile(v, 95)), "n": int(v.size)}  # fmt: skip
 
 
-def _replay_bag(bag, out_dir, cfg, pipeline, cameras, sidecar, storage, tables, pictures,
-                timing, progress) -> dict[str, Any]:  # fmt: skip
+def _replay_bag(
+    bag: Path,
+    out_dir: Path,
+    cfg: NodeConfig,
+    pipeline: Pipeline,
+    cameras: Sequence[str] | None,
+    sidecar: Sidecar | None,
+    storage: str,
+    tables: Tables,
+    pictures: Pictures,
+    timing: dict[str, list[float]],
+    progress: bool,
+) -> dict[str, Any]:
+    """One bag (= one sequence): two passes (CameraInfo/GT, then frames); returns its info."""
     seq = bag.stem if bag.is_file() else bag.name
     info: dict[str, Any] = {"bag": str(bag), "sequence": seq, "complete": True, "error": "",
                             "streams": [], "output_bag": "", "output_messages": {}}  # fmt: skip
