@@ -287,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="override a parameter, e.g. --set lifter.num_hypotheses=20",
     )
+    ap.add_argument("--seed", type=int, help="lifter seed (same as --set lifter.seed=N)")
     ap.add_argument("--cameras", help="comma-separated configured cameras (default: discover)")
     ap.add_argument("--gt-npz", type=Path, help="side-car ground truth (see replay_gt.py)")
     ap.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
@@ -303,7 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     err = "hpe3d-replay: error:"
     try:
-        cfg = load_config(args.params_file, **_parse_set(args.set))
+        overrides = _parse_set(args.set)
+        if args.seed is not None:
+            overrides["lifter.seed"] = args.seed
+        cfg = load_config(args.params_file, **overrides)
     except ConfigError as exc:
         print(f"{err} {exc}", file=sys.stderr)
         return 1

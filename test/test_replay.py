@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("rclpy", reason="ROS 2 wheels not installed")
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.serialization import deserialize_message, serialize_message
+from sensor_msgs.msg import Image
 
 from hpe3d_ros import metrics
 from hpe3d_ros.bagio import BagReader, BagWriter
@@ -230,7 +231,8 @@ def test_two_cameras_in_one_bag(tmp_path, cfg, pipeline):
                 msg = image_msgs(img, stamp, name, compressed=True)
                 topic = f"/{name}/camera/image_raw/compressed"
                 w.write(topic, "sensor_msgs/msg/CompressedImage", stamp, serialize_message(msg))
-    summary = _replay([tmp_path / "two"], tmp_path / "out", cfg, pipeline)
+    debug = load_config(SHIPPED_PARAMS, **{"lifter.num_hypotheses": K, "output.debug_image": True})
+    summary = _replay([tmp_path / "two"], tmp_path / "out", debug, pipeline)
     assert [(c["camera"], c["frames"], c["ok"]) for c in summary["cameras"]] == [
         ("front", 2, 2), ("rear", 2, 2)]  # fmt: skip
     _, got = _outputs(tmp_path / "out" / "bags" / "two")
@@ -239,6 +241,13 @@ def test_two_cameras_in_one_bag(tmp_path, cfg, pipeline):
         assert len(hyps) == 2
         res = hypotheses_from_msg(deserialize_message(hyps[0][1], PoseHypothesesArray))
         assert res.camera_name == name and res.frame_id == name
+        (_, raw), _ = got[output_topic(name, "debug_image")]
+        img = deserialize_message(raw, Image)
+        assert (img.width, img.height, img.encoding) == (
+            cams[name].width,
+            cams[name].height,
+            "rgb8",
+        )
 
 
 def test_cli_help_and_bad_parameter(capsys):
