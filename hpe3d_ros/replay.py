@@ -289,8 +289,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--seed", type=int, help="lifter seed (same as --set lifter.seed=N)")
     ap.add_argument("--cameras", help="comma-separated configured cameras (default: discover)")
-    ap.add_argument("--gt-npz", type=Path, help="side-car ground truth (see replay_gt.py)")
-    ap.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    ap.add_argument(
+        "--gt-npz",
+        type=Path,
+        help="side-car ground truth: stamp_ns (N,), poses_m (N, 17, 3) optical-frame "
+        "metres, optional camera (N,); overrides gt_poses topics",
+    )
+    ap.add_argument(
+        "--storage",
+        choices=("mcap", "sqlite3"),
+        default="mcap",
+        help="storage of the output bag (default: mcap)",
+    )
     ap.add_argument("--overlays", type=int, default=4, help="overlay PNGs per camera")
     ap.add_argument(
         "--video-max-frames",
