@@ -10,6 +10,10 @@ Backends (weights ship in ``hpe3d_ros/weights``; nothing is downloaded):
   ``mode="bottom_up"`` runs MoveNet MultiPose Lightning over a grid of tiles;
   ``mode="top_down"`` refines each MultiPose proposal with MoveNet SinglePose (Thunder or
   Lightning) on its own crop.
+* ``"yolo_pose_onnx"`` (optional): a user-supplied YOLO-pose ONNX file (``model_path``); no
+  such weights ship because the public ones are AGPL-3.0. Uses ``input_size`` (None = the
+  model's own), ``person_threshold``, ``device`` and ``threads``; ``mode`` must stay
+  "bottom_up" (it is one-stage) and the tiling/top-down arguments do not apply.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from pathlib import Path
 from hpe3d_ros.detection.base import Detector, Person2D
 from hpe3d_ros.detection.movenet_multipose import MULTIPOSE_ONNX, MoveNetMultiPose
 from hpe3d_ros.detection.movenet_topdown import MoveNetTopDown
+from hpe3d_ros.detection.yolo_pose_onnx import YoloPoseOnnx
 
 __all__ = ["BACKENDS", "MODES", "Detector", "Person2D", "load_detector"]
 
-BACKENDS: tuple[str, ...] = ("movenet",)
+BACKENDS: tuple[str, ...] = ("movenet", "yolo_pose_onnx")
 MODES: tuple[str, ...] = ("bottom_up", "top_down")
 DEFAULT_BACKEND = "movenet"
 
@@ -32,7 +37,7 @@ def load_detector(
     device: str = "cpu",
     *,
     mode: str = "bottom_up",
-    input_size: int = 512,
+    input_size: int | None = None,
     tiles: tuple[int, int] | list[int] = (2, 1),
     tile_overlap: float = 0.25,
     person_threshold: float | None = None,
@@ -45,17 +50,18 @@ def load_detector(
     """Build a 2D keypoint detector; every argument can come from the node's YAML.
 
     Defaults (``bottom_up``, 512 px per tile, 2x1 tiles) found every pedestrian counted by eye
-    on four frames of OpenCV's ``vtest.avi`` (768x576, people ~80 px tall) at about the cost
-    of one 768 px pass; see BENCHMARKS.md, section "2D detector".
+    on four frames of OpenCV's ``vtest.avi`` (768x576, people ~80 px tall), for less CPU than
+    one 768 px pass (which finds fewer); see BENCHMARKS.md, section "2D detector".
 
     Args:
         name: backend, one of :data:`BACKENDS`; None picks ``"movenet"``.
         device: "cpu" or "cuda" (ONNX Runtime execution provider).
         mode: "bottom_up" (MultiPose only) or "top_down" (MultiPose proposals refined by
             SinglePose crops: better keypoints on small people, slower per person).
-        input_size: long side in pixels of each MultiPose input (multiple of 32). The image
-            is upscaled by ``input_size * cols / width`` (for a wide image), so small distant
-            people need a larger value or more tiles.
+        input_size: long side in pixels of each MultiPose input (multiple of 32; None = 512;
+            for "yolo_pose_onnx" None = the model's own input size). A wide image is
+            upscaled by ``input_size * (cols - (cols - 1) * tile_overlap) / width``, so small
+            distant people need a larger value or more tiles.
         tiles: (cols, rows) grid of overlapping MultiPose tiles; (1, 1) = whole image once.
         tile_overlap: fraction of each tile shared with its neighbour (0 <= x < 1).
         person_threshold: minimum person score; None = 0.2 (bottom_up: MultiPose score) or
@@ -64,7 +70,8 @@ def load_detector(
         single_model: top_down only, "thunder" (256 px crops) or "lightning" (192 px).
         crop_scale: top_down only, crop side over the proposal box's longer side.
         threads: ONNX Runtime intra-op threads per session.
-        model_path: override the MultiPose ONNX file.
+        model_path: "movenet": override the MultiPose ONNX file; "yolo_pose_onnx": the
+            user's YOLO-pose ONNX file (required).
 
     Raises:
         ValueError: unknown name, mode or device, or an invalid size.
@@ -75,11 +82,25 @@ def load_detector(
         raise ValueError(f"unknown detector {name!r}; available: {', '.join(BACKENDS)}")
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    if name == "yolo_pose_onnx":
+        if model_path is None:
+            raise ValueError(
+                "yolo_pose_onnx needs model_path: no YOLO-pose weights ship (AGPL-3.0)"
+            )
+        if mode != "bottom_up":
+            raise ValueError("yolo_pose_onnx is one-stage: mode must be 'bottom_up'")
+        return YoloPoseOnnx(
+            model_path,
+            input_size=input_size,
+            person_threshold=0.25 if person_threshold is None else person_threshold,
+            device=device,
+            threads=threads,
+        )
     tiles_t = (int(tiles[0]), int(tiles[1]))
     if person_threshold is None:
         person_threshold = 0.2 if mode == "bottom_up" else 0.25
     multipose = MoveNetMultiPose(
-        input_size=input_size,
+        input_size=512 if input_size is None else input_size,
         tiles=tiles_t,
         tile_overlap=tile_overlap,
         person_threshold=person_threshold,
