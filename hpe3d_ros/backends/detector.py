@@ -1,0 +1,91 @@
+"""Run the MoveNet detector on another backend by swapping its ONNX Runtime sessions.
+
+The detector (:mod:`hpe3d_ros.detection`) calls only ``session.get_inputs()`` and
+``session.run(None, feed)``; :class:`~hpe3d_ros.backends.tensorrt_backend.TrtSession` offers
+the same two calls, so a built detector is moved to ONNX Runtime's CUDA or TensorRT execution
+providers, or to a TensorRT engine built from the same ONNX file, without touching its code.
+
+Backends: ``onnxruntime-cpu`` (what ``load_detector`` opens), ``onnxruntime-cuda``,
+``onnxruntime-tensorrt`` and ``tensorrt`` (engine, cached like the lifter's).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from hpe3d_ros.backends.base import BackendUnavailable
+
+LOG = logging.getLogger(__name__)
+
+DETECTOR_BACKENDS = ("onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-tensorrt", "tensorrt")
+#: MultiPose inputs (W x H, padded to 32) of the default 2x1 tiles of 512 px on 640x480 and
+#: 1280x720 images, and of a 512 px single pass: the engine's optimisation profile.
+DEFAULT_SIZES = ((416, 512), (512, 512), (512, 384))
+
+
+def open_backend_session(
+    onnx_path: str | Path,
+    backend: str,
+    threads: int = 2,
+    sizes: tuple[tuple[int, int], ...] = DEFAULT_SIZES,
+    precision: str = "fp16",
+):
+    """A session-like object running ``onnx_path`` on ``backend`` (see module)."""
+    if backend == "tensorrt":
+        import onnx
+
+        from hpe3d_ros.backends.tensorrt_backend import TrtSession
+        from hpe3d_ros.backends.tensorrt_engine import detector_profile, ensure_engine
+
+        model = onnx.load(str(onnx_path), load_external_data=False)
+        inp = model.graph.input[0]
+        dims = [d.dim_value or -1 for d in inp.type.tensor_type.shape.dim]
+        if -1 in dims:  # dynamic H, W (MultiPose)
+            profile = detector_profile(list(sizes), inp.name)
+        else:  # fixed crop (SinglePose)
+            profile = {inp.name: (tuple(dims),) * 3}
+        return TrtSession(ensure_engine(onnx_path, profile, precision))
+    from hpe3d_ros.backends.onnxruntime_backend import open_ort_session
+
+    if backend not in DETECTOR_BACKENDS:
+        raise ValueError(f"unknown detector backend {backend!r}; one of {DETECTOR_BACKENDS}")
+    return open_ort_session(onnx_path, backend.split("-", 1)[1], threads)
+
+
+def use_detector_backend(
+    detector, backend: str, threads: int = 2, multipose_onnx: str | Path | None = None, **kw
+):
+    """Move ``detector`` (bottom-up or top-down MoveNet) onto ``backend``; returns it.
+
+    Falls back to the sessions it has (ONNX Runtime CPU) with a warning when ``backend``
+    cannot run here.
+    """
+    from hpe3d_ros.detection.movenet_multipose import MULTIPOSE_ONNX
+    from hpe3d_ros.detection.movenet_topdown import SINGLEPOSE_ONNX
+
+    if backend == "onnxruntime-cpu":
+        LOG.info("detector backend onnxruntime-cpu")
+        return detector
+    multipose = getattr(detector, "proposer", detector)
+    targets = [(multipose, Path(multipose_onnx or MULTIPOSE_ONNX))]
+    if multipose is not detector:  # top-down: the SinglePose session too
+        crop = detector.crop_px
+        single = next(p for p in SINGLEPOSE_ONNX.values() if f"{crop}" in _input_size(p))
+        targets.append((detector, single))
+    try:
+        sessions = [open_backend_session(path, backend, threads, **kw) for _, path in targets]
+    except (BackendUnavailable, RuntimeError) as exc:
+        LOG.warning("detector backend %s unavailable (%s): stays on onnxruntime-cpu", backend, exc)
+        return detector
+    for (obj, _), session in zip(targets, sessions, strict=True):
+        obj.session = session
+    LOG.info("detector backend %s", backend)
+    return detector
+
+
+def _input_size(path: Path) -> str:
+    import onnx
+
+    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape
+    return str(dims.dim[1].dim_value)

@@ -1,0 +1,123 @@
+"""Pick the lifter backend by name, fall back automatically, and log the choice once.
+
+``auto`` tries, in order: TensorRT, ONNX Runtime on CUDA, PyTorch on CUDA, then the faster
+CPU backend on 2 cores (:data:`CPU_ORDER`, measured: BENCHMARKS.md, "Deployment backends").
+A named backend that cannot run here falls back along the same order with a warning. The one
+INFO line names the backend that runs and why each one before it was skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from hpe3d_ros.backends.base import BackendLifter, BackendUnavailable, LifterCore
+
+LOG = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+#: CPU backends, fastest first on 2 shared cores (BENCHMARKS.md: onnxruntime 1.3-2x torch).
+CPU_ORDER = ("onnxruntime-cpu", "torch-cpu")
+AUTO_ORDER = ("tensorrt", "onnxruntime-cuda", "torch-cuda", *CPU_ORDER)
+
+
+def default_onnx_dir() -> Path:
+    """``$HPE3D_ONNX_CACHE``, else ``~/.cache/hpe3d_ros/onnx`` (exports are cached by hash)."""
+    env = os.environ.get("HPE3D_ONNX_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "hpe3d_ros" / "onnx"
+
+
+def candidates(backend: str, device: str = "cpu") -> tuple[str, ...]:
+    """Concrete backends to try for a ``lifter.backend`` value and ``lifter.device``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown lifter backend {backend!r}; one of {BACKENDS}")
+    if backend == "auto":
+        return AUTO_ORDER
+    cuda = device.startswith("cuda")
+    first = {
+        "tensorrt": "tensorrt",
+        "onnxruntime": "onnxruntime-cuda" if cuda else "onnxruntime-cpu",
+        "torch": "torch-cuda" if cuda else "torch-cpu",
+    }[backend]
+    return (first, *(c for c in AUTO_ORDER if c != first))
+
+
+def make_core(
+    name: str,
+    lifter,
+    weights: Path,
+    threads: int = 2,
+    precision: str = "fp16",
+    onnx_dir: str | Path | None = None,
+    engine_dir: str | Path | None = None,
+) -> LifterCore:
+    """One concrete backend (``candidates`` names); raises BackendUnavailable if it cannot run."""
+    if name.startswith("torch-"):
+        import torch
+
+        from hpe3d_ros.backends.torch_backend import TorchCore
+
+        if name == "torch-cpu":
+            torch.set_num_threads(threads)
+        return TorchCore(lifter, "cuda" if name == "torch-cuda" else "cpu")
+    if name.startswith("onnxruntime-"):
+        from hpe3d_ros.backends.onnxruntime_backend import OnnxRuntimeCore
+        from hpe3d_ros.export import export_lifter_file
+
+        device = name.split("-", 1)[1]
+        try:  # cheap checks before the export (about a second)
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise BackendUnavailable("onnxruntime is not installed") from exc
+        want = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
+        if want not in ort.get_available_providers():
+            raise BackendUnavailable(f"{want} not in this onnxruntime")
+        path = export_lifter_file(weights, onnx_dir or default_onnx_dir())
+        return OnnxRuntimeCore(path, device, threads)
+    if name == "tensorrt":
+        from hpe3d_ros.backends.tensorrt_backend import TensorRTCore, cuda_device_name
+        from hpe3d_ros.backends.tensorrt_engine import lifter_engine
+
+        cuda_device_name()  # cheap checks first: CUDA, then the import inside lifter_engine
+        return TensorRTCore(lifter_engine(weights, precision, engine_dir, onnx_dir), precision)
+    raise ValueError(f"unknown backend {name!r}")
+
+
+def load_backend_lifter(
+    weights: str | Path | None = None,
+    backend: str = "auto",
+    device: str = "cpu",
+    threads: int = 2,
+    precision: str = "fp16",
+    onnx_dir: str | Path | None = None,
+    engine_dir: str | Path | None = None,
+) -> BackendLifter:
+    """Load a lifter checkpoint and run it on the first backend of ``backend``'s list that works.
+
+    Args:
+        weights: checkpoint (None: the shipped default).
+        backend: "auto", "torch", "onnxruntime" or "tensorrt" (``lifter.backend``).
+        device: "cpu" or "cuda" (``lifter.device``): picks torch/onnxruntime's variant.
+        threads: CPU threads (torch intra-op, ONNX Runtime intra-op).
+        precision: TensorRT precision ("fp16", "fp32", "int8").
+
+    Raises:
+        BackendUnavailable: nothing on the list could run (the message lists every reason).
+    """
+    from hpe3d_ros.lifting import DEFAULT_WEIGHTS, load_lifter
+
+    weights = DEFAULT_WEIGHTS if weights is None else Path(weights)
+    lifter = load_lifter(weights, device="cpu")
+    skipped: list[str] = []
+    for name in candidates(backend, device):
+        try:
+            core = make_core(name, lifter, weights, threads, precision, onnx_dir, engine_dir)
+        except BackendUnavailable as exc:
+            skipped.append(f"{name}: {exc}")
+            continue
+        why = "; ".join(skipped) if skipped else "first choice"
+        level = logging.WARNING if backend != "auto" and skipped else logging.INFO
+        LOG.log(level, "lifter backend %s (asked %s); skipped: %s", core.name, backend, why)
+        return BackendLifter(lifter, core)
+    raise BackendUnavailable("no lifter backend can run: " + "; ".join(skipped))
