@@ -1,6 +1,6 @@
 """Benchmark the 2D keypoint stage on real footage (OpenCV's vtest.avi, 768x576, 10 fps).
 
-Three measurements, printed as Markdown rows for BENCHMARKS.md ("2D detector"):
+Four measurements, printed as Markdown rows for BENCHMARKS.md ("2D detector"):
 
 1. ``counts``: people found per configuration on the four test frames (test/data), next to
    the count by eye (6/7/4/8), and the median and minimum ms/frame over ``--repeats`` runs
@@ -9,8 +9,12 @@ Three measurements, printed as Markdown rows for BENCHMARKS.md ("2D detector"):
 2. ``tracking``: detector + Tracker over a clip; new ids started away from the image border
    after the first frame, per 100 frames. Without ground truth this is an upper bound on id
    switches (a person reappearing from behind the lamp post also starts an id).
-3. ``smoothing``: One-Euro effect on tracked joints (score >= 0.3): jitter = mean |second
-   difference| of a joint's position (px/frame^2), lag = mean |smoothed - raw| (px).
+3. ``flip``: keypoint self-consistency, a label-free proxy for keypoint precision: detect on
+   each test frame and on its mirror image, mirror the second set back (x -> W - x, left <->
+   right) and measure the distance between matching confident joints (score >= 0.3), in
+   units of the person's box height.
+4. One-Euro effect (part of ``tracking``) on tracked joints (score >= 0.3): jitter = mean
+   |second difference| of a joint's position (px/frame^2), lag = mean |smoothed - raw| (px).
 
 Usage (2 cores; ~3 min for everything)::
 
@@ -33,6 +37,7 @@ from hpe3d_ros.detection import load_detector
 from hpe3d_ros.detection.base import Person2D
 from hpe3d_ros.detection.smoothing import KeypointSmoother
 from hpe3d_ros.detection.tracking import Tracker
+from hpe3d_ros.skeleton import COCO_FLIP
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES = {
@@ -83,6 +88,45 @@ def bench_counts(threads: int, repeats: int) -> None:
         )
         sys.stdout.write(row)
         sys.stdout.flush()
+
+
+def centre(p: Person2D) -> np.ndarray:
+    return np.array([(p.box[0] + p.box[2]) / 2, (p.box[1] + p.box[3]) / 2])
+
+
+def bench_flip(threads: int) -> None:
+    images = [read_rgb(ROOT / "test" / "data" / name) for name in FRAMES]
+    sys.stdout.write(
+        "| configuration | flip disagreement / box height, median | mean | p90 | joints "
+        "| people found in one orientation only |\n"
+    )
+    sys.stdout.write("|---|---|---|---|---|---|\n")
+    for label in ("bottom_up 512 2x1 (default)", "top_down thunder, 512 2x1",
+                  "top_down lightning, 512 2x1"):  # fmt: skip
+        det = load_detector(threads=threads, **CONFIGS[label])
+        errs: list[float] = []
+        unmatched = 0
+        for img in images:
+            w = img.shape[1]
+            mirrored = det.detect(img[:, ::-1])
+            if not mirrored:
+                mirrored = [Person2D(np.zeros((17, 2)), np.zeros(17), (-1e9,) * 4, 0.0)]
+            centres = np.array([[w - c[0], c[1]] for c in map(centre, mirrored)])
+            for p in det.detect(img):
+                gaps = np.linalg.norm(centres - centre(p), axis=1)
+                height = p.box[3] - p.box[1]
+                if gaps.min() > 0.5 * height:  # found in one orientation only
+                    unmatched += 1
+                    continue
+                q = mirrored[int(np.argmin(gaps))]
+                back = q.keypoints[COCO_FLIP].copy()
+                back[:, 0] = w - back[:, 0]
+                ok = (p.scores >= 0.3) & (q.scores[COCO_FLIP] >= 0.3)
+                errs.extend(np.linalg.norm(back[ok] - p.keypoints[ok], axis=1) / height)
+        sys.stdout.write(
+            f"| {label} | {np.median(errs):.3f} | {np.mean(errs):.3f} "
+            f"| {np.percentile(errs, 90):.3f} | {len(errs)} | {unmatched} |\n"
+        )
 
 
 def read_video(path: Path, start: int, stop: int) -> list[np.ndarray]:
@@ -158,7 +202,7 @@ def bench_tracking(video: Path, start: int, stop: int, threads: int, fps: float)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=("counts", "tracking"), default=None)
+    parser.add_argument("--only", choices=("counts", "flip", "tracking"), default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
@@ -170,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.only in (None, "counts"):
         bench_counts(args.threads, args.repeats)
+    if args.only in (None, "flip"):
+        bench_flip(args.threads)
     if args.only in (None, "tracking"):
         bench_tracking(args.video, args.start, args.stop, args.threads, args.fps)
     return 0
