@@ -21,7 +21,6 @@ import copy
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from hpe3d_ros.lifting.normalize import N_JOINTS
 
@@ -40,6 +39,10 @@ class LifterGraph(nn.Module):
         self.temperature = float(lifter.temperature)
         self.latent_dim = int(lifter.latent_dim)
         self.register_buffer("target_mean", lifter.target_mean.detach().clone())
+        n_out = 3 * (N_JOINTS - 1)
+        self.register_buffer(
+            "insert_root", torch.cat([torch.zeros(n_out, 3), torch.eye(n_out)], 1)
+        )
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -57,7 +60,8 @@ class LifterGraph(nn.Module):
             y = self.model.encode(features.to(dtype))[:, None, :]
         # (N, K, 48) metres, virtual camera frame
         y = y.float() * self.model.target_std.float() + self.target_mean
-        poses_v = F.pad(y.unflatten(-1, (N_JOINTS - 1, 3)), (0, 0, 1, 0))  # root at 0
+        # Root at 0 by a constant (48, 51) [0 | I] product: one MatMul, static shapes.
+        poses_v = (y @ self.insert_root).unflatten(-1, (N_JOINTS, 3))
         # Virtual camera -> camera: p_cam = R^T p_v, i.e. row vectors times R.
         return poses_v @ rotation[:, None]
 
