@@ -1,0 +1,155 @@
+"""Backend selection: names, fallback order, the log line, the Lifter API, engine cache keys."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from hpe3d_ros.backends import BackendUnavailable, candidates, load_backend_lifter
+from hpe3d_ros.backends.detector import use_detector_backend
+from hpe3d_ros.backends.tensorrt_engine import detector_profile, engine_path, lifter_profile
+from hpe3d_ros.camera import CameraModel
+from hpe3d_ros.lifting import load_lifter
+from hpe3d_ros.lifting.runtime import WEIGHTS_DIR
+from hpe3d_ros.pipeline import Pipeline, PipelineConfig
+
+RNG = np.random.default_rng(0)
+KP = (RNG.uniform(-0.3, 0.3, (4, 1, 2)) + RNG.normal(0, 0.05, (4, 17, 2))).astype(np.float32)
+CONF = RNG.uniform(0.3, 1.0, (4, 17)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("onnx")
+
+
+@pytest.fixture(scope="module")
+def auto_lifter(onnx_dir):
+    return load_backend_lifter(backend="auto", onnx_dir=onnx_dir)
+
+
+def test_candidates_follow_the_documented_order():
+    assert candidates("auto") == (
+        "tensorrt",
+        "onnxruntime-cuda",
+        "torch-cuda",
+        "onnxruntime-cpu",
+        "torch-cpu",
+    )
+    assert candidates("torch")[0] == "torch-cpu"
+    assert candidates("torch", "cuda")[0] == "torch-cuda"
+    assert candidates("onnxruntime", "cuda")[:2] == ("onnxruntime-cuda", "tensorrt")
+    assert len(set(candidates("tensorrt"))) == 5
+    with pytest.raises(ValueError, match="unknown lifter backend"):
+        candidates("tflite")
+
+
+def test_auto_on_a_cpu_machine_logs_the_choice_and_every_skip(onnx_dir, caplog):
+    with caplog.at_level(logging.INFO, logger="hpe3d_ros.backends"):
+        lifter = load_backend_lifter(backend="auto", onnx_dir=onnx_dir)
+    assert lifter.backend == "onnxruntime-cpu"
+    (record,) = [r for r in caplog.records if "lifter backend" in r.getMessage()]
+    msg = record.getMessage()
+    assert record.levelno == logging.INFO
+    assert "lifter backend onnxruntime-cpu (asked auto)" in msg
+    for skipped in ("tensorrt:", "onnxruntime-cuda:", "torch-cuda:"):
+        assert skipped in msg
+
+
+def test_a_named_backend_that_cannot_run_falls_back_with_a_warning(onnx_dir, caplog):
+    with caplog.at_level(logging.INFO, logger="hpe3d_ros.backends"):
+        lifter = load_backend_lifter(backend="torch", device="cuda", onnx_dir=onnx_dir)
+    assert lifter.backend == "onnxruntime-cpu"
+    (record,) = [r for r in caplog.records if "lifter backend" in r.getMessage()]
+    assert record.levelno == logging.WARNING and "torch-cuda: " in record.getMessage()
+
+
+def test_nothing_runnable_raises_with_every_reason(monkeypatch):
+    import hpe3d_ros.backends.select as select
+
+    def unavailable(name, *a, **k):
+        raise BackendUnavailable(f"{name} broken")
+
+    monkeypatch.setattr(select, "make_core", unavailable)
+    with pytest.raises(BackendUnavailable, match="torch-cpu broken"):
+        load_backend_lifter(backend="auto")
+
+
+def test_backend_lifter_has_the_lifter_api(auto_lifter):
+    ref = load_lifter()
+    assert auto_lifter.joint_names == ref.joint_names
+    assert auto_lifter.latent_dim == ref.latent_dim == 16
+    assert auto_lifter.arch == "cvae"  # delegated to the wrapped Lifter
+    out = auto_lifter.sample(KP, CONF, 20, seed=3)
+    assert out.shape == (4, 20, 17, 3) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, auto_lifter.sample(KP, CONF, 20, seed=3))
+    assert np.abs(out - auto_lifter.sample(KP, CONF, 20, seed=4)).max() > 1e-3
+    np.testing.assert_allclose(out, ref.sample(KP, CONF, 20, seed=3), atol=1e-4)
+    np.testing.assert_array_equal(out[:, :, 0], 0.0)  # root-relative
+    assert auto_lifter.predict_mean(KP, CONF, k=20, seed=3).shape == (4, 17, 3)
+    with pytest.raises(ValueError, match="noise must be"):
+        auto_lifter.sample_with_noise(KP, CONF, np.zeros((4, 2, 3), np.float32))
+    with pytest.raises(ValueError, match="noise is for 3 people"):
+        auto_lifter.sample_with_noise(KP, CONF, np.zeros((3, 2, 16), np.float32))
+
+
+def test_torch_backend_is_the_same_numbers(onnx_dir):
+    lifter = load_backend_lifter(WEIGHTS_DIR / "lifter_baseline.pt", "torch", onnx_dir=onnx_dir)
+    assert lifter.backend == "torch-cpu" and lifter.latent_dim == 0
+    want = load_lifter(WEIGHTS_DIR / "lifter_baseline.pt").sample(KP, CONF, 3, 0)
+    np.testing.assert_allclose(lifter.sample(KP, CONF, 3, 0), want, atol=1e-5)
+
+
+def test_pipeline_runs_unchanged_on_a_backend_lifter(auto_lifter):
+    camera = CameraModel.from_fov(1280, 720, 90.0)
+    kp_px = camera.normalized_to_pixel(KP.astype(np.float64))
+    cfg = PipelineConfig(num_hypotheses=10)
+    ref = Pipeline(None, load_lifter(), cfg).lift_keypoints(kp_px, CONF, camera, seed=5)
+    got = Pipeline(None, auto_lifter, cfg).lift_keypoints(kp_px, CONF, camera, seed=5)
+    assert got.lifted.all()
+    np.testing.assert_allclose(got.hypotheses_m, ref.hypotheses_m, atol=1e-3)
+    np.testing.assert_allclose(got.root_m, ref.root_m, atol=1e-3)
+
+
+def test_engine_cache_key_changes_with_gpu_tensorrt_model_and_profile(tmp_path):
+    key = {
+        "model": "lifter_default_26f4_op17.onnx",
+        "model_sha256": "ab" * 32,
+        "gpu": "NVIDIA H100 80GB HBM3",
+        "tensorrt": "tensorrt-10.13.0",
+        "precision": "fp16",
+        "profile": {"features": [[1, 72], [5, 72], [20, 72]]},
+    }
+    path = engine_path(key, tmp_path)
+    assert path.parent == tmp_path and path.suffix == ".engine"
+    assert "NVIDIA-H100-80GB-HBM3" in path.name and "tensorrt-10.13.0-fp16" in path.name
+    assert engine_path(dict(key), tmp_path) == path
+    for field, value in [
+        ("model_sha256", "cd" * 32),
+        ("gpu", "Orin"),
+        ("tensorrt", "tensorrt-8.6.2"),
+        ("precision", "int8"),
+        ("profile", {"features": [[1, 72], [5, 72], [40, 72]]}),
+    ]:
+        assert engine_path({**key, field: value}, tmp_path) != path
+
+
+def test_profiles_cover_1_to_20_people_and_1_to_200_hypotheses():
+    prof = lifter_profile(16)
+    assert prof["noise"] == ((1, 1, 16), (5, 50, 16), (20, 200, 16))
+    assert prof["features"][2] == (20, 72) and "noise" not in lifter_profile(0)
+    det = detector_profile([(416, 512), (512, 512), (512, 384)])
+    assert det["input"] == ((1, 384, 416, 3), (1, 512, 416, 3), (1, 512, 512, 3))
+
+
+def test_detector_backend_falls_back_to_its_cpu_session(caplog):
+    from hpe3d_ros.detection import load_detector
+
+    det = load_detector(tiles=(1, 1), input_size=256)
+    session = det.session
+    with caplog.at_level(logging.WARNING, logger="hpe3d_ros.backends"):
+        assert use_detector_backend(det, "onnxruntime-cuda") is det
+    assert det.session is session
+    assert "stays on onnxruntime-cpu" in caplog.text

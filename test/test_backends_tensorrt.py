@@ -1,0 +1,78 @@
+"""TensorRT: FP16 engine vs PyTorch <= 2 mm mean joint difference, cache reuse, detector engine.
+
+Runs only where TensorRT imports and a CUDA device exists (benchmarks/run_gpu.sh); elsewhere
+every test skips with the reason (which import failed, or no CUDA device).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpe3d_ros.backends.base import BackendLifter, BackendUnavailable
+
+
+def _trt_reason() -> str | None:
+    from hpe3d_ros.backends.tensorrt_backend import cuda_device_name, import_tensorrt
+
+    try:
+        import_tensorrt(("tensorrt", "tensorrt_rtx"))
+        cuda_device_name()
+    except BackendUnavailable as exc:
+        return str(exc)
+    return None
+
+
+REASON = _trt_reason()
+pytestmark = pytest.mark.skipif(REASON is not None, reason=f"TensorRT cannot run: {REASON}")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("engines")
+
+
+@pytest.mark.parametrize("precision", ["fp16", "fp32"])
+def test_engine_matches_torch(cache, precision):
+    from hpe3d_ros.backends.tensorrt_backend import TensorRTCore
+    from hpe3d_ros.backends.tensorrt_engine import lifter_engine
+    from hpe3d_ros.lifting import load_lifter
+
+    lifter = load_lifter()
+    engine = lifter_engine(None, precision, cache, cache / "onnx")
+    trt_lifter = BackendLifter(lifter, TensorRTCore(engine, precision))
+    rng = np.random.default_rng(0)
+    for n, k in [(1, 1), (5, 50), (20, 200)]:
+        kp = rng.uniform(-0.3, 0.3, (n, 1, 2)) + rng.normal(0, 0.05, (n, 17, 2))
+        conf = rng.uniform(0.3, 1.0, (n, 17))
+        noise = rng.standard_normal((n, k, 16), dtype=np.float32)
+        got = trt_lifter.sample_with_noise(kp, conf, noise)
+        want = lifter.sample_with_noise(kp, conf, noise)
+        err = np.linalg.norm(got - want, axis=-1).mean()
+        assert err <= (2e-3 if precision == "fp16" else 1e-4), (n, k, err)
+
+
+def test_second_request_comes_from_the_cache(cache):
+    from hpe3d_ros.backends.tensorrt_engine import lifter_engine
+
+    first = lifter_engine(None, "fp16", cache, cache / "onnx")
+    mtime = first.stat().st_mtime_ns
+    assert lifter_engine(None, "fp16", cache, cache / "onnx") == first
+    assert first.stat().st_mtime_ns == mtime
+    assert first.with_suffix(".json").is_file()
+
+
+def test_detector_engine_finds_the_same_people(cache, monkeypatch):
+    import cv2
+
+    from hpe3d_ros.backends.detector import use_detector_backend
+    from hpe3d_ros.detection import load_detector
+    from test.conftest import TEST_DATA
+
+    monkeypatch.setenv("HPE3D_ENGINE_CACHE", str(cache))
+    image = cv2.cvtColor(cv2.imread(str(TEST_DATA / "vtest_0040.jpg")), cv2.COLOR_BGR2RGB)
+    want = load_detector().detect(image)
+    det = use_detector_backend(load_detector(), "tensorrt", precision="fp32")
+    assert type(det.session).__name__ == "TrtSession"
+    got = det.detect(image)
+    assert len(got) == len(want)
