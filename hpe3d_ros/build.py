@@ -26,6 +26,7 @@ def model_id(path: Path) -> str:
 def build_pipeline(cfg: NodeConfig) -> Pipeline:
     """Load the detector and lifter the configuration names and wire the pipeline."""
     from hpe3d_ros.detection import load_detector
+    from hpe3d_ros.detection.smoothing import KeypointSmoother
     from hpe3d_ros.detection.tracking import Tracker
     from hpe3d_ros.lifting import DEFAULT_WEIGHTS, load_lifter
 
@@ -42,7 +43,12 @@ def build_pipeline(cfg: NodeConfig) -> Pipeline:
     except Exception as exc:  # corrupt pickles raise many types; say which file
         raise ModelLoadError(f"cannot load lifter weights {weights}: {exc}") from exc
     tracking = dict(cfg.tracking)
-    factory = (lambda: Tracker(**tracking)) if tracking else None
+    smoothing = dict(cfg.smoothing)
     return Pipeline(
-        detector, lifter, cfg.pipeline, tracker_factory=factory, model_id=model_id(weights)
+        detector,
+        lifter,
+        cfg.pipeline,
+        tracker_factory=(lambda: Tracker(**tracking)) if tracking else None,
+        model_id=model_id(weights),
+        smoother_factory=(lambda: KeypointSmoother(**smoothing)) if smoothing else None,
     )

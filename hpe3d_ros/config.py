@@ -56,6 +56,10 @@ PARAMS: tuple[ParamSpec, ...] = (
     P("tracking.enabled", True, "Give people ids that persist across frames (per camera)"),
     P("tracking.max_missed", 10, "Frames a track survives without a detection", 0, 1000),
     P("tracking.min_iou", 0.1, "Minimum box IoU to continue a track", 0.0, 1.0),
+    P("smoothing.enabled", False, "One-Euro filter on each track's 2D keypoints (needs tracking)"),
+    P("smoothing.min_cutoff_hz", 1.0, "One-Euro minimum cut-off frequency", 0.01, 100.0),
+    P("smoothing.beta", 0.05, "One-Euro speed coefficient (higher: less lag when moving)",
+      0.0, 10.0),
     P("lifter.weights", "", "Lifter checkpoint (.pt); empty = the shipped default weights"),
     P("lifter.device", "cpu", "Torch device of the lifter", choices=("cpu", "cuda")),
     P("lifter.num_hypotheses", 50, "K: 3D hypotheses sampled per person", 1, 1000),
@@ -110,6 +114,7 @@ class NodeConfig:
     pipeline: PipelineConfig
     detector: dict[str, Any] = field(default_factory=dict)  # load_detector keyword args
     tracking: dict[str, Any] = field(default_factory=dict)  # Tracker args; {} = disabled
+    smoothing: dict[str, Any] = field(default_factory=dict)  # KeypointSmoother args; {} = off
     lifter_weights: str = ""
     lifter_device: str = "cpu"
     values: dict[str, Any] = field(default_factory=dict)  # every parameter, flat
@@ -246,11 +251,19 @@ def build_config(values: dict[str, Any]) -> NodeConfig:
         if v["tracking.enabled"]
         else {}
     )
+    if v["smoothing.enabled"] and not tracking:
+        raise ConfigError("parameter 'smoothing.enabled' needs 'tracking.enabled' (per-id filter)")
+    smoothing = (
+        {"min_cutoff": v["smoothing.min_cutoff_hz"], "beta": v["smoothing.beta"]}
+        if v["smoothing.enabled"]
+        else {}
+    )
     return NodeConfig(
         cameras=cameras,
         pipeline=pipeline,
         detector=detector,
         tracking=tracking,
+        smoothing=smoothing,
         lifter_weights=v["lifter.weights"],
         lifter_device=v["lifter.device"],
         values=v,

@@ -46,6 +46,10 @@ class Tracker(Protocol):
     def update(self, people: list[Person2DLike]) -> list[Person2DLike]: ...
 
 
+class Smoother(Protocol):
+    def smooth(self, people: list[Person2DLike], t_s: float) -> list[Person2DLike]: ...
+
+
 class Lifter(Protocol):
     joint_names: Sequence[str]
 
@@ -105,18 +109,22 @@ class Pipeline:
         config: PipelineConfig | None = None,
         tracker_factory: Callable[[], Tracker] | None = None,
         model_id: str = "",
+        smoother_factory: Callable[[], Smoother] | None = None,
     ) -> None:
         self.detector = detector
         self.lifter = lifter
         self.config = config or PipelineConfig()
         self._tracker_factory = tracker_factory
         self._trackers: dict[str, Tracker] = {}
+        self._smoother_factory = smoother_factory
+        self._smoothers: dict[str, Smoother] = {}
         self._ground = self.config.ground
         self.model_id = model_id
 
     def reset(self) -> None:
-        """Forget all tracks (e.g. when a bag restarts)."""
+        """Forget all tracks and filters (e.g. when a bag restarts)."""
         self._trackers.clear()
+        self._smoothers.clear()
 
     # ------------------------------------------------------------------ the job
     def process(
@@ -140,9 +148,13 @@ class Pipeline:
         )
         people = self.detector.detect(image_rgb)
         t1 = time.perf_counter()
-        tracker = self._tracker(camera_name)
+        tracker = _per_camera(self._trackers, self._tracker_factory, camera_name)
         if tracker is not None:
             people = tracker.update(people)
+            # One-Euro smoothing needs ids: it filters each track's keypoints over time
+            smoother = _per_camera(self._smoothers, self._smoother_factory, camera_name)
+            if smoother is not None:
+                people = smoother.smooth(people, stamp_ns * 1e-9)
         t2 = time.perf_counter()
         result.detections = [_detection(p) for p in people]
         if people:
@@ -224,17 +236,19 @@ class Pipeline:
             )
         return out
 
-    def _tracker(self, camera_name: str) -> Tracker | None:
-        if self._tracker_factory is None:
-            return None
-        if camera_name not in self._trackers:
-            self._trackers[camera_name] = self._tracker_factory()
-        return self._trackers[camera_name]
-
     def _seed(self, camera_name: str, stamp_ns: int) -> int:
         """Deterministic per (seed, camera, stamp): replaying a bag gives identical results."""
         mix = zlib.crc32(f"{self.config.seed}:{camera_name}:{int(stamp_ns)}".encode())
         return int(mix)
+
+
+def _per_camera(store: dict, factory: Callable | None, camera_name: str):
+    """The camera's own tracker/smoother, made on first use (None without a factory)."""
+    if factory is None:
+        return None
+    if camera_name not in store:
+        store[camera_name] = factory()
+    return store[camera_name]
 
 
 def _detection(p: Person2DLike) -> Detection2D:

@@ -63,6 +63,7 @@ def test_ground_prior_and_tracking_switches():
         ({"camera_names": "front"}, "camera_names"),
         ({"cameras.rear.image_topic": "/x"}, "cameras.rear.image_topic"),
         ({"lifter.wieghts": "x.pt"}, "lifter.wieghts"),
+        ({"smoothing.enabled": True, "tracking.enabled": False}, "smoothing.enabled"),
     ],
 )
 def test_invalid_values_fail_with_the_parameter_named(values, names):

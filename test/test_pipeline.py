@@ -180,3 +180,27 @@ def test_config_validation():
         PipelineConfig(num_hypotheses=0)
     with pytest.raises(ValueError, match="camera_height_m"):
         PipelineConfig(camera_height_m=-1.0)
+
+
+def test_smoother_runs_per_camera_after_tracking_with_the_stamp():
+    calls = []
+
+    class Ids:
+        def update(self, people):
+            for p in people:
+                p.track_id = 1
+            return people
+
+    class RecordingSmoother:
+        def smooth(self, people, t_s):
+            calls.append((id(self), t_s, [p.track_id for p in people]))
+            return people
+
+    pipe = Pipeline(FakeDetector([person_at(np.array([0, 0, 6.0]))]), GroundTruthLifter(),
+                    tracker_factory=Ids, smoother_factory=RecordingSmoother)  # fmt: skip
+    pipe.process(IMAGE, CAMERA, camera_name="a", stamp_ns=1_500_000_000)
+    pipe.process(IMAGE, CAMERA, camera_name="a", stamp_ns=1_600_000_000)
+    pipe.process(IMAGE, CAMERA, camera_name="b", stamp_ns=1_600_000_000)
+    assert [c[1] for c in calls] == pytest.approx([1.5, 1.6, 1.6])
+    assert calls[0][0] == calls[1][0] != calls[2][0]  # one smoother per camera
+    assert calls[0][2] == [1]  # tracked before smoothing
