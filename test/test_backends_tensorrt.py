@@ -13,10 +13,10 @@ from hpe3d_ros.backends.base import BackendLifter, BackendUnavailable
 
 
 def _trt_reason() -> str | None:
-    from hpe3d_ros.backends.tensorrt_backend import cuda_device_name, import_tensorrt
+    from hpe3d_ros.backends.tensorrt_backend import BUILDERS, cuda_device_name, import_tensorrt
 
     try:
-        import_tensorrt(("tensorrt", "tensorrt_rtx"))
+        import_tensorrt(BUILDERS)
         cuda_device_name()
     except BackendUnavailable as exc:
         return str(exc)

@@ -7,11 +7,13 @@ rather than pycuda or cuda-python. Needs TensorRT >= 8.5 (``execute_async_v3``, 
 
 :func:`import_tensorrt` finds the Python module of whichever flavour is installed: the full
 TensorRT (``tensorrt``), TensorRT-RTX (``tensorrt_rtx``) or the lean runtime
-(``tensorrt_lean``, runs version-compatible engines only, cannot build).
+(``tensorrt_lean``, runs version-compatible engines only, cannot build), also under the
+module names of the split PyPI wheels (:data:`BUILDERS`).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -20,7 +22,10 @@ import numpy as np
 
 from hpe3d_ros.backends.base import BackendUnavailable
 
-FLAVOURS = ("tensorrt", "tensorrt_rtx", "tensorrt_lean")
+#: Module names: the meta packages, then the split PyPI wheels' own modules
+#: (``tensorrt-cu13-bindings`` installs ``tensorrt_bindings``, which loads ``tensorrt_libs``).
+BUILDERS = ("tensorrt", "tensorrt_bindings", "tensorrt_rtx", "tensorrt_rtx_bindings")
+FLAVOURS = (*BUILDERS, "tensorrt_lean")
 
 
 def import_tensorrt(flavours: tuple[str, ...] = FLAVOURS) -> ModuleType:
@@ -53,6 +58,16 @@ def cuda_device_name() -> str:
     return torch.cuda.get_device_name(0)
 
 
+def _builder_of(engine: str | Path | bytes) -> tuple[str, ...]:
+    """The module that built a cached engine (its ``.json`` key), else every flavour."""
+    if isinstance(engine, bytes):
+        return FLAVOURS
+    key = Path(engine).with_suffix(".json")
+    if not key.is_file():
+        return FLAVOURS
+    return (json.loads(key.read_text())["tensorrt"].rsplit("-", 1)[0],)
+
+
 @dataclass(frozen=True)
 class _IO:
     name: str
@@ -79,7 +94,7 @@ class TrtSession:
         import torch
 
         cuda_device_name()
-        self.trt = trt or import_tensorrt()
+        self.trt = trt or import_tensorrt(_builder_of(engine))
         data = Path(engine).read_bytes() if isinstance(engine, str | Path) else engine
         self._logger = self.trt.Logger(self.trt.Logger.WARNING)
         self.runtime = self.trt.Runtime(self._logger)

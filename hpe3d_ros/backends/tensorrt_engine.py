@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from hpe3d_ros.backends.base import BackendUnavailable
-from hpe3d_ros.backends.tensorrt_backend import cuda_device_name, import_tensorrt
+from hpe3d_ros.backends.tensorrt_backend import BUILDERS, cuda_device_name, import_tensorrt
 
 LOG = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def _network_flags(trt, strongly_typed: bool) -> int:
 
 def has_precision_flags(trt) -> bool:
     """Whether this TensorRT still takes FP16/INT8 builder flags (weakly typed networks)."""
-    return hasattr(trt.BuilderFlag, "FP16") and trt.__name__ != "tensorrt_rtx"
+    return hasattr(trt.BuilderFlag, "FP16") and "rtx" not in trt.__name__
 
 
 def build_engine(
@@ -126,7 +126,7 @@ def build_engine(
         BackendUnavailable: no builder in this TensorRT, the parse or the build failed (the
             message carries TensorRT's own errors).
     """
-    trt = trt or import_tensorrt(("tensorrt", "tensorrt_rtx"))
+    trt = trt or import_tensorrt(BUILDERS)
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     logger = trt.Logger(trt.Logger.WARNING)
@@ -171,7 +171,7 @@ def ensure_engine(
     calibration=None,
 ) -> Path:
     """The cached engine for (model, GPU, TensorRT, precision, profile), built if missing."""
-    trt = import_tensorrt(("tensorrt", "tensorrt_rtx"))
+    trt = import_tensorrt(BUILDERS)
     key = engine_key(onnx_path, precision, profile, trt)
     path = engine_path(key, cache_dir)
     if path.is_file():
@@ -198,7 +198,7 @@ def lifter_engine(
     from hpe3d_ros.lifting import load_lifter
 
     cache = Path(cache_dir or default_cache_dir())
-    trt = import_tensorrt(("tensorrt", "tensorrt_rtx"))
+    trt = import_tensorrt(BUILDERS)
     half = precision == "fp16" and not has_precision_flags(trt)
     onnx_path = export_lifter_file(weights, onnx_dir or cache / "onnx", half=half)
     lifter = load_lifter(weights)
