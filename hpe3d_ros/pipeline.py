@@ -211,32 +211,48 @@ class Pipeline:
         return LiftedPeople(hyps, root, root_std, lifted, conf)
 
     # ------------------------------------------------------------------ helpers
+    def lift_people(
+        self,
+        kp_h36m_px: np.ndarray,
+        conf: np.ndarray,
+        camera: CameraModel,
+        camera_name: str,
+        stamp_ns: int,
+        who: Sequence[tuple[int, float, Sequence[float]]],
+    ) -> list[Person3D]:
+        """:meth:`lift_keypoints` with the frame's seed, packed as :class:`Person3D`.
+
+        Args:
+            kp_h36m_px: (N, 17, 2) pixels; conf: (N, 17).
+            who: per person (track_id, detection score, bbox [x0, y0, x1, y1]).
+        """
+        kp = np.asarray(kp_h36m_px, dtype=np.float64)
+        lifted = self.lift_keypoints(kp, conf, camera, self.seed_for(camera_name, stamp_ns))
+        no_hyps = np.zeros((0, 17, 3), np.float32)
+        return [
+            Person3D(
+                track_id=int(track_id),
+                detection_score=float(score),
+                bbox_px=np.asarray(bbox, dtype=np.float32),
+                keypoints_px=kp[i].astype(np.float32),
+                keypoint_conf=lifted.confidence[i].astype(np.float32),
+                root_m=lifted.root_m[i],
+                root_std_m=lifted.root_std_m[i].astype(np.float32),
+                hypotheses_m=lifted.hypotheses_m[i] if lifted.lifted[i] else no_hyps,
+            )
+            for i, (track_id, score, bbox) in enumerate(who)
+        ]
+
     def _lift(
         self, people: list[Person2DLike], camera: CameraModel, camera_name: str, stamp_ns: int
     ) -> list[Person3D]:
         pairs = [p.to_h36m() for p in people]
         kp = np.stack([np.asarray(kp, dtype=np.float64) for kp, _ in pairs])
         conf = np.stack([np.asarray(c, dtype=np.float64) for _, c in pairs])
-        lifted = self.lift_keypoints(kp, conf, camera, self._seed(camera_name, stamp_ns))
-        out = []
-        for i, p in enumerate(people):
-            out.append(
-                Person3D(
-                    track_id=int(p.track_id),
-                    detection_score=float(p.score),
-                    bbox_px=np.asarray(p.box, dtype=np.float32),
-                    keypoints_px=kp[i].astype(np.float32),
-                    keypoint_conf=lifted.confidence[i].astype(np.float32),
-                    root_m=lifted.root_m[i],
-                    root_std_m=lifted.root_std_m[i].astype(np.float32),
-                    hypotheses_m=lifted.hypotheses_m[i]
-                    if lifted.lifted[i]
-                    else np.zeros((0, 17, 3), np.float32),
-                )
-            )
-        return out
+        who = [(p.track_id, p.score, p.box) for p in people]
+        return self.lift_people(kp, conf, camera, camera_name, stamp_ns, who)
 
-    def _seed(self, camera_name: str, stamp_ns: int) -> int:
+    def seed_for(self, camera_name: str, stamp_ns: int) -> int:
         """Deterministic per (seed, camera, stamp): replaying a bag gives identical results."""
         mix = zlib.crc32(f"{self.config.seed}:{camera_name}:{int(stamp_ns)}".encode())
         return int(mix)

@@ -24,7 +24,7 @@ from hpe3d_ros.config import ConfigError, NodeConfig
 from hpe3d_ros.imaging import decode_compressed, decode_raw
 from hpe3d_ros.pipeline import Pipeline
 from hpe3d_ros.replay_gt import GT_TOPIC_NAME, GT_TYPE
-from hpe3d_ros.results import FrameResult, Person3D
+from hpe3d_ros.results import FrameResult
 from hpe3d_ros.skeleton import H36M_JOINT_NAMES
 from hpe3d_ros.topics import DIAGNOSTICS, OUTPUTS, output_topic
 
@@ -144,7 +144,7 @@ class CameraInfoIndex:
 
 def frame_seed(pipeline: Pipeline, camera: str, stamp_ns: int) -> int:
     """The lifter seed the pipeline uses for this camera and stamp (keypoint-level frames)."""
-    return pipeline._seed(camera, stamp_ns)
+    return pipeline.seed_for(camera, stamp_ns)
 
 
 def lift_keypoint_msg(
@@ -160,22 +160,8 @@ def lift_keypoint_msg(
                       model_id=pipeline.model_id)  # fmt: skip
     if n == 0:
         return res
-    lifted = pipeline.lift_keypoints(kp, conf, camera, frame_seed(pipeline, name, stamp_ns))
-    for i, p in enumerate(msg.people):
-        res.people.append(
-            Person3D(
-                track_id=int(p.track_id),
-                detection_score=float(p.score),
-                bbox_px=np.asarray(p.bbox, dtype=np.float32),
-                keypoints_px=kp[i].astype(np.float32),
-                keypoint_conf=lifted.confidence[i].astype(np.float32),
-                root_m=lifted.root_m[i],
-                root_std_m=lifted.root_std_m[i].astype(np.float32),
-                hypotheses_m=lifted.hypotheses_m[i]
-                if lifted.lifted[i]
-                else np.zeros((0, 17, 3), np.float32),
-            )
-        )
+    who = [(p.track_id, p.score, p.bbox) for p in msg.people]
+    res.people = pipeline.lift_people(kp, conf, camera, name, stamp_ns, who)
     return res
 
 
