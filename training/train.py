@@ -55,6 +55,7 @@ class TrainConfig:
     w_align: float = 0.0  # cross-modal VAE: KL(q(z|3D) || q(z|2D)) weight
     w_mean: float = 0.0  # VAEs: weight of the MPJPE of the mean of n_mean prior samples
     n_mean: int = 8
+    w_best: float = 0.0  # CVAE: weight of the best-of-n_mean prior-sample MPJPE
     conf_threshold: float = 0.2
     val_samples: int = 20
     fit_temperature: bool = True
@@ -201,6 +202,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
                     w_align=cfg.w_align,
                     w_mean=cfg.w_mean,
                     n_mean=cfg.n_mean,
+                    w_best=cfg.w_best,
                 )
                 opt.zero_grad(set_to_none=True)
                 parts["loss"].backward()
@@ -210,8 +212,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
                     sums[k_] = sums.get(k_, 0.0) + float(v.detach())
                 n_b += 1
                 bar.set_postfix(
-                    loss=f"{float(parts['loss']):.3f}",
-                    mpjpe=f"{1000 * float(parts['mpjpe_m']):.1f}",
+                    loss=f"{float(parts['loss'].detach()):.3f}",
+                    mpjpe=f"{1000 * float(parts['mpjpe_m'].detach()):.1f}",
                 )
             avg = {k_: v / max(1, n_b) for k_, v in sums.items()}
             val_mean, val_best = _validate(model, val_x, val_t, mean, std, cfg.val_samples)

@@ -214,6 +214,7 @@ class CVAELifter(LifterBase):
         sigma_m: float = 0.05,
         w_mean: float = 0.0,
         n_mean: int = 8,
+        w_best: float = 0.0,
         **_: float,
     ) -> dict:
         c, mu_p, logvar_p = self.encode(feats)
@@ -232,6 +233,9 @@ class CVAELifter(LifterBase):
         # MPJPE of the mean of M prior samples: trains what the mean-of-K figure measures.
         mean_err = self.mpjpe_m(pred_p.mean(1), target).mean()
         loss = (1.0 - alpha) * (rec_q + beta * kl) + alpha * rec_p + w_mean * mean_err / sigma_m
+        if w_best:  # best of M prior samples: rewards spread along real ambiguities
+            best_err = self.mpjpe_m(pred_p, target[:, None]).min(1).values.mean()
+            loss = loss + w_best * best_err / sigma_m
         return {
             "loss": loss,
             "rec_q": rec_q,
