@@ -307,13 +307,30 @@ def _tensorboard(out: Path):
     return SummaryWriter(str(out / "tb"))
 
 
+def halve_checkpoint(src: str | Path, dst: str | Path) -> None:
+    """Copy a slim lifter checkpoint with float16 weights (half the size; loads as float32)."""
+    ck = torch.load(src, map_location="cpu", weights_only=True)
+    ck["state_dict"] = {
+        k: v.half() if v.is_floating_point() else v for k, v in ck["state_dict"].items()
+    }
+    torch.save(ck, dst)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="YAML file (training/config/*.yaml)")
+    parser.add_argument("--config", help="YAML file (training/config/*.yaml)")
+    parser.add_argument(
+        "--halve", nargs=2, metavar=("SRC", "DST"), help="only write a float16 copy of SRC"
+    )
     parser.add_argument("--resume", action="store_true", help="continue from <out_dir>/ckpt.pt")
     parser.add_argument("--out-dir", help="override out_dir")
     parser.add_argument("--epochs", type=int, help="override epochs")
     args = parser.parse_args(argv)
+    if args.halve:
+        halve_checkpoint(*args.halve)
+        return
+    if not args.config:
+        parser.error("--config is required")
     cfg = TrainConfig.from_yaml(args.config)
     if args.out_dir:
         cfg.out_dir = args.out_dir
