@@ -28,6 +28,17 @@ def default_onnx_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "hpe3d_ros" / "onnx"
 
 
+def cpu_threads_for_torch(threads: int) -> int:
+    """Torch intra-op threads: 1 unless ``OMP_WAIT_POLICY=PASSIVE`` was set before start.
+
+    With OpenMP's default (spinning) wait policy, 2 torch threads on 2 cores shared with other
+    processes took 167 ms for 10 people x K = 200 against 6.8 ms with 1 thread, or with 2
+    threads and ``OMP_WAIT_POLICY=PASSIVE`` (BENCHMARKS.md, "Deployment backends").
+    """
+    passive = os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
+    return max(1, int(threads)) if passive else 1
+
+
 def candidates(backend: str, device: str = "cpu") -> tuple[str, ...]:
     """Concrete backends to try for a ``lifter.backend`` value and ``lifter.device``."""
     if backend not in BACKENDS:
@@ -59,7 +70,7 @@ def make_core(
         from hpe3d_ros.backends.torch_backend import TorchCore
 
         if name == "torch-cpu":
-            torch.set_num_threads(threads)
+            torch.set_num_threads(cpu_threads_for_torch(threads))
         return TorchCore(lifter, "cuda" if name == "torch-cuda" else "cpu")
     if name.startswith("onnxruntime-"):
         from hpe3d_ros.backends.onnxruntime_backend import OnnxRuntimeCore
