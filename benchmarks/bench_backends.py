@@ -8,9 +8,11 @@ warns about: the Martinez-size network run once per hypothesis (N*K rows). Detec
 MultiPose, default tiling (2x1 tiles of 512 px), on a real frame resized to 640x480 and
 1280x720.
 
-Backends tried: torch-cpu, onnxruntime-cpu, and where present torch-cuda (eager and
-``torch.compile``), onnxruntime-cuda, tensorrt (FP16, FP32). One that cannot run is listed
-with the reason. Prints Markdown tables; ``--json PATH`` also writes every figure.
+Backends tried: torch-cpu (1 intra-op thread: see ``select.cpu_threads_for_torch``),
+torch-cpu-2threads (torch's default on 2 cores), onnxruntime-cpu, and where present
+torch-cuda (eager and ``torch.compile``), onnxruntime-cuda, tensorrt (FP16, FP32). One that
+cannot run is listed with the reason. Prints Markdown tables; ``--json PATH`` also writes
+every figure.
 
     .venv/bin/python benchmarks/bench_backends.py --threads 2            # ~1 min on 2 cores
     python benchmarks/bench_backends.py --json results.json --repeats 50  # GPU machine
@@ -43,7 +45,7 @@ WEIGHTS = {
 }
 LIFTER_BACKENDS = (
     "torch-cpu",
-    "torch-cpu-1thread",
+    "torch-cpu-2threads",
     "onnxruntime-cpu",
     "torch-cuda",
     "torch-cuda-compiled",
@@ -71,8 +73,8 @@ def make_lifter(backend: str, weights: Path, threads: int, onnx_dir: Path) -> Ba
     from hpe3d_ros.backends.torch_backend import TorchCore
 
     lifter = load_lifter(weights)
-    torch.set_num_threads(1 if backend == "torch-cpu-1thread" else threads)
-    if backend == "torch-cpu-1thread":
+    if backend == "torch-cpu-2threads":  # what a plain Lifter does on 2 cores
+        torch.set_num_threads(2)
         return BackendLifter(lifter, TorchCore(lifter, "cpu"))
     if backend == "torch-cuda-compiled":
         return BackendLifter(lifter, TorchCore(lifter, "cuda", compile=True))
