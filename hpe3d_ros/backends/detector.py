@@ -70,8 +70,11 @@ def use_detector_backend(
     multipose = getattr(detector, "proposer", detector)
     targets = [(multipose, Path(multipose_onnx or MULTIPOSE_ONNX))]
     if multipose is not detector:  # top-down: the SinglePose session too
-        crop = detector.crop_px
-        single = next(p for p in SINGLEPOSE_ONNX.values() if f"{crop}" in _input_size(p))
+        crop = str(detector.crop_px)
+        single = next((p for p in SINGLEPOSE_ONNX.values() if _input_size(p) == crop), None)
+        if single is None:
+            LOG.warning("detector backend %s: unknown SinglePose model, stays on CPU", backend)
+            return detector
         targets.append((detector, single))
     try:
         sessions = [open_backend_session(path, backend, threads, **kw) for _, path in targets]

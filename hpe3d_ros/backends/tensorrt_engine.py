@@ -29,6 +29,7 @@ import numpy as np
 
 from hpe3d_ros.backends.base import BackendUnavailable
 from hpe3d_ros.backends.tensorrt_backend import BUILDERS, cuda_device_name, import_tensorrt
+from hpe3d_ros.lifting.normalize import N_FEATURES
 
 LOG = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def default_cache_dir() -> Path:
 
 def lifter_profile(latent_dim: int, people=PEOPLE, hyps=HYPOTHESES) -> dict[str, tuple]:
     """Input name -> (min, opt, max) shapes for the lifter graph."""
-    n_in = 72
+    n_in = N_FEATURES
     prof = {
         "features": tuple((n, n_in) for n in people),
         "rotation": tuple((n, 3, 3) for n in people),
