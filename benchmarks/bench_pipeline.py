@@ -28,7 +28,11 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_backends import machine  # noqa: E402
 from hpe3d_ros.backends import load_backend_lifter  # noqa: E402
-from hpe3d_ros.backends.detector import DETECTOR_BACKENDS, use_detector_backend  # noqa: E402
+from hpe3d_ros.backends.detector import (  # noqa: E402
+    DETECTOR_BACKENDS,
+    active_backend,
+    use_detector_backend,
+)
 from hpe3d_ros.camera import CameraModel  # noqa: E402
 from hpe3d_ros.detection import load_detector  # noqa: E402
 from hpe3d_ros.detection.tracking import Tracker  # noqa: E402
@@ -83,7 +87,8 @@ def run(args) -> dict:
     return {
         "machine": machine(),
         "lifter_backend": lifter.backend,
-        "detector_backend": args.detector_backend,
+        "detector_backend": active_backend(detector),
+        "detector_backend_asked": args.detector_backend,
         "tiling": f"{args.tiles} x {args.input_size} px",
         "frames": len(frames),
         "size": f"{w}x{h}",

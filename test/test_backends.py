@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hpe3d_ros.backends import BackendUnavailable, candidates, load_backend_lifter
-from hpe3d_ros.backends.detector import use_detector_backend
+from hpe3d_ros.backends.detector import active_backend, use_detector_backend
 from hpe3d_ros.backends.tensorrt_engine import detector_profile, engine_path, lifter_profile
 from hpe3d_ros.camera import CameraModel
 from hpe3d_ros.lifting import load_lifter
@@ -151,5 +151,5 @@ def test_detector_backend_falls_back_to_its_cpu_session(caplog):
     session = det.session
     with caplog.at_level(logging.WARNING, logger="hpe3d_ros.backends"):
         assert use_detector_backend(det, "onnxruntime-cuda") is det
-    assert det.session is session
+    assert det.session is session and active_backend(det) == "onnxruntime-cpu"
     assert "stays on onnxruntime-cpu" in caplog.text

@@ -92,3 +92,15 @@ def _input_size(path: Path) -> str:
 
     dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape
     return str(dims.dim[1].dim_value)
+
+
+def active_backend(detector) -> str:
+    """The backend the detector's (MultiPose) session really runs on, after any fallback."""
+    session = getattr(detector, "proposer", detector).session
+    if type(session).__name__ == "TrtSession":
+        return "tensorrt"
+    first = session.get_providers()[0]
+    return {
+        "TensorrtExecutionProvider": "onnxruntime-tensorrt",
+        "CUDAExecutionProvider": "onnxruntime-cuda",
+    }.get(first, "onnxruntime-cpu")
