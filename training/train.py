@@ -76,11 +76,19 @@ class TrainConfig:
 
 
 def git_commit() -> str:
+    """HEAD commit, with ``-dirty`` when the lifter or training code has uncommitted edits."""
     try:
-        out = subprocess.run(
+        head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=5
-        )
-        return out.stdout.strip() or "unknown"
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "hpe3d_ros/lifting", "training"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        return (head + ("-dirty" if dirty else "")) or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
