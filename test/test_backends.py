@@ -153,3 +153,19 @@ def test_detector_backend_falls_back_to_its_cpu_session(caplog):
         assert use_detector_backend(det, "onnxruntime-cuda") is det
     assert det.session is session and active_backend(det) == "onnxruntime-cpu"
     assert "stays on onnxruntime-cpu" in caplog.text
+
+
+def test_missing_tensorrt_says_which_imports_failed():
+    from hpe3d_ros.backends.tensorrt_backend import import_tensorrt
+
+    with pytest.raises(BackendUnavailable, match="no_such_trt: ModuleNotFoundError"):
+        import_tensorrt(("no_such_trt",))
+
+
+def test_torch_cpu_threads_stay_at_one_unless_openmp_waits_passively(monkeypatch):
+    from hpe3d_ros.backends.select import cpu_threads_for_torch
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert cpu_threads_for_torch(2) == 1
+    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
+    assert cpu_threads_for_torch(2) == 2

@@ -24,7 +24,7 @@ def _trt_reason() -> str | None:
 
 
 REASON = _trt_reason()
-pytestmark = pytest.mark.skipif(REASON is not None, reason=f"TensorRT cannot run: {REASON}")
+needs_trt = pytest.mark.skipif(REASON is not None, reason=f"TensorRT cannot run: {REASON}")
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,7 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("engines")
 
 
+@needs_trt
 @pytest.mark.parametrize("precision", ["fp16", "fp32"])
 def test_engine_matches_torch(cache, precision):
     from hpe3d_ros.backends.tensorrt_backend import TensorRTCore
@@ -52,6 +53,7 @@ def test_engine_matches_torch(cache, precision):
         assert err <= (2e-3 if precision == "fp16" else 1e-4), (n, k, err)
 
 
+@needs_trt
 def test_second_request_comes_from_the_cache(cache):
     from hpe3d_ros.backends.tensorrt_engine import lifter_engine
 
@@ -62,6 +64,7 @@ def test_second_request_comes_from_the_cache(cache):
     assert first.with_suffix(".json").is_file()
 
 
+@needs_trt
 def test_detector_engine_finds_the_same_people(cache, monkeypatch):
     import cv2
 
@@ -76,3 +79,25 @@ def test_detector_engine_finds_the_same_people(cache, monkeypatch):
     assert type(det.session).__name__ == "TrtSession"
     got = det.detect(image)
     assert len(got) == len(want)
+
+
+def _builder_reason() -> str | None:
+    from hpe3d_ros.backends.tensorrt_backend import BUILDERS, import_tensorrt
+
+    try:
+        import_tensorrt(BUILDERS)
+    except BackendUnavailable as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.skipif(REASON is None, reason="a CUDA device is present: the tests above build")
+@pytest.mark.skipif(_builder_reason() is not None, reason=f"no builder: {_builder_reason()}")
+def test_a_builder_without_gpu_still_builds_the_lifter(tmp_path):
+    """TensorRT-RTX compiles ahead of time without a GPU (kernels come at first run)."""
+    from hpe3d_ros.backends.tensorrt_engine import build_engine, lifter_profile
+    from hpe3d_ros.export import export_lifter
+    from hpe3d_ros.lifting import load_lifter
+
+    onnx_path = export_lifter(load_lifter(), tmp_path / "half.onnx", half=True)
+    assert len(build_engine(onnx_path, lifter_profile(16), "fp16")) > 1_000_000

@@ -173,7 +173,10 @@ def ensure_engine(
 ) -> Path:
     """The cached engine for (model, GPU, TensorRT, precision, profile), built if missing."""
     trt = import_tensorrt(BUILDERS)
-    key = engine_key(onnx_path, precision, profile, trt)
+    # A strongly typed builder takes the precision from the ONNX file's types (and the file's
+    # hash is in the key), so the name says so rather than claim a precision it ignored.
+    label = precision if has_precision_flags(trt) or precision == "int8" else "typed"
+    key = engine_key(onnx_path, label, profile, trt)
     path = engine_path(key, cache_dir)
     if path.is_file():
         LOG.info("TensorRT engine from cache: %s", path)
