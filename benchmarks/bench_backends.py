@@ -214,8 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--onnx-dir", type=Path, default=ROOT / "build" / "export")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    result = {"machine": machine(), "threads": args.threads}
-    sys.stdout.write(f"{result['machine']}; {args.threads} threads\n\n")
+    from hpe3d_ros.build import model_id
+
+    weights = ", ".join(f"{a}: {model_id(w)}" for a, w in WEIGHTS.items())
+    result = {"machine": machine(), "threads": args.threads, "weights": weights}
+    sys.stdout.write(f"{result['machine']}; {args.threads} threads; {weights}\n\n")
     if args.only in (None, "lifter"):
         result["lifter"] = bench_lifters(
             args.lifter_backends, args.threads, args.repeats, args.onnx_dir
