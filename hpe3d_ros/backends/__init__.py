@@ -9,7 +9,7 @@
   :mod:`.tensorrt_backend`: the engine runner.
 * :mod:`.detector`: the MoveNet detector on ONNX Runtime CUDA/TensorRT EPs or an engine.
 
-Only ``numpy`` is imported here; torch, onnxruntime and tensorrt load with the backend used.
+onnxruntime and tensorrt are imported only by the backend that uses them.
 """
 
 from hpe3d_ros.backends.base import BackendLifter, BackendUnavailable, LifterCore
