@@ -20,6 +20,16 @@ KP = (RNG.uniform(-0.3, 0.3, (4, 1, 2)) + RNG.normal(0, 0.05, (4, 17, 2))).astyp
 CONF = RNG.uniform(0.3, 1.0, (4, 17)).astype(np.float32)
 
 
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    """The torch-cpu backend sets torch's (process-wide) thread count: restore it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def onnx_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("onnx")
