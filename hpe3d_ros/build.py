@@ -25,22 +25,32 @@ def model_id(path: Path) -> str:
 
 def build_pipeline(cfg: NodeConfig) -> Pipeline:
     """Load the detector and lifter the configuration names and wire the pipeline."""
+    from hpe3d_ros.backends import load_backend_lifter
+    from hpe3d_ros.backends.detector import use_detector_backend
     from hpe3d_ros.detection import load_detector
     from hpe3d_ros.detection.smoothing import KeypointSmoother
     from hpe3d_ros.detection.tracking import Tracker
-    from hpe3d_ros.lifting import DEFAULT_WEIGHTS, load_lifter
+    from hpe3d_ros.lifting import DEFAULT_WEIGHTS
 
     det_args = dict(cfg.detector)
     try:
         detector = load_detector(det_args.pop("name"), det_args.pop("device"), **det_args)
+        detector = use_detector_backend(
+            detector, cfg.values.get("detector.backend", "onnxruntime-cpu"), det_args["threads"]
+        )
     except (OSError, RuntimeError, ValueError) as exc:
         raise ModelLoadError(f"cannot load the 2D detector: {exc}") from exc
     weights = Path(cfg.lifter_weights) if cfg.lifter_weights else DEFAULT_WEIGHTS
+    if not weights.is_file():
+        raise ModelLoadError(f"lifter weights not found: {weights}")
     try:
-        lifter = load_lifter(weights, device=cfg.lifter_device)
-    except FileNotFoundError as exc:
-        raise ModelLoadError(f"lifter weights not found: {weights}") from exc
-    except Exception as exc:  # corrupt pickles raise many types; say which file
+        lifter = load_backend_lifter(
+            weights,
+            backend=cfg.values.get("lifter.backend", "auto"),
+            device=cfg.lifter_device,
+            threads=cfg.values.get("lifter.threads", 1),
+        )
+    except Exception as exc:  # corrupt files and unavailable backends raise many types
         raise ModelLoadError(f"cannot load lifter weights {weights}: {exc}") from exc
     tracking = dict(cfg.tracking)
     smoothing = dict(cfg.smoothing)

@@ -34,6 +34,9 @@ def _ros_test_environment() -> None:
     os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", profile)
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", profile)
     os.environ.setdefault("ROS_LOG_DIR", str(REPO / "build" / "ros_log"))
+    # exported ONNX files and TensorRT engines stay inside the checkout
+    os.environ.setdefault("HPE3D_ONNX_CACHE", str(REPO / "build" / "cache" / "onnx"))
+    os.environ.setdefault("HPE3D_ENGINE_CACHE", str(REPO / "build" / "cache" / "engines"))
 
 
 _ros_test_environment()

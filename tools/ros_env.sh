@@ -10,4 +10,7 @@ export RMW_IMPLEMENTATION=${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}
 export FASTRTPS_DEFAULT_PROFILES_FILE=${FASTRTPS_DEFAULT_PROFILES_FILE:-$_hpe3d_root/config/fastdds_shm.xml}
 export FASTDDS_DEFAULT_PROFILES_FILE=${FASTDDS_DEFAULT_PROFILES_FILE:-$FASTRTPS_DEFAULT_PROFILES_FILE}
 export ROS_LOG_DIR=${ROS_LOG_DIR:-$_hpe3d_root/build/ros_log}
+# exported ONNX files and TensorRT engines stay inside the checkout in tests and CI
+export HPE3D_ONNX_CACHE=${HPE3D_ONNX_CACHE:-$_hpe3d_root/build/cache/onnx}
+export HPE3D_ENGINE_CACHE=${HPE3D_ENGINE_CACHE:-$_hpe3d_root/build/cache/engines}
 unset _hpe3d_root
