@@ -35,10 +35,22 @@ from hpe3d_ros.ros.conversions import ns_to_stamp, stamp_to_ns  # noqa: E402
 from hpe3d_ros.topics import output_topic  # noqa: E402
 
 
-def run(rate_hz: float, seconds: float, k: int) -> dict:
-    params = {"lifter": {"num_hypotheses": k}, "qos": {"image_reliability": "best_effort"}}
+def nest(flat: dict) -> dict:
+    """{"a.b": 1} -> {"a": {"b": 1}} (ROS parameter files nest dotted names)."""
+    out: dict = {}
+    for name, value in flat.items():
+        *parents, leaf = name.split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def run(rate_hz: float, seconds: float, k: int, extra: dict | None = None) -> dict:
+    params = {"lifter.num_hypotheses": k, "qos.image_reliability": "best_effort", **(extra or {})}
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        yaml.safe_dump({"hpe3d_pipeline": {"ros__parameters": params}}, f)
+        yaml.safe_dump({"hpe3d_pipeline": {"ros__parameters": nest(params)}}, f)
     proc = subprocess.Popen(
         [sys.executable, "-m", "hpe3d_ros.ros.node", "--params-file", f.name],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
@@ -111,13 +123,16 @@ def main() -> int:
     ap.add_argument("--rates", type=float, nargs="+", default=[10.0, 30.0])
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("-k", type=int, default=50)
+    ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                    help="parameter overrides, e.g. detector.tiles=[1,1]")  # fmt: skip
     args = ap.parse_args()
+    extra = {n: yaml.safe_load(v) for n, v in (a.split("=", 1) for a in args.set)}
     rclpy.init()
     print("| input rate | published | answered | processed rate | latency p50 | latency p95 |")
     print("|---|---|---|---|---|---|")
     try:
         for rate in args.rates:
-            r = run(rate, args.seconds, args.k)
+            r = run(rate, args.seconds, args.k, extra)
             cells = [
                 f"{r['rate_hz']:.0f} Hz",
                 r["published"],
