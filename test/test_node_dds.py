@@ -295,3 +295,12 @@ def test_bad_start_up_fails_with_one_clear_message(tmp_path, params, rc, needle)
     assert proc.returncode == rc, out
     assert needle in out
     assert "Traceback" not in out
+
+
+def test_corrupt_lifter_weights_name_the_file(tmp_path):
+    bad = tmp_path / "corrupt_lifter.pt"
+    bad.write_bytes(b"PK\x03\x04 this is not a checkpoint")
+    proc = _run_node(tmp_path, {"lifter": {"weights": str(bad)}})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert str(bad) in out and "Traceback" not in out
