@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
         gt = batch.pose_cam.astype(np.float64)
         cond: dict = {"overall": {}, "per_subject": {}}
         print(
-            f"\n### {args.split.capitalize()} split ({len(idx)} frames), {drop:.0%} dropped joints, K={args.k}\n"
+            f"\n### {args.split.capitalize()} split ({len(idx)} frames), "
+            f"{drop:.0%} dropped joints, K={args.k}\n"
         )
         header = [
             "model",
