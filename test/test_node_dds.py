@@ -255,9 +255,8 @@ def test_one_cameras_bad_input_does_not_disturb_the_others(three_cameras):
         pubs["bad"][0].publish(img)
 
     def done():
-        return all(len(t.got[f"{c}/hypotheses"]) >= 3 for c in ("a", "b")) and any(
-            _count(d, "bad", "failed") >= 8 for d in diags  # every kind, twice
-        )
+        good = all(len(t.got[f"{c}/hypotheses"]) >= 3 for c in ("a", "b"))
+        return good and any(_count(d, "bad", "failed") >= 8 for d in diags)  # every kind twice
 
     assert t.spin_until(done, 150, tick), t.log()
     assert t.proc.poll() is None  # alive
