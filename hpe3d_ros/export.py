@@ -1,6 +1,6 @@
 """ONNX export of the lifter (and a check of the detector's ONNX files): ``hpe3d-export``.
 
-The lifter graph is :class:`~hpe3d_ros.backends.graph.LifterGraph`: features, noise and
+The lifter graph is :class:`~hpe3d_ros.lifting.graph.LifterGraph`: features, noise and
 rotations in, camera-frame poses out, with dynamic axes for people (N) and hypotheses (K). The
 noise is an input, so every backend fed the same noise returns the same hypotheses.
 
@@ -70,7 +70,7 @@ def export_lifter(
     import onnx
     import torch
 
-    from hpe3d_ros.backends.graph import OUTPUT_NAME, LifterGraph
+    from hpe3d_ros.lifting.graph import OUTPUT_NAME, LifterGraph
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

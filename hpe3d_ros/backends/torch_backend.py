@@ -8,11 +8,11 @@ import numpy as np
 import torch
 
 from hpe3d_ros.backends.base import BackendUnavailable
-from hpe3d_ros.backends.graph import LifterGraph
+from hpe3d_ros.lifting.graph import LifterGraph
 
 
 class TorchCore:
-    """Runs :class:`~hpe3d_ros.backends.graph.LifterGraph` with torch on ``device``.
+    """Runs :class:`~hpe3d_ros.lifting.graph.LifterGraph` with torch on ``device``.
 
     ``compile=True`` wraps the graph in ``torch.compile(dynamic=True)`` (worth it on CUDA,
     where eager launches dominate at these sizes; the first calls per shape class are slow).

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hpe3d_ros.lifting.graph import LifterGraph
 from hpe3d_ros.lifting.model import LifterBase, ModelConfig, build_model
 from hpe3d_ros.lifting.normalize import N_JOINTS, prepare_inputs
 from hpe3d_ros.skeleton import H36M_JOINT_NAMES, H36M_PARENTS
@@ -84,6 +85,7 @@ class Lifter:
         self.joint_names: tuple[str, ...] = tuple(checkpoint["joint_names"])
         self.arch = self.cfg.arch
         self.latent_dim = self.model.latent_dim
+        self._graph = LifterGraph(self)
 
     # ------------------------------------------------------------------ public API
     def sample(
@@ -109,26 +111,29 @@ class Lifter:
         if noise.ndim != 3 or noise.shape[2] != self.latent_dim:
             raise ValueError(f"noise must be (N, k, {self.latent_dim}), got {noise.shape}")
         feats, R = prepare_inputs(keypoints_norm, confidence, self.conf_threshold)
-        if noise.shape[0] != feats.shape[0]:
-            raise ValueError(
-                f"noise is for {noise.shape[0]} people, keypoints for {feats.shape[0]}"
-            )
-        k = noise.shape[1]
-        if feats.shape[0] == 0 or k == 0:
-            return np.zeros((feats.shape[0], k, N_JOINTS, 3), dtype=np.float32)
+        n, k = feats.shape[0], noise.shape[1]
+        if noise.shape[0] != n:
+            raise ValueError(f"noise is for {noise.shape[0]} people, keypoints for {n}")
+        if n == 0 or k == 0:  # engines and some providers reject empty tensors
+            return np.zeros((n, k, N_JOINTS, 3), dtype=np.float32)
+        rot = R.astype(np.float32)
+        if self.latent_dim:
+            poses = self._run(feats, np.ascontiguousarray(noise), rot)
+        else:  # the deterministic baseline: one pose, repeated
+            poses = np.repeat(self._run(feats, None, rot), k, axis=1)
+        return np.nan_to_num(poses, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def _run(self, feats: np.ndarray, noise: np.ndarray | None, rot: np.ndarray) -> np.ndarray:
+        """The network graph (:class:`LifterGraph`) in torch: -> (N, K, 17, 3) camera frame.
+
+        Deployment backends (:mod:`hpe3d_ros.backends`) replace exactly this method.
+        """
+        args = [torch.from_numpy(feats)]
+        if noise is not None:
+            args.append(torch.from_numpy(noise))
+        args.append(torch.from_numpy(rot))
         with torch.inference_mode():
-            x = torch.from_numpy(feats).to(self.device)
-            eps = torch.from_numpy(noise).to(self.device)
-            cond = self.model.encode(x)
-            y = self.model.decode(cond, eps, self.temperature)  # (N, k, 48)
-            y = y * self.model.target_std + self.target_mean
-            poses_v = torch.cat([y.new_zeros(y.shape[0], k, 3), y], dim=-1).reshape(
-                -1, k * N_JOINTS, 3
-            )
-            # Virtual camera -> camera: p_cam = R^T p_v, i.e. row vectors times R.
-            poses = poses_v @ torch.from_numpy(R).to(poses_v)
-            poses = torch.nan_to_num(poses, nan=0.0, posinf=0.0, neginf=0.0)
-        return poses.reshape(-1, k, N_JOINTS, 3).cpu().numpy()
+            return self._graph(*(a.to(self.device) for a in args)).cpu().numpy()
 
     def predict_mean(
         self,
