@@ -74,8 +74,7 @@ def solve_root_translation(
     if ground is not None:
         # the lower of the two ankles (larger projection on the down normal) touches the ground
         n = np.asarray(ground.normal, dtype=np.float64)
-        heights = X[..., _ANKLES, :] @ n
-        foot = np.take_along_axis(X[..., _ANKLES, :], heights.argmax(-1)[..., None, None], -2)
+        foot = _lower_ankle(X, n)
         A = np.concatenate([A, np.broadcast_to(n, (*X.shape[:-2], 1, 3))], -2)
         b = np.concatenate([b, ground.offset - foot[..., 0, :] @ n[:, None]], -1)
         W = np.concatenate([W, np.full((*X.shape[:-2], 1), ground.weight)], -1)
@@ -86,6 +85,12 @@ def solve_root_translation(
     t[..., 2] = np.maximum(t[..., 2], min_depth_m)
     t[~enough] = np.nan
     return t
+
+
+def _lower_ankle(X: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """(..., 1, 3): the ankle furthest along the down normal ``n``, the one on the ground."""
+    ankles = X[..., _ANKLES, :]
+    return np.take_along_axis(ankles, (ankles @ n).argmax(-1)[..., None, None], -2)
 
 
 def _weighted_lstsq(A: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -117,8 +122,7 @@ def _gauss_newton_step(
     if ground is not None:
         # keep the ground prior at the same relative strength: express it in normalised units
         n = np.asarray(ground.normal, dtype=np.float64)
-        feet = X[..., _ANKLES, :] @ n
-        foot = np.take_along_axis(X[..., _ANKLES, :], feet.argmax(-1)[..., None, None], -2)
+        foot = _lower_ankle(X, n)
         zr = t[..., 2:3]
         rg = ((foot[..., 0, :] + t) @ n - ground.offset)[..., None] / np.maximum(zr, min_depth_m)
         jg = np.broadcast_to(n, (*t.shape[:-1], 1, 3)) / np.maximum(zr, min_depth_m)[..., None]

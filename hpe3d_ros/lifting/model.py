@@ -161,7 +161,16 @@ class MartinezBaseline(LifterBase):
         return {"loss": err, "mpjpe_m": err}
 
 
-class CVAELifter(LifterBase):
+class _LatentLifter(LifterBase):
+    """A lifter with a Gaussian latent: ``encode`` gives (code, mu, logvar) of p(z | 2D)."""
+
+    def decode(self, cond: tuple, eps: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        c, mu, logvar = cond
+        z = mu[:, None] + temperature * (0.5 * logvar).exp()[:, None] * eps
+        return self.decoder(c, z)
+
+
+class CVAELifter(_LatentLifter):
     """Conditional VAE (Sohn et al. 2015, Sharma et al. 2019 for pose lifting).
 
     q(z | 3D, 2D) in training; prior p(z | 2D) learned, or N(0, I); decoder p(3D | z, 2D).
@@ -199,11 +208,6 @@ class CVAELifter(LifterBase):
     def encode(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         c = self.cond_net(feats)
         return (c, *self._prior(c))
-
-    def decode(self, cond: tuple, eps: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-        c, mu, logvar = cond
-        z = mu[:, None] + temperature * (0.5 * logvar).exp()[:, None] * eps
-        return self.decoder(c, z)
 
     def losses(
         self,
@@ -246,7 +250,7 @@ class CVAELifter(LifterBase):
         }
 
 
-class CrossModalVAE(LifterBase):
+class CrossModalVAE(_LatentLifter):
     """Cross-modal VAE (Spurr et al. 2018): 2D and 3D encoders into one shared latent.
 
     Each modality has an encoder to (mu, logvar) in the shared space and a decoder from it
@@ -283,11 +287,6 @@ class CrossModalVAE(LifterBase):
     def encode(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, logvar = _split_gaussian(self.encoders["pose2d"](feats))
         return feats.new_zeros(feats.shape[0], 1), mu, logvar
-
-    def decode(self, cond: tuple, eps: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-        c, mu, logvar = cond
-        z = mu[:, None] + temperature * (0.5 * logvar).exp()[:, None] * eps
-        return self.decoder(c, z)
 
     def losses(
         self,
