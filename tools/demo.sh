@@ -14,6 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
+# the exported ONNX lifter is cached inside the checkout, not in ~/.cache
+export HPE3D_ONNX_CACHE=${HPE3D_ONNX_CACHE:-$PWD/build/cache/onnx}
 PY="$VENV/bin/python"
 CLIP=demo/vtest_600_750.mp4
 OUT=outputs/demo
