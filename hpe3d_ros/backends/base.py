@@ -33,6 +33,30 @@ class LifterCore(Protocol):
         ...
 
 
+class SessionCore:
+    """A :class:`LifterCore` over any session with ONNX Runtime's ``get_inputs``/``run`` API.
+
+    Subclasses set ``session`` and ``name``; the feed follows the graph's own input names,
+    so the baseline's graph (no ``noise`` input) needs nothing special.
+    """
+
+    session: object
+    name: str
+
+    def _bind(self, session) -> None:
+        self.session = session
+        self.input_names = [i.name for i in session.get_inputs()]
+
+    def run(
+        self, features: np.ndarray, noise: np.ndarray | None, rotation: np.ndarray
+    ) -> np.ndarray:
+        """See :class:`LifterCore`."""
+        feed = {"features": features, "rotation": rotation}
+        if noise is not None:
+            feed["noise"] = noise
+        return self.session.run(None, {k: feed[k] for k in self.input_names})[0]
+
+
 class BackendLifter(Lifter):
     """A :class:`~hpe3d_ros.lifting.runtime.Lifter` whose network runs on ``core``.
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from hpe3d_ros.backends.base import BackendUnavailable
+from hpe3d_ros.backends.base import BackendUnavailable, SessionCore
 
 #: Execution providers per ``device`` (the first must be available, CPU is the fallback).
 PROVIDERS = {
@@ -44,19 +42,9 @@ def open_ort_session(path: str | Path, device: str = "cpu", threads: int = 2):
     return ort.InferenceSession(str(path), opts, providers=providers)
 
 
-class OnnxRuntimeCore:
+class OnnxRuntimeCore(SessionCore):
     """Runs an exported lifter graph (:func:`hpe3d_ros.export.export_lifter`)."""
 
     def __init__(self, onnx_path: str | Path, device: str = "cpu", threads: int = 2) -> None:
-        self.session = open_ort_session(onnx_path, device, threads)
-        self.input_names = [i.name for i in self.session.get_inputs()]
+        self._bind(open_ort_session(onnx_path, device, threads))
         self.name = f"onnxruntime-{device}"
-
-    def run(
-        self, features: np.ndarray, noise: np.ndarray | None, rotation: np.ndarray
-    ) -> np.ndarray:
-        """See :class:`~hpe3d_ros.backends.base.LifterCore`."""
-        feed = {"features": features, "rotation": rotation}
-        if noise is not None:
-            feed["noise"] = noise
-        return self.session.run(None, {k: feed[k] for k in self.input_names})[0]

@@ -20,7 +20,7 @@ from types import ModuleType
 
 import numpy as np
 
-from hpe3d_ros.backends.base import BackendUnavailable
+from hpe3d_ros.backends.base import BackendUnavailable, SessionCore
 
 #: Module names: the meta packages, then the split PyPI wheels' own modules
 #: (``tensorrt-cu13-bindings`` installs ``tensorrt_bindings``, which loads ``tensorrt_libs``).
@@ -149,19 +149,9 @@ class TrtSession:
         return [(o.float() if o.is_floating_point() else o).cpu().numpy() for o in outs]
 
 
-class TensorRTCore:
+class TensorRTCore(SessionCore):
     """Runs a lifter engine built by :mod:`hpe3d_ros.backends.tensorrt_engine`."""
 
     def __init__(self, engine_path: str | Path, precision: str = "fp16") -> None:
-        self.session = TrtSession(engine_path)
-        self.input_names = [i.name for i in self.session.get_inputs()]
+        self._bind(TrtSession(engine_path))
         self.name = f"tensorrt-{precision}"
-
-    def run(
-        self, features: np.ndarray, noise: np.ndarray | None, rotation: np.ndarray
-    ) -> np.ndarray:
-        """See :class:`~hpe3d_ros.backends.base.LifterCore`."""
-        feed = {"features": features, "rotation": rotation}
-        if noise is not None:
-            feed["noise"] = noise
-        return self.session.run(None, {k: feed[k] for k in self.input_names})[0]
