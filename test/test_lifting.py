@@ -12,7 +12,7 @@ from hpe3d_ros import metrics
 from hpe3d_ros.lifting import DEFAULT_WEIGHTS, load_lifter
 from hpe3d_ros.lifting.model import ModelConfig, build_model
 from hpe3d_ros.lifting.normalize import prepare_inputs, rotation_to_axis, to_camera, to_virtual
-from hpe3d_ros.lifting.runtime import make_checkpoint
+from hpe3d_ros.lifting.runtime import latent_noise, make_checkpoint
 from hpe3d_ros.skeleton import H36M_JOINT_NAMES, H36M_PARENTS
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmu_h36m17_30fps.npz"
@@ -28,7 +28,7 @@ def _tiny_lifter(tmp_path: Path, arch: str = "cvae", latent_dim: int = 4):
     model.target_std.fill_(0.2)
     mean = np.linspace(-0.3, 0.3, 48)
     path = tmp_path / f"{arch}.pt"
-    torch.save(make_checkpoint(model, mean, 0.2, temperature=1.3), path)
+    torch.save(make_checkpoint(model, mean, 0.2, temperature=1.3, latent_dof=4.0), path)
     return load_lifter(path), path
 
 
@@ -72,7 +72,7 @@ def test_seeded_determinism_and_explicit_noise(tmp_path):
     np.testing.assert_array_equal(a, lifter.sample(kp, conf, k=9, seed=3))
     assert not np.allclose(a, lifter.sample(kp, conf, k=9, seed=4))
     assert a[:, :, 1:].std(axis=1).mean() > 0  # hypotheses differ
-    noise = np.random.default_rng(3).standard_normal((4, 9, lifter.latent_dim), dtype=np.float32)
+    noise = latent_noise(4, 9, lifter.latent_dim, seed=3, dof=lifter.latent_dof)
     np.testing.assert_array_equal(a, lifter.sample_with_noise(kp, conf, noise))
     with pytest.raises(ValueError):
         lifter.sample_with_noise(kp, conf, noise[:, :, :2])
@@ -114,6 +114,10 @@ def test_checkpoint_round_trip_holds_everything(tmp_path):
     kp, conf = _people(3)
     np.testing.assert_array_equal(lifter.sample(kp, conf, 4, 1), again.sample(kp, conf, 4, 1))
     assert again.temperature == pytest.approx(1.3)
+    assert again.latent_dof == 4.0 and ck["latent_dof"] == 4.0
+    del ck["latent_dof"]  # checkpoints from before the Student-t noise: Gaussian
+    torch.save(ck, tmp_path / "old.pt")
+    assert load_lifter(tmp_path / "old.pt").latent_dof == float("inf")
     with pytest.raises(FileNotFoundError):
         load_lifter(tmp_path / "missing.pt")
 
@@ -151,3 +155,30 @@ def test_shipped_lifter_on_real_test_frames(name):
     assert 0.3 < thigh < 0.55
     if lifter.latent_dim:
         assert 1000 * metrics.best_of_k_mpjpe(hyps, batch.pose_cam).mean() < err_mm
+
+
+def test_latent_noise_pairs_seeds_and_tails():
+    a = latent_noise(3, 7, 5, seed=11)
+    assert a.shape == (3, 7, 5) and a.dtype == np.float32
+    np.testing.assert_array_equal(a[:, 1::2], -a[:, 0:6:2])  # antithetic pairs
+    np.testing.assert_array_equal(a, latent_noise(3, 7, 5, seed=11))
+    assert not np.array_equal(a, latent_noise(3, 7, 5, seed=12))
+    assert latent_noise(2, 0, 4, seed=0).shape == (2, 0, 4)
+    gauss = latent_noise(1, 400_000, 1, seed=0).ravel()
+    heavy = latent_noise(1, 400_000, 1, seed=0, dof=5.0).ravel()
+    assert gauss.var() == pytest.approx(1.0, rel=0.02)
+    assert heavy.var() == pytest.approx(5.0 / 3.0, rel=0.1)  # Student-t: dof / (dof - 2)
+    # heavier tails: more mass beyond 4 sigma of the unit Gaussian
+    assert (np.abs(heavy) > 4).mean() > 20 * max((np.abs(gauss) > 4).mean(), 1e-6)
+    with pytest.raises(ValueError):
+        latent_noise(1, 2, 3, seed=0, dof=0.0)
+
+
+def test_sample_uses_the_checkpoint_noise(tmp_path):
+    lifter, _ = _tiny_lifter(tmp_path)
+    kp, conf = _people(2)
+    noise = latent_noise(2, 6, lifter.latent_dim, seed=3, dof=4.0)
+    np.testing.assert_array_equal(lifter.noise(2, 6, 3), noise)
+    np.testing.assert_array_equal(
+        lifter.sample(kp, conf, 6, seed=3), lifter.sample_with_noise(kp, conf, noise)
+    )

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from hpe3d_ros import metrics
 from hpe3d_ros.lifting.model import ModelConfig, build_model
-from hpe3d_ros.lifting.runtime import make_checkpoint
+from hpe3d_ros.lifting.runtime import latent_noise, make_checkpoint
 from training.data import DEFAULT_DATA, AugmentConfig, generate, load_mocap, split_indices
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,14 +58,20 @@ class TrainConfig:
     w_best: float = 0.0  # CVAE: weight of the best-of-n_mean prior-sample MPJPE
     conf_threshold: float = 0.2
     val_samples: int = 20
-    fit_temperature: bool = True
+    fit_temperature: bool = True  # fit the latent noise calibration (temperature, dof)
+    calibration_k: int = 200
     half_weights: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        return cls.from_dict(yaml.safe_load(Path(path).read_text()) or {})
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> TrainConfig:
+        """From a YAML mapping or a checkpoint's ``train_config`` (unknown keys rejected)."""
+        raw = dict(raw)
         model = ModelConfig(**raw.pop("model", {}))
         aug = raw.pop("augment", {})
         aug = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()})
@@ -103,20 +109,67 @@ def predict_normalised(model, feats: torch.Tensor, k: int, temperature: float = 
         return model.decode(cond, eps, temperature)
 
 
-def fit_temperature(model, feats, target_m, mean, std, k: int = 100, level: float = 0.9) -> dict:
-    """Latent temperature whose nominal ``level`` intervals cover ``level`` of val joints."""
-    gen = torch.Generator().manual_seed(1234)
-    eps = torch.randn(feats.shape[0], k, model.latent_dim, generator=gen)
-    best = None
+#: Student-t degrees of freedom tried by :func:`fit_calibration` (inf = Gaussian).
+CALIBRATION_DOFS = (math.inf, 8.0, 5.0, 4.0, 3.0, 2.5, 2.0)
+
+
+def fit_calibration(
+    model,
+    feats,
+    target_m,
+    mean,
+    std,
+    k: int = 200,
+    level: float = 0.9,
+    dofs: tuple[float, ...] = CALIBRATION_DOFS,
+    seed: int = 1234,
+) -> dict:
+    """Latent noise calibration on validation data: ``temperature`` and ``latent_dof``.
+
+    For each candidate Student-t ``dof`` the temperature is bisected until nominal ``level``
+    intervals (per joint, radial, K hypotheses) cover ``level`` of the validation joints;
+    of these calibrated candidates the one with the lowest best-of-K MPJPE wins (ties go to
+    the lighter tail). Returns the choice and a row per candidate (``candidates``).
+    """
+    rows = []
     with torch.no_grad():
         cond = model.encode(feats)
-        for t in np.round(np.arange(0.5, 5.01, 0.1), 2):
+
+        def hyps(eps: torch.Tensor, t: float) -> np.ndarray:
             y = model.decode(cond, eps, float(t)).numpy() * std + mean
-            hyps = y.reshape(len(y), k, 16, 3)
-            cov = float(metrics.coverage(hyps, target_m, level).mean())
-            if best is None or abs(cov - level) < abs(best["coverage"] - level):
-                best = {"temperature": float(t), "coverage": cov}
-    return best
+            return y.reshape(len(y), eps.shape[1], 16, 3)
+
+        for dof in dofs:
+            eps = torch.from_numpy(latent_noise(len(feats), k, model.latent_dim, seed, dof))
+            lo, hi = 0.2, 6.0
+            for _ in range(9):
+                mid = 0.5 * (lo + hi)
+                cov = float(metrics.coverage(hyps(eps, mid), target_m, level).mean())
+                lo, hi = (mid, hi) if cov < level else (lo, mid)
+            t = round(0.5 * (lo + hi), 3)
+            h = hyps(eps, t)
+            rows.append(
+                {
+                    "latent_dof": float(dof),
+                    "temperature": t,
+                    "coverage": float(metrics.coverage(h, target_m, level).mean()),
+                    "best_of_k_mm": 1000 * float(metrics.best_of_k_mpjpe(h, target_m).mean()),
+                    "mean_of_k_mm": 1000 * float(metrics.mean_of_k_mpjpe(h, target_m).mean()),
+                }
+            )
+    best = min(rows, key=lambda r: round(r["best_of_k_mm"], 1))
+    return {**best, "candidates": rows}
+
+
+def validation_set(cfg: TrainConfig, mocap: dict | None = None):
+    """The fixed (seeded) validation views: validation subjects, bodies as captured."""
+    mocap = load_mocap(cfg.data) if mocap is None else mocap
+    val_poses = mocap["poses"][split_indices(mocap["subject"], "val")]
+    if cfg.max_train_frames:
+        val_poses = val_poses[:: max(1, len(val_poses) // cfg.max_train_frames)]
+    return generate(
+        val_poses, cfg.augment, np.random.default_rng(cfg.seed + 1), False, cfg.conf_threshold
+    )
 
 
 def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
@@ -131,13 +184,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     if cfg.max_train_frames:
         train_idx = rng.choice(train_idx, cfg.max_train_frames, replace=False)
     train_poses = mocap["poses"][train_idx]
-    val_poses = mocap["poses"][split_indices(mocap["subject"], "val")]
-    if cfg.max_train_frames:
-        val_poses = val_poses[:: max(1, len(val_poses) // cfg.max_train_frames)]
-    # Validation views are fixed (seeded), bodies as captured, like the test protocol.
-    val = generate(
-        val_poses, cfg.augment, np.random.default_rng(cfg.seed + 1), False, cfg.conf_threshold
-    )
+    val = validation_set(cfg, mocap)
     stats = generate(
         train_poses, cfg.augment, np.random.default_rng(cfg.seed + 2), True, cfg.conf_threshold
     )
@@ -270,15 +317,18 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     best = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(best["model"])
     model.eval()
-    temperature, fit = 1.0, {}
+    temperature, dof, fit = 1.0, math.inf, {}
     if model.latent_dim and cfg.fit_temperature:
-        fit = fit_temperature(model, val_x, val_t, mean, std)
-        temperature = fit["temperature"]
+        fit = fit_calibration(model, val_x, val_t, mean, std, k=cfg.calibration_k)
+        temperature, dof = fit["temperature"], fit["latent_dof"]
         if not quiet:
-            tqdm.write(
-                f"temperature {temperature:.2f} "
-                f"(val coverage of 90% intervals {fit['coverage']:.3f})"
-            )
+            for r in fit["candidates"]:
+                tqdm.write(
+                    f"calibration dof {r['latent_dof']:g}: T {r['temperature']:.3f}, "
+                    f"val coverage {r['coverage']:.3f}, best-of-K {r['best_of_k_mm']:.1f} mm, "
+                    f"mean {r['mean_of_k_mm']:.1f} mm"
+                )
+            tqdm.write(f"chosen: dof {dof:g}, temperature {temperature:.3f}")
     ck = make_checkpoint(
         model,
         mean,
@@ -292,6 +342,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
             **{f"val_{k_}": v for k_, v in fit.items()},
         },
         half=cfg.half_weights,
+        latent_dof=dof,
     )
     torch.save(ck, out / "lifter.pt")
     return out / "lifter.pt"
