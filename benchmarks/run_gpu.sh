@@ -99,13 +99,15 @@ for name in FLAVOURS:
         from hpe3d_ros.backends.tensorrt_backend import TrtSession
         from hpe3d_ros.export import export_lifter_file
         half = not has_precision_flags(trt)
+        from hpe3d_ros.lifting import load_lifter
+        latent = load_lifter().latent_dim
         onnx = export_lifter_file(None, "build/export", half=half)
-        data = build_engine(onnx, lifter_profile(16), "fp16", trt=trt)
+        data = build_engine(onnx, lifter_profile(latent), "fp16", trt=trt)
         print("engine built:", len(data), "bytes from", onnx)
         import numpy as np
         sess = TrtSession(data, trt=trt)
         feed = {"features": np.zeros((2, 72), np.float32),
-                "noise": np.zeros((2, 5, 16), np.float32),
+                "noise": np.zeros((2, 5, latent), np.float32),
                 "rotation": np.tile(np.eye(3, dtype=np.float32), (2, 1, 1))}
         print("inference ok:", sess.run(None, feed)[0].shape)
     except Exception:

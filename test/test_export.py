@@ -48,13 +48,13 @@ def test_onnx_file_is_checker_clean_with_opset_and_metadata(cvae, cvae_onnx):
     onnx.checker.check_model(model, full_check=True)
     assert {o.domain: o.version for o in model.opset_import}[""] == OPSET == 17
     meta = {p.key: p.value for p in model.metadata_props}
-    assert meta["hpe3d.arch"] == "cvae" and meta["hpe3d.latent_dim"] == "16"
+    assert meta["hpe3d.arch"] == "cvae" and meta["hpe3d.latent_dim"] == str(cvae.latent_dim)
     assert meta["hpe3d.joint_names"].split(",") == list(cvae.joint_names)
     inputs = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
               for i in model.graph.input}  # fmt: skip
     assert inputs == {
         "features": ["people", 72],
-        "noise": ["people", "hypotheses", 16],
+        "noise": ["people", "hypotheses", cvae.latent_dim],
         "rotation": ["people", 3, 3],
     }
     out = [d.dim_param or d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
@@ -65,7 +65,7 @@ def test_onnx_file_is_checker_clean_with_opset_and_metadata(cvae, cvae_onnx):
 @pytest.mark.parametrize("k", [1, 50, 200])
 def test_onnxruntime_matches_torch_on_the_same_noise(cvae, ort_cvae, n, k):
     kp, conf = keypoints(n, seed=n * 1000 + k)
-    noise = np.random.default_rng(k).standard_normal((n, k, 16), dtype=np.float32)
+    noise = cvae.noise(n, k, seed=k)
     want = cvae.sample_with_noise(kp, conf, noise)
     got = ort_cvae.sample_with_noise(kp, conf, noise)
     assert got.shape == want.shape == (n, k, 17, 3)
@@ -102,7 +102,7 @@ def test_fp16_graph_stays_within_two_millimetres(cvae, tmp_path):
     """The float16 ONNX a strongly typed TensorRT build uses (here run by ONNX Runtime)."""
     path = export_lifter(cvae, tmp_path / "half.onnx", half=True)
     kp, conf = keypoints(5)
-    noise = np.random.default_rng(0).standard_normal((5, 50, 16), dtype=np.float32)
+    noise = cvae.noise(5, 50, seed=0)
     got = BackendLifter(cvae, OnnxRuntimeCore(path)).sample_with_noise(kp, conf, noise)
     err = np.linalg.norm(got - cvae.sample_with_noise(kp, conf, noise), axis=-1).mean()
     assert 0 < err <= 2e-3

@@ -5,8 +5,10 @@ architecture more than once:
 
 * ``encode(feats (N, F)) -> cond``: per-person work, done once per person.
 * ``decode(cond, eps (N, K, L), temperature) -> (N, K, D)`` normalised 3D targets; ``eps``
-  is standard-normal noise, the model maps it through its prior (or 2D posterior) itself,
-  so an exported graph fed the same ``eps`` reproduces the torch output exactly.
+  is unit-scale latent noise (standard normal in training; the runtime's calibrated draw,
+  :func:`~hpe3d_ros.lifting.runtime.latent_noise`, at inference), the model maps it through
+  its prior (or 2D posterior) itself, so an exported graph fed the same ``eps`` reproduces
+  the torch output exactly.
 * ``losses(feats, target) -> dict`` with the scalar ``"loss"`` to minimise.
 
 ``D = 48``: the 16 non-root joints x 3, normalised by the training statistics that travel in
