@@ -81,6 +81,34 @@ def test_eval_drop_fraction_is_exact(mocap):
 
 
 @needs_data
+@pytest.mark.skipif(
+    not __import__("torch").cuda.is_available(), reason="no CUDA device visible to torch"
+)
+def test_tiny_training_runs_on_the_gpu(tmp_path):
+    from training.train import TrainConfig, train
+
+    cfg = TrainConfig.from_yaml(CONFIG)
+    cfg.out_dir, cfg.data, cfg.epochs, cfg.device = (
+        str(tmp_path / "gpu"),
+        str(SHARED_DATA),
+        2,
+        "cuda",
+    )
+    lifter = load_lifter(train(cfg, quiet=True))
+    assert lifter.latent_dim == cfg.model.latent_dim and np.isfinite(lifter.temperature)
+
+
+def test_cuda_device_without_cuda_is_one_clear_error(monkeypatch):
+    import torch
+
+    from training.train import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto").type == "cpu"
+    with pytest.raises(SystemExit, match="no CUDA device"):
+        resolve_device("cuda")
+
+
 def test_tiny_training_run_reduces_loss_and_resumes(tmp_path):
     from training.train import TrainConfig, train
 

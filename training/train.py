@@ -1,11 +1,13 @@
 """Train a lifter: ``python -m training.train --config training/config/cvae.yaml``.
 
-Seeded; every epoch draws fresh bodies, cameras and detector noise from the training
-subjects (:mod:`training.data`). Logs to ``<out_dir>/log.csv`` (and TensorBoard when
-installed), keeps ``ckpt.pt`` (resumable: ``--resume``) and writes ``lifter.pt``, the slim
-checkpoint :func:`hpe3d_ros.lifting.load_lifter` reads, from the best validation epoch. For
-the VAEs a latent temperature is then fitted on the validation subjects (never the test
-subjects) so that nominal 90 % intervals cover 90 % of the validation joints.
+Seeded; runs on the GPU when torch sees one (``device: auto``), else on the CPU. Every
+epoch draws fresh bodies, cameras and detector noise from the training subjects
+(:mod:`training.data`). Logs to ``<out_dir>/log.csv`` (and TensorBoard when installed),
+keeps ``ckpt.pt`` (resumable: ``--resume``) and writes ``lifter.pt``, the slim checkpoint
+:func:`hpe3d_ros.lifting.load_lifter` reads, from the best validation epoch. For the VAEs
+the latent noise is then calibrated on the validation subjects (never the test subjects):
+a temperature and a Student-t dof such that nominal 90 % intervals cover 90 % of the
+validation joints (:func:`fit_calibration`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class TrainConfig:
     data: str = str(DEFAULT_DATA)
     seed: int = 0
     threads: int = 2
+    device: str = "auto"  # "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1"...
     epochs: int = 60
     epoch_repeats: int = 1  # samples per training frame per epoch
     max_train_frames: int = 0  # >0: subsample (tiny test runs)
@@ -99,13 +102,28 @@ def git_commit() -> str:
         return "unknown"
 
 
+def resolve_device(name: str) -> torch.device:
+    """``"auto"``: the first CUDA device when torch sees one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"device {name!r} requested but torch sees no CUDA device")
+    return dev
+
+
 def predict_normalised(model, feats: torch.Tensor, k: int, temperature: float = 1.0, gen=None):
-    """(N, F) -> (N, k, D) normalised predictions in eval mode (k = 1 for the baseline)."""
+    """(N, F) -> (N, k, D) normalised predictions in eval mode (k = 1 for the baseline).
+
+    ``feats`` on the model's device; ``gen`` a CPU generator (same draw on any device).
+    """
     model.eval()
     with torch.no_grad():
         cond = model.encode(feats)
         L = model.latent_dim
         eps = torch.randn(feats.shape[0], k if L else 1, L, generator=gen) if L else None
+        if eps is not None:
+            eps = eps.to(feats.device)
         return model.decode(cond, eps, temperature)
 
 
@@ -191,8 +209,10 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     y_stats = stats.target_v.reshape(len(stats.target_v), -1)
     mean, std = y_stats.mean(0), np.maximum(y_stats.std(0), 1e-3)
 
+    device = resolve_device(cfg.device)
     model = build_model(cfg.model)
     model.target_std.copy_(torch.from_numpy(std))
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start_epoch, best_val = 0, math.inf
     ckpt_path = out / "ckpt.pt"
@@ -205,6 +225,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
         torch.set_rng_state(ck["torch_rng"])
     writer = _tensorboard(out)
     val_x = torch.from_numpy(val.feats)
+    val_x_dev = val_x.to(device)
     val_t = val.target_v
     log_path = out / "log.csv"
     log_new = not (resume and log_path.is_file())
@@ -234,9 +255,10 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
             beta = cfg.beta * min(1.0, (epoch + 1) / max(1, cfg.beta_warmup_epochs))
             poses = np.repeat(train_poses, cfg.epoch_repeats, axis=0)
             batch = generate(poses, cfg.augment, rng, True, cfg.conf_threshold)
-            x = torch.from_numpy(batch.feats)
+            x = torch.from_numpy(batch.feats).to(device)
             y = torch.from_numpy((batch.target_v.reshape(len(x), -1) - mean) / std).float()
-            perm = torch.from_numpy(rng.permutation(len(x)))
+            y = y.to(device)
+            perm = torch.from_numpy(rng.permutation(len(x))).to(device)
             model.train()
             sums, n_b = {}, 0
             bar = tqdm(
@@ -271,7 +293,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
                     mpjpe=f"{1000 * float(parts['mpjpe_m'].detach()):.1f}",
                 )
             avg = {k_: v / max(1, n_b) for k_, v in sums.items()}
-            val_mean, val_best = _validate(model, val_x, val_t, mean, std, cfg.val_samples)
+            val_mean, val_best = _validate(model, val_x_dev, val_t, mean, std, cfg.val_samples)
             row = [
                 epoch,
                 f"{lr:.3g}",
@@ -315,6 +337,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     if writer is not None:
         writer.close()
     best = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
+    model.to("cpu")  # calibration and the checkpoint on the CPU: same figures on any machine
     model.load_state_dict(best["model"])
     model.eval()
     temperature, dof, fit = 1.0, math.inf, {}
@@ -351,7 +374,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
 def _validate(model, val_x, val_t, mean, std, k: int) -> tuple[float, float]:
     """Validation MPJPE (mm) of the mean prediction and best-of-k, in the virtual frame."""
     gen = torch.Generator().manual_seed(0)
-    y = predict_normalised(model, val_x, k, 1.0, gen).numpy() * std + mean
+    y = predict_normalised(model, val_x, k, 1.0, gen).cpu().numpy() * std + mean
     hyps = y.reshape(len(y), -1, 16, 3)
     mean_err = float(metrics.mean_of_k_mpjpe(hyps, val_t).mean()) * 1000
     best_err = float(metrics.best_of_k_mpjpe(hyps, val_t).mean()) * 1000
@@ -384,6 +407,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from <out_dir>/ckpt.pt")
     parser.add_argument("--out-dir", help="override out_dir")
     parser.add_argument("--epochs", type=int, help="override epochs")
+    parser.add_argument("--device", help="override device (auto, cpu, cuda, cuda:N)")
     args = parser.parse_args(argv)
     if args.halve:
         halve_checkpoint(*args.halve)
@@ -395,6 +419,8 @@ def main(argv: list[str] | None = None) -> None:
         cfg.out_dir = args.out_dir
     if args.epochs:
         cfg.epochs = args.epochs
+    if args.device:
+        cfg.device = args.device
     path = train(cfg, resume=args.resume)
     print(f"wrote {path}")
 
