@@ -183,7 +183,7 @@ class _ShiftLifter:
 def test_calibration_hits_coverage_and_matches_the_error_tails(truth_dof):
     import torch
 
-    from training.train import fit_calibration
+    from training.calibrate import fit_calibration
 
     rng = np.random.default_rng(0)
     n = 1500

@@ -2,7 +2,7 @@
 
 ``python -m training.calibrate runs/cvae_v5/lifter.pt runs/cvae_v5/lifter_cal.pt``
 
-Training already does this as its last step (:func:`training.train.fit_calibration`); this
+Training ends with :func:`fit_calibration` (see :func:`training.train.train`); this
 command applies it to an existing checkpoint, e.g. one trained before the Student-t
 candidates existed. The validation views are rebuilt exactly as training built them (the
 checkpoint's own training config and seed); the test subjects are never read. Only
@@ -13,13 +13,67 @@ bit for bit.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from hpe3d_ros.lifting.runtime import Lifter
+from hpe3d_ros import metrics
+from hpe3d_ros.lifting.runtime import Lifter, latent_noise
 from training.data import DEFAULT_DATA
-from training.train import CALIBRATION_DOFS, TrainConfig, fit_calibration, validation_set
+
+#: Student-t degrees of freedom tried by :func:`fit_calibration` (inf = Gaussian).
+CALIBRATION_DOFS = (math.inf, 8.0, 5.0, 4.0, 3.0, 2.5, 2.0)
+
+
+def fit_calibration(
+    model,
+    feats,
+    target_m,
+    mean,
+    std,
+    k: int = 200,
+    level: float = 0.9,
+    dofs: tuple[float, ...] = CALIBRATION_DOFS,
+    seed: int = 1234,
+) -> dict:
+    """Latent noise calibration on validation data: ``temperature`` and ``latent_dof``.
+
+    For each candidate Student-t ``dof`` the temperature is bisected until nominal ``level``
+    intervals (per joint, radial, K hypotheses) cover ``level`` of the validation joints;
+    of these calibrated candidates the one with the lowest best-of-K MPJPE wins (ties go to
+    the lighter tail). Returns the choice and a row per candidate (``candidates``).
+    """
+    rows = []
+    with torch.no_grad():
+        cond = model.encode(feats)
+
+        def hyps(eps: torch.Tensor, t: float) -> np.ndarray:
+            y = model.decode(cond, eps, float(t)).numpy() * std + mean
+            return y.reshape(len(y), eps.shape[1], 16, 3)
+
+        for dof in dofs:
+            eps = torch.from_numpy(latent_noise(len(feats), k, model.latent_dim, seed, dof))
+            lo, hi = 0.2, 6.0
+            for _ in range(9):
+                mid = 0.5 * (lo + hi)
+                cov = float(metrics.coverage(hyps(eps, mid), target_m, level).mean())
+                lo, hi = (mid, hi) if cov < level else (lo, mid)
+            t = round(0.5 * (lo + hi), 3)
+            h = hyps(eps, t)
+            rows.append(
+                {
+                    "latent_dof": float(dof),
+                    "temperature": t,
+                    "coverage": float(metrics.coverage(h, target_m, level).mean()),
+                    "best_of_k_mm": 1000 * float(metrics.best_of_k_mpjpe(h, target_m).mean()),
+                    "mean_of_k_mm": 1000 * float(metrics.mean_of_k_mpjpe(h, target_m).mean()),
+                }
+            )
+    best = min(rows, key=lambda r: round(r["best_of_k_mm"], 1))
+    return {**best, "candidates": rows}
+
 
 #: Checkpoint metrics a previous calibration wrote (replaced, not merged).
 _CALIBRATION_KEYS = {
@@ -34,6 +88,8 @@ _CALIBRATION_KEYS = {
 
 def calibrate(src: str | Path, dst: str | Path, k: int = 200, data: str | None = None) -> dict:
     """Fit (temperature, latent_dof) for checkpoint ``src``, write it to ``dst``; the fit."""
+    from training.train import TrainConfig, validation_set  # train imports this module
+
     ck = torch.load(src, map_location="cpu", weights_only=True)
     lifter = Lifter(ck)
     if not lifter.latent_dim:

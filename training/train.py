@@ -7,7 +7,7 @@ keeps ``ckpt.pt`` (resumable: ``--resume``) and writes ``lifter.pt``, the slim c
 :func:`hpe3d_ros.lifting.load_lifter` reads, from the best validation epoch. For the VAEs
 the latent noise is then calibrated on the validation subjects (never the test subjects):
 a temperature and a Student-t dof such that nominal 90 % intervals cover 90 % of the
-validation joints (:func:`fit_calibration`).
+validation joints (:func:`training.calibrate.fit_calibration`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from tqdm import tqdm
 
 from hpe3d_ros import metrics
 from hpe3d_ros.lifting.model import ModelConfig, build_model
-from hpe3d_ros.lifting.runtime import latent_noise, make_checkpoint
+from hpe3d_ros.lifting.runtime import make_checkpoint
+from training.calibrate import fit_calibration
 from training.data import DEFAULT_DATA, AugmentConfig, generate, load_mocap, split_indices
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,58 +126,6 @@ def predict_normalised(model, feats: torch.Tensor, k: int, temperature: float = 
         if eps is not None:
             eps = eps.to(feats.device)
         return model.decode(cond, eps, temperature)
-
-
-#: Student-t degrees of freedom tried by :func:`fit_calibration` (inf = Gaussian).
-CALIBRATION_DOFS = (math.inf, 8.0, 5.0, 4.0, 3.0, 2.5, 2.0)
-
-
-def fit_calibration(
-    model,
-    feats,
-    target_m,
-    mean,
-    std,
-    k: int = 200,
-    level: float = 0.9,
-    dofs: tuple[float, ...] = CALIBRATION_DOFS,
-    seed: int = 1234,
-) -> dict:
-    """Latent noise calibration on validation data: ``temperature`` and ``latent_dof``.
-
-    For each candidate Student-t ``dof`` the temperature is bisected until nominal ``level``
-    intervals (per joint, radial, K hypotheses) cover ``level`` of the validation joints;
-    of these calibrated candidates the one with the lowest best-of-K MPJPE wins (ties go to
-    the lighter tail). Returns the choice and a row per candidate (``candidates``).
-    """
-    rows = []
-    with torch.no_grad():
-        cond = model.encode(feats)
-
-        def hyps(eps: torch.Tensor, t: float) -> np.ndarray:
-            y = model.decode(cond, eps, float(t)).numpy() * std + mean
-            return y.reshape(len(y), eps.shape[1], 16, 3)
-
-        for dof in dofs:
-            eps = torch.from_numpy(latent_noise(len(feats), k, model.latent_dim, seed, dof))
-            lo, hi = 0.2, 6.0
-            for _ in range(9):
-                mid = 0.5 * (lo + hi)
-                cov = float(metrics.coverage(hyps(eps, mid), target_m, level).mean())
-                lo, hi = (mid, hi) if cov < level else (lo, mid)
-            t = round(0.5 * (lo + hi), 3)
-            h = hyps(eps, t)
-            rows.append(
-                {
-                    "latent_dof": float(dof),
-                    "temperature": t,
-                    "coverage": float(metrics.coverage(h, target_m, level).mean()),
-                    "best_of_k_mm": 1000 * float(metrics.best_of_k_mpjpe(h, target_m).mean()),
-                    "mean_of_k_mm": 1000 * float(metrics.mean_of_k_mpjpe(h, target_m).mean()),
-                }
-            )
-    best = min(rows, key=lambda r: round(r["best_of_k_mm"], 1))
-    return {**best, "candidates": rows}
 
 
 def validation_set(cfg: TrainConfig, mocap: dict | None = None):
