@@ -95,7 +95,7 @@ def export_lifter(
         "hpe3d.temperature": repr(float(lifter.temperature)),
         # The graph takes the latent noise as an input: feed it hpe3d_ros.lifting.runtime.
         # latent_noise(..., dof=latent_dof) for calibrated hypotheses.
-        "hpe3d.latent_dof": repr(float(getattr(lifter, "latent_dof", float("inf")))),
+        "hpe3d.latent_dof": repr(float(lifter.latent_dof)),
         "hpe3d.opset": str(opset),
         "hpe3d.precision": "fp16" if half else "fp32",
         "hpe3d.joint_names": ",".join(lifter.joint_names),
