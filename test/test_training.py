@@ -205,3 +205,31 @@ def test_calibration_hits_coverage_and_matches_the_error_tails(truth_dof):
     else:  # the toy is the true model: it is found, at temperature 1
         assert fit["latent_dof"] == float("inf")
         assert fit["temperature"] == pytest.approx(1.0, abs=0.05)
+
+
+@needs_data
+def test_calibrate_command_refits_only_the_calibration(tmp_path, capsys):
+    import torch
+
+    from training import calibrate
+    from training.train import TrainConfig, train
+
+    cfg = TrainConfig.from_yaml(CONFIG)
+    cfg.out_dir, cfg.data, cfg.epochs = str(tmp_path / "run"), str(SHARED_DATA), 1
+    cfg.fit_temperature = False  # an uncalibrated checkpoint, as from before the fit existed
+    src = train(cfg, quiet=True)
+    dst = tmp_path / "cal.pt"
+    calibrate.main([str(src), str(dst), "--k", "20"])
+    assert "chosen: latent_dof" in capsys.readouterr().out
+    before = torch.load(src, weights_only=True)
+    after = torch.load(dst, weights_only=True)
+    assert before["temperature"] == 1.0 and before["latent_dof"] == float("inf")
+    for name, tensor in before["state_dict"].items():
+        assert torch.equal(tensor, after["state_dict"][name]), name
+    m = after["metrics"]
+    assert after["temperature"] == m["val_temperature"] != 1.0
+    assert after["latent_dof"] == m["val_latent_dof"]
+    assert len(m["val_candidates"]) == len(calibrate.CALIBRATION_DOFS)
+    assert m["best_epoch"] == before["metrics"]["best_epoch"]  # other metrics kept
+    lifter = load_lifter(dst)
+    assert lifter.latent_dof == after["latent_dof"]
