@@ -215,3 +215,69 @@ def test_protocol_probabilistic_best_of_k(tmp_path: Path, capsys) -> None:
     table = h36m.protocol_table(errors)
     assert table[-1]["action"] == "Average"
     assert table[-1]["mpjpe"] == pytest.approx(np.mean([r["mpjpe"] for r in table[:-1]]))
+
+
+class _PlantMarker:
+    """Pickles as ``os.system("touch <marker>")``: what a swapped data file could run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _write_npz_pickle(path: Path, key: str, obj, protocol: int = 3, old_numpy: bool = False):
+    """An .npz whose ``key`` is a 0-d object array pickled as numpy's ``np.save`` does."""
+    import io
+    import pickle
+    import zipfile
+
+    arr = np.empty((), dtype=object)
+    arr[()] = obj
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, np.lib.format.header_data_from_array_1_0(arr))
+    payload = pickle.dumps(arr, protocol=protocol)
+    if old_numpy:  # files written by numpy 1.x name numpy.core, not numpy._core
+        payload = payload.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(f"{key}.npy", buf.getvalue() + payload)
+
+
+def test_planted_pickle_in_the_npz_is_refused_and_never_runs(tmp_path: Path, capsys) -> None:
+    pos3d = write_dataset(tmp_path)
+    marker = tmp_path / "MARKER"
+    evil = {"S9": {"Directions": _PlantMarker(marker)}}
+    _write_npz_pickle(tmp_path / "data_3d_h36m.npz", "positions_3d", evil)
+    with pytest.raises(ValueError, match=r"refusing to unpickle (posix|os|nt)\.system"):
+        h36m.load_positions_3d(tmp_path / "data_3d_h36m.npz")
+    argv = ["--data-dir", str(tmp_path), "--detector", "gt"]
+    assert h36m.main(argv, lifter=GroundTruthPlusNoiseLifter(pos3d)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refusing to unpickle" in err[0]
+    # the same payload through the plain loader would have created the marker
+    assert not marker.exists()
+
+
+def test_npz_pickle_reads_what_videopose3d_writes(tmp_path: Path) -> None:
+    from training.npz_pickle import load_pickled_item
+
+    data = {
+        "S1": {"Walking": [np.arange(6, dtype=np.float32).reshape(2, 3), np.ones((1, 2))]},
+        "meta": {"layout_name": "h36m", "num_joints": 17, "sym": [[1, 2], (3, 4)]},
+        "bytes": b"\x00\xff",
+        "n": np.float64(1.5),
+    }
+    for protocol, old in ((2, True), (3, True), (3, False), (5, False)):
+        path = tmp_path / f"p{protocol}{old}.npz"
+        _write_npz_pickle(path, "positions", data, protocol, old)
+        got = load_pickled_item(path, "positions")
+        np.testing.assert_array_equal(got["S1"]["Walking"][0], data["S1"]["Walking"][0])
+        assert got["S1"]["Walking"][0].dtype == np.float32
+        assert got["meta"] == data["meta"] and got["bytes"] == b"\x00\xff" and got["n"] == 1.5
+    np.savez(tmp_path / "plain.npz", x=np.arange(3))  # numeric arrays need no pickle
+    np.testing.assert_array_equal(load_pickled_item(tmp_path / "plain.npz", "x"), np.arange(3))
+    with pytest.raises(KeyError):
+        load_pickled_item(tmp_path / "plain.npz", "y")

@@ -233,3 +233,36 @@ def test_calibrate_command_refits_only_the_calibration(tmp_path, capsys):
     assert m["best_epoch"] == before["metrics"]["best_epoch"]  # other metrics kept
     lifter = load_lifter(dst)
     assert lifter.latent_dof == after["latent_dof"]
+
+
+def test_resume_refuses_a_planted_pickle(tmp_path):
+    import torch
+
+    from test.test_h36m import _PlantMarker
+    from training.train import TrainConfig, load_resume_state, train
+
+    marker = tmp_path / "MARKER"
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"model": _PlantMarker(marker), "epoch": 0}, run / "ckpt.pt")
+    with pytest.raises(SystemExit, match=r"refusing to resume .*ckpt\.pt.*system"):
+        load_resume_state(run / "ckpt.pt")
+    if SHARED_DATA.is_file():  # the whole --resume path, as a user would run it
+        cfg = TrainConfig.from_yaml(CONFIG)
+        cfg.out_dir, cfg.data = str(run), str(SHARED_DATA)
+        with pytest.raises(SystemExit, match="refusing to resume"):
+            train(cfg, resume=True, quiet=True)
+    assert not marker.exists()
+    # what resume needs (optimiser state, numpy and torch RNG states) loads as plain data
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.ones(1, 2)).sum().backward()
+    opt.step()
+    rng = np.random.default_rng(5)
+    state = {"optimizer": opt.state_dict(), "rng": rng.bit_generator.state}
+    torch.save(state | {"torch_rng": torch.get_rng_state()}, run / "ckpt.pt")
+    back = load_resume_state(run / "ckpt.pt")
+    rng2 = np.random.default_rng()
+    rng2.bit_generator.state = back["rng"]
+    assert rng2.random() == rng.random()
+    opt.load_state_dict(back["optimizer"])

@@ -10,7 +10,9 @@ downloaded here, users who hold Human3.6M make them):
   detections), ``metadata`` = {``layout_name``, ``num_joints``, ``keypoints_symmetry``}.
   Detections may have more frames than the mocap; they are cut to its length.
 
-Both files store pickled Python dicts (``allow_pickle=True``): load only files you trust.
+Both files store pickled Python dicts. They are read with a restricted unpickler
+(:func:`training.npz_pickle.load_pickled_item`) that builds only numpy arrays, dicts, lists,
+strings and numbers and refuses anything else, so a swapped file cannot run code.
 
 Protocol (Martinez et al. 2017, Pavllo et al. 2019): train on S1, S5, S6, S7, S8; test on
 S9 and S11, all frames, all four cameras. Poses are compared root-relative in the camera
@@ -28,6 +30,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,7 @@ import numpy as np
 
 from hpe3d_ros import metrics
 from training.h36m_cameras import h36m_camera, pixels_to_normalized, world_to_camera
+from training.npz_pickle import load_pickled_item
 
 #: Indices of the 17 kept joints among the 32 of the raw files (VideoPose3D's
 #: ``remove_joints``); their order is :data:`hpe3d_ros.skeleton.H36M_JOINT_NAMES`.
@@ -64,8 +69,7 @@ class Sequence:
 
 
 def _load_pickled(path: str | Path, key: str) -> Any:
-    with np.load(path, allow_pickle=True) as z:
-        return z[key].item()
+    return load_pickled_item(path, key)
 
 
 def load_positions_3d(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
@@ -237,8 +241,12 @@ def main(argv: list[str] | None = None, lifter: Any = None) -> int:
 
         lifter = load_lifter(args.lifter, device=args.device)
     data_dir = Path(args.data_dir)
-    pos3d = load_positions_3d(data_dir / "data_3d_h36m.npz")
-    kp2d, _ = load_keypoints_2d(data_dir / f"data_2d_h36m_{args.detector}.npz")
+    try:
+        pos3d = load_positions_3d(data_dir / "data_3d_h36m.npz")
+        kp2d, _ = load_keypoints_2d(data_dir / f"data_2d_h36m_{args.detector}.npz")
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        print(f"error: cannot read the Human3.6M files: {exc}", file=sys.stderr)
+        return 2
     subjects = [s.strip() for s in args.subjects.split(",") if s.strip()]
     seqs = iter_sequences(pos3d, kp2d, subjects, args.stride)
     errors = evaluate(lifter, seqs, k=args.k, seed=args.seed)

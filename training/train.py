@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import pickle
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -166,7 +167,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     start_epoch, best_val = 0, math.inf
     ckpt_path = out / "ckpt.pt"
     if resume and ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ck = load_resume_state(ckpt_path)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         start_epoch, best_val = ck["epoch"] + 1, ck["best_val"]
@@ -318,6 +319,25 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     )
     torch.save(ck, out / "lifter.pt")
     return out / "lifter.pt"
+
+
+def load_resume_state(path: Path) -> dict:
+    """``ckpt.pt`` for ``--resume``: tensors and plain values only, never arbitrary pickles.
+
+    Everything a resume needs (weights, optimiser state, epoch, numpy and torch RNG states)
+    is tensors, dicts, lists, ints, floats and strings, so ``weights_only=True`` reads it; a
+    file that asks for anything else (a planted ``__reduce__``) is refused with one clear
+    error and nothing in it runs.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's message starts with advice to load with weights_only=False: keep only why
+        why = [ln for ln in str(exc).splitlines() if "GLOBAL" in ln or "Unsupported" in ln]
+        first = why[0].strip() if why else "unsupported content"
+        raise SystemExit(
+            f"refusing to resume from {path}: not a plain checkpoint ({first})"
+        ) from None
 
 
 def _validate(model, val_x, val_t, mean, std, k: int) -> tuple[float, float]:
