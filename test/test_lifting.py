@@ -186,3 +186,56 @@ def test_sample_uses_the_checkpoint_noise(tmp_path):
     np.testing.assert_array_equal(
         lifter.sample(kp, conf, 6, seed=3), lifter.sample_with_noise(kp, conf, noise)
     )
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module an ``import`` / ``from ... import`` anywhere in the file names."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
+
+
+def test_product_code_imports_nothing_from_training():
+    root = Path(__file__).resolve().parents[1] / "hpe3d_ros"
+    offenders = {
+        str(p.relative_to(root.parent)): sorted(
+            m for m in _imported_modules(p) if m == "training" or m.startswith("training.")
+        )
+        for p in root.rglob("*.py")
+    }
+    assert not {p: m for p, m in offenders.items() if m}
+
+
+def test_int8_calibration_inputs_come_from_the_package(monkeypatch, caplog):
+    import logging
+    import sys
+
+    from hpe3d_ros.lifting.reference_inputs import reference_keypoints
+
+    kp, conf = reference_keypoints()
+    assert kp.shape == (512, 17, 2) and conf.shape == (512, 17)
+    seen = np.isfinite(kp).all(-1)
+    np.testing.assert_array_equal(seen, conf > 0)
+    assert (seen.sum(1) >= 6).all() and 0.7 < seen.mean() < 1.0
+    monkeypatch.setitem(sys.modules, "training", None)  # any "import training..." fails
+    from hpe3d_ros.backends.int8_calibration import lifter_calibration_inputs
+
+    lifter = load_lifter()
+    with caplog.at_level(logging.WARNING):
+        inputs = lifter_calibration_inputs(lifter, batches=4, people=5, hyps=3, seed=1)
+    assert "synthetic" not in caplog.text
+    assert inputs["features"].shape == (4, 5, lifter.model.cfg.n_in)
+    assert inputs["rotation"].shape == (4, 5, 3, 3) and np.isfinite(inputs["features"]).all()
+    if lifter.latent_dim:
+        assert inputs["noise"].shape == (4, 5, 3, lifter.latent_dim)
+    feats = inputs["features"].reshape(20, -1)
+    # features of real people: each is one of the shipped people through lifter.features
+    all_feats = lifter.features(kp, conf)[0]
+    d = np.abs(feats[:, None] - all_feats[None]).max(-1).min(1)
+    assert d.max() < 1e-6

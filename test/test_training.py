@@ -266,3 +266,23 @@ def test_resume_refuses_a_planted_pickle(tmp_path):
     rng2.bit_generator.state = back["rng"]
     assert rng2.random() == rng.random()
     opt.load_state_dict(back["optimizer"])
+
+
+def test_training_modules_import_no_loop():
+    """``training.*`` modules form an import DAG (calibrate used to import train back)."""
+    from test.test_lifting import _imported_modules
+
+    folder = Path(__file__).resolve().parents[1] / "training"
+    deps = {
+        f"training.{p.stem}": {m for m in _imported_modules(p) if m.startswith("training.")}
+        for p in folder.glob("*.py")
+    }
+
+    def reaches(start: str, goal: str, seen: set) -> bool:
+        for m in deps.get(start, ()):
+            if m == goal or (m not in seen and reaches(m, goal, seen | {m})):
+                return True
+        return False
+
+    assert deps["training.calibrate"] and deps["training.train"]
+    assert not [m for m in deps if reaches(m, m, set())]

@@ -22,6 +22,7 @@ import torch
 from hpe3d_ros import metrics
 from hpe3d_ros.lifting.runtime import Lifter, latent_noise
 from training.data import DEFAULT_DATA
+from training.run_config import TrainConfig, validation_set
 
 #: Student-t degrees of freedom tried by :func:`fit_calibration` (inf = Gaussian).
 CALIBRATION_DOFS = (math.inf, 8.0, 5.0, 4.0, 3.0, 2.5, 2.0)
@@ -77,8 +78,6 @@ def fit_calibration(
 
 def calibrate(src: str | Path, dst: str | Path, k: int = 200, data: str | None = None) -> dict:
     """Fit (temperature, latent_dof) for checkpoint ``src``, write it to ``dst``; the fit."""
-    from training.train import TrainConfig, validation_set  # train imports this module
-
     ck = torch.load(src, map_location="cpu", weights_only=True)
     lifter = Lifter(ck)
     if not lifter.latent_dim:

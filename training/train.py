@@ -18,72 +18,22 @@ import math
 import pickle
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
 from hpe3d_ros import metrics
-from hpe3d_ros.lifting.model import ModelConfig, build_model
+from hpe3d_ros.lifting.model import build_model
 from hpe3d_ros.lifting.runtime import make_checkpoint
 from training.calibrate import fit_calibration
-from training.data import DEFAULT_DATA, AugmentConfig, generate, load_mocap, split_indices
+from training.data import generate, load_mocap, split_indices
+from training.run_config import TrainConfig, validation_set
+
+__all__ = ["TrainConfig", "train", "validation_set"]
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run depends on; read from YAML, stored in the checkpoint."""
-
-    out_dir: str = "runs/lifter"
-    data: str = str(DEFAULT_DATA)
-    seed: int = 0
-    threads: int = 2
-    device: str = "auto"  # "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1"...
-    epochs: int = 60
-    epoch_repeats: int = 1  # samples per training frame per epoch
-    max_train_frames: int = 0  # >0: subsample (tiny test runs)
-    batch_size: int = 256
-    lr: float = 1e-3
-    lr_final_frac: float = 0.05  # cosine decay to lr * this
-    weight_decay: float = 1e-4
-    grad_clip: float = 5.0
-    beta: float = 1.0  # KL weight
-    beta_warmup_epochs: int = 5
-    alpha: float = 0.2  # CVAE: weight of the prior-path (GSNN) reconstruction
-    sigma_m: float = 0.05  # reconstruction std in metres (Gaussian likelihood)
-    w2d: float = 1.0  # cross-modal VAE: 2D reconstruction weight
-    w_align: float = 0.0  # cross-modal VAE: KL(q(z|3D) || q(z|2D)) weight
-    w_mean: float = 0.0  # VAEs: weight of the MPJPE of the mean of n_mean prior samples
-    n_mean: int = 8
-    w_best: float = 0.0  # CVAE: weight of the best-of-n_mean prior-sample MPJPE
-    conf_threshold: float = 0.2
-    val_samples: int = 20
-    fit_temperature: bool = True  # fit the latent noise calibration (temperature, dof)
-    calibration_k: int = 200
-    half_weights: bool = False
-    model: ModelConfig = field(default_factory=ModelConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> TrainConfig:
-        return cls.from_dict(yaml.safe_load(Path(path).read_text()) or {})
-
-    @classmethod
-    def from_dict(cls, raw: dict) -> TrainConfig:
-        """From a YAML mapping or a checkpoint's ``train_config`` (unknown keys rejected)."""
-        raw = dict(raw)
-        model = ModelConfig(**raw.pop("model", {}))
-        aug = raw.pop("augment", {})
-        aug = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()})
-        return cls(**raw, model=model, augment=aug)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def git_commit() -> str:
@@ -127,17 +77,6 @@ def predict_normalised(model, feats: torch.Tensor, k: int, temperature: float = 
         if eps is not None:
             eps = eps.to(feats.device)
         return model.decode(cond, eps, temperature)
-
-
-def validation_set(cfg: TrainConfig, mocap: dict | None = None):
-    """The fixed (seeded) validation views: validation subjects, bodies as captured."""
-    mocap = load_mocap(cfg.data) if mocap is None else mocap
-    val_poses = mocap["poses"][split_indices(mocap["subject"], "val")]
-    if cfg.max_train_frames:
-        val_poses = val_poses[:: max(1, len(val_poses) // cfg.max_train_frames)]
-    return generate(
-        val_poses, cfg.augment, np.random.default_rng(cfg.seed + 1), False, cfg.conf_threshold
-    )
 
 
 def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:

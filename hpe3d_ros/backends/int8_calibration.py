@@ -1,10 +1,10 @@
-"""INT8 calibration inputs for the lifter: real bodies from the shared CMU mocap.
+"""INT8 calibration inputs for the lifter: real bodies from the package's reference inputs.
 
 The calibrator feeds TensorRT batches shaped like the profile's ``opt`` shapes (5 people x 50
-hypotheses); features come from mocap poses seen through random vehicle cameras
-(:func:`training.data.generate`), the distribution the lifter was trained on. Without the
-mocap file (e.g. on a machine with only the package) it falls back to synthetic keypoints and
-says so in the log.
+hypotheses); features come from the shipped reference people
+(:mod:`hpe3d_ros.lifting.reference_inputs`: CMU mocap seen through random vehicle cameras,
+the distribution the lifter was trained on). Without that file it falls back to synthetic
+keypoints and says so in the log.
 """
 
 from __future__ import annotations
@@ -25,11 +25,9 @@ def lifter_calibration_inputs(
     rng = np.random.default_rng(seed)
     total = batches * people
     try:
-        from training.data import AugmentConfig, generate, load_mocap
+        from hpe3d_ros.lifting.reference_inputs import calibration_features
 
-        poses = load_mocap()["poses"]
-        batch = generate(poses[rng.choice(len(poses), total)], AugmentConfig(), rng)
-        feats, R = batch.feats, batch.R
+        feats, R = calibration_features(lifter, total, rng)
     except (ImportError, OSError) as exc:
         LOG.warning("INT8 calibration on synthetic keypoints (no mocap: %s)", exc)
         kp = rng.uniform(-0.3, 0.3, (total, 1, 2)) + rng.normal(0, 0.05, (total, 17, 2))

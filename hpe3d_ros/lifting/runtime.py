@@ -160,7 +160,7 @@ class Lifter:
         noise = np.asarray(noise, dtype=np.float32)
         if noise.ndim != 3 or noise.shape[2] != self.latent_dim:
             raise ValueError(f"noise must be (N, k, {self.latent_dim}), got {noise.shape}")
-        feats, R = prepare_inputs(keypoints_norm, confidence, self.conf_threshold)
+        feats, R = self.features(keypoints_norm, confidence)
         n, k = feats.shape[0], noise.shape[1]
         if noise.shape[0] != n:
             raise ValueError(f"noise is for {noise.shape[0]} people, keypoints for {n}")
@@ -172,6 +172,16 @@ class Lifter:
         else:  # the deterministic baseline: one pose, repeated
             poses = np.repeat(self._run(feats, None, rot), k, axis=1)
         return np.nan_to_num(poses, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def features(
+        self, keypoints_norm: np.ndarray, confidence: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The graph's per-person inputs: ``features`` (N, F) float32, ``rotation`` (N, 3, 3).
+
+        (N, 17, 2) normalised coordinates and (N, 17) confidences, as :meth:`sample` takes
+        them; see :func:`~hpe3d_ros.lifting.normalize.prepare_inputs`.
+        """
+        return prepare_inputs(keypoints_norm, confidence, self.conf_threshold)
 
     def _run(self, feats: np.ndarray, noise: np.ndarray | None, rot: np.ndarray) -> np.ndarray:
         """The network graph (:class:`LifterGraph`) in torch: -> (N, K, 17, 3) camera frame.
