@@ -25,7 +25,7 @@ def model_id(path: Path) -> str:
 
 def build_pipeline(cfg: NodeConfig) -> Pipeline:
     """Load the detector and lifter the configuration names and wire the pipeline."""
-    from hpe3d_ros.backends import load_backend_lifter
+    from hpe3d_ros.backends import BackendUnavailable, load_backend_lifter
     from hpe3d_ros.backends.detector import use_detector_backend
     from hpe3d_ros.detection import load_detector
     from hpe3d_ros.detection.smoothing import KeypointSmoother
@@ -50,7 +50,9 @@ def build_pipeline(cfg: NodeConfig) -> Pipeline:
             device=cfg.lifter_device,
             threads=cfg.values.get("lifter.threads", 1),
         )
-    except Exception as exc:  # corrupt files and unavailable backends raise many types
+    except BackendUnavailable as exc:  # its message names each backend's file and reason
+        raise ModelLoadError(f"cannot run the lifter {weights.name}: {exc}") from exc
+    except Exception as exc:  # corrupt checkpoints raise many types
         raise ModelLoadError(f"cannot load lifter weights {weights}: {exc}") from exc
     tracking = dict(cfg.tracking)
     smoothing = dict(cfg.smoothing)

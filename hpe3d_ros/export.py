@@ -21,15 +21,15 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
-import os
 import shutil
 import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from hpe3d_ros.backends.cache import file_sha256, find_cached, store
 
 LOG = logging.getLogger(__name__)
 
@@ -40,15 +40,6 @@ DETECTOR_FILES = (
     "movenet_singlepose_lightning.onnx",
     "movenet_singlepose_thunder.onnx",
 )
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file (model hashes in cache keys and ONNX metadata)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def export_lifter(
@@ -108,31 +99,33 @@ def export_lifter(
     return path
 
 
-def lifter_onnx_name(
+def lifter_onnx_prefix(
     weights: str | Path, sha256: str, opset: int = OPSET, half: bool = False
 ) -> str:
-    """File name of an exported lifter: stem, hash prefix, opset, precision (cache-safe)."""
-    return f"{Path(weights).stem}_{sha256[:12]}_op{opset}" + ("_fp16" if half else "") + ".onnx"
+    """Cache name of an exported lifter, before its content hash and ``.onnx``: checkpoint
+    stem, checkpoint hash prefix, opset, precision (see :mod:`hpe3d_ros.backends.cache`)."""
+    return f"{Path(weights).stem}_{sha256[:12]}_op{opset}" + ("_fp16" if half else "")
 
 
 def export_lifter_file(
     weights: str | Path | None, out_dir: str | Path, opset: int = OPSET, half: bool = False
 ) -> Path:
-    """Load a checkpoint (None = shipped default) and export it into ``out_dir``.
+    """Load a checkpoint (None = shipped default) and export it into ``out_dir`` (a cache).
 
-    An existing file with the same name (same checkpoint hash and opset) is reused.
+    An intact file for the same checkpoint hash, opset and precision is reused; a corrupt one
+    is removed with a warning naming it and exported again. The file is written atomically
+    (``<prefix>.<content hash>.onnx``), so an interrupted export leaves no cache entry.
     """
     from hpe3d_ros.lifting import DEFAULT_WEIGHTS, load_lifter
 
     weights = DEFAULT_WEIGHTS if weights is None else Path(weights)
     sha = file_sha256(weights)
-    path = Path(out_dir) / lifter_onnx_name(weights, sha, opset, half)
-    if path.is_file():
-        return path
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    export_lifter(load_lifter(weights), tmp, opset, weights_sha256=sha, half=half)
-    tmp.replace(path)  # atomic: a half-written file is never picked up from the cache
-    return path
+    prefix = Path(out_dir) / lifter_onnx_prefix(weights, sha, opset, half)
+    cached = find_cached(prefix, ".onnx", "cached ONNX")
+    if cached is not None:
+        return cached
+    lifter = load_lifter(weights)
+    return store(prefix, ".onnx", lambda tmp: export_lifter(lifter, tmp, opset, sha, half))
 
 
 def check_detector_files(weights_dir: str | Path | None = None) -> list[Path]:
@@ -163,11 +156,48 @@ def verify_lifter_onnx(lifter, path: str | Path, n: int = 3, k: int = 7) -> floa
     return float(np.abs(a - b).max())
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (``prog: error: ...``), exit status 2,
+    and whose ``--help`` shows every default."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(**kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """``Type: first line of the message``, at most ``limit`` characters (for CLI errors)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = f"{type(exc).__name__}: {lines[0] if lines else ''}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def opset_arg(text: str) -> int:
+    """``--opset`` values the exporter and TensorRT both handle (13-20)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 13 <= value <= 20:
+        raise argparse.ArgumentTypeError(f"opset {value} outside 13-20")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", nargs="+", default=[None], help="lifter checkpoint(s)")
+    """``hpe3d-export``: 0 when every file was written and checked; 1 (one line) otherwise."""
+    parser = OneLineParser(prog="hpe3d-export", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--weights",
+        nargs="+",
+        type=Path,
+        default=[None],
+        help="lifter checkpoint(s) (default: the shipped lifter_default.pt)%(default).0s",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT_DIR, help="output folder")
-    parser.add_argument("--opset", type=int, default=OPSET)
+    parser.add_argument("--opset", type=opset_arg, default=OPSET, help="ONNX opset (13-20)")
     parser.add_argument("--fp16", action="store_true", help="float16 graph (strongly typed TRT)")
     parser.add_argument(
         "--detector", action="store_true", help="check and copy the MoveNet ONNX files too"
@@ -176,15 +206,28 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from hpe3d_ros.lifting import load_lifter
 
+    missing = [str(w) for w in args.weights if w is not None and not w.is_file()]
+    if missing:
+        sys.stderr.write(f"hpe3d-export: lifter weights not found: {', '.join(missing)}\n")
+        return 1
     for weights in args.weights:
-        path = export_lifter_file(weights, args.out, args.opset, half=args.fp16)
-        err = verify_lifter_onnx(load_lifter(weights), path)
+        try:
+            path = export_lifter_file(weights, args.out, args.opset, half=args.fp16)
+            err = verify_lifter_onnx(load_lifter(weights), path)
+        except Exception as exc:  # corrupt checkpoints and unwritable folders raise many types
+            name = weights or "the default lifter"
+            sys.stderr.write(f"hpe3d-export: cannot export {name}: {one_line(exc)}\n")
+            return 1
         LOG.info("lifter -> %s (opset %d, max |ORT - torch| %.2g m)", path, args.opset, err)
     if args.detector:
-        for src in check_detector_files():
-            dst = args.out / src.name
-            shutil.copyfile(src, dst)
-            LOG.info("detector -> %s (onnx checker clean)", dst)
+        try:
+            for src in check_detector_files():
+                dst = args.out / src.name
+                shutil.copyfile(src, dst)
+                LOG.info("detector -> %s (onnx checker clean)", dst)
+        except Exception as exc:
+            sys.stderr.write(f"hpe3d-export: detector files: {one_line(exc)}\n")
+            return 1
     return 0
 
 

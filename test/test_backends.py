@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -180,3 +181,36 @@ def test_torch_cpu_threads_stay_at_one_unless_openmp_waits_passively(monkeypatch
     assert cpu_threads_for_torch(2) == 1
     monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
     assert cpu_threads_for_torch(2) == 2
+
+
+def test_engine_cache_is_content_checked_and_rebuilt(tmp_path, monkeypatch, caplog):
+    """The cache logic of ``ensure_engine`` without a GPU: the builder is faked, not the cache."""
+    import types
+
+    import hpe3d_ros.backends.tensorrt_engine as te
+
+    fake_trt = types.SimpleNamespace(
+        __name__="tensorrt", __version__="10.99.0", BuilderFlag=types.SimpleNamespace(FP16=1)
+    )
+    builds = []
+
+    def build(onnx_path, profile, precision, calibration=None, trt=None):
+        builds.append(precision)
+        return b"serialized engine %d" % len(builds)
+
+    monkeypatch.setattr(te, "import_tensorrt", lambda *a: fake_trt)
+    monkeypatch.setattr(te, "cuda_device_name", lambda: "NVIDIA H200")
+    monkeypatch.setattr(te, "build_engine", build)
+    onnx_path = tmp_path / "model.onnx"
+    onnx_path.write_bytes(b"model bytes")
+    first = te.ensure_engine(onnx_path, lifter_profile(16), "fp16", tmp_path)
+    assert first.read_bytes() == b"serialized engine 1" and builds == ["fp16"]
+    assert json.loads(first.with_suffix(".json").read_text())["gpu"] == "NVIDIA H200"
+    assert te.ensure_engine(onnx_path, lifter_profile(16), "fp16", tmp_path) == first
+    assert builds == ["fp16"]  # from the cache
+    first.write_bytes(b"serialized")  # truncated
+    with caplog.at_level(logging.WARNING, logger="hpe3d_ros.backends"):
+        second = te.ensure_engine(onnx_path, lifter_profile(16), "fp16", tmp_path)
+    assert f"cached TensorRT engine {first} is corrupt" in caplog.text
+    assert len(builds) == 2 and second.read_bytes() == b"serialized engine 2"
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".engine", ".json", ".onnx"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -111,8 +114,110 @@ def test_fp16_graph_stays_within_two_millimetres(cvae, tmp_path):
 def test_cli_exports_once_and_reuses_the_file(tmp_path):
     weights = WEIGHTS_DIR / "lifter_baseline.pt"
     assert main(["--weights", str(weights), "--out", str(tmp_path)]) == 0
-    (path,) = tmp_path.glob("lifter_baseline_*_op17.onnx")
+    (path,) = tmp_path.glob("lifter_baseline_*_op17.*.onnx")
     mtime = path.stat().st_mtime_ns
     assert export_lifter_file(weights, tmp_path) == path
     assert path.stat().st_mtime_ns == mtime
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob("*tmp*"))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "flip"])
+def test_a_corrupt_cached_onnx_is_rebuilt_with_a_warning_naming_it(tmp_path, caplog, damage):
+    weights = WEIGHTS_DIR / "lifter_baseline.pt"
+    good = export_lifter_file(weights, tmp_path)
+    data = bytearray(good.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 3]
+    elif damage == "garbage":
+        data = bytearray(b"not an onnx file" * 10)
+    else:
+        data[len(data) // 2] ^= 0x10  # one bit in the weights: still parses as ONNX
+    good.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="hpe3d_ros.backends"):
+        rebuilt = export_lifter_file(weights, tmp_path)
+    assert f"cached ONNX {good} is corrupt" in caplog.text
+    assert not good.exists() or good == rebuilt
+    kp, conf = keypoints(2)
+    base = load_lifter(weights)
+    got = BackendLifter(base, OnnxRuntimeCore(rebuilt)).sample(kp, conf, 1, 0)
+    np.testing.assert_allclose(got, base.sample(kp, conf, 1, 0), atol=1e-4)
+
+
+def test_start_up_survives_a_corrupt_cache_and_names_the_file(tmp_path, caplog):
+    from hpe3d_ros.backends import load_backend_lifter
+
+    good = export_lifter_file(None, tmp_path)
+    good.write_bytes(good.read_bytes()[:1000])
+    with caplog.at_level(logging.INFO, logger="hpe3d_ros.backends"):
+        lifter = load_backend_lifter(backend="onnxruntime", onnx_dir=tmp_path)
+    assert lifter.backend == "onnxruntime-cpu"
+    assert f"cached ONNX {good} is corrupt" in caplog.text
+
+
+def test_an_unreadable_cache_folder_falls_back_and_names_it(tmp_path, caplog):
+    from hpe3d_ros.backends import load_backend_lifter
+
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    with caplog.at_level(logging.INFO, logger="hpe3d_ros.backends"):
+        lifter = load_backend_lifter(backend="onnxruntime", onnx_dir=blocker)
+    assert lifter.backend == "torch-cpu"
+    assert f"cannot write the ONNX cache in {blocker}" in caplog.text
+
+
+def test_an_interrupted_export_leaves_no_cache_entry(tmp_path, monkeypatch):
+    import hpe3d_ros.export as export
+
+    def half_written(lifter, path, *args, **kwargs):
+        Path(path).write_bytes(b"\x08\x07partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "export_lifter", half_written)
+    with pytest.raises(KeyboardInterrupt):
+        export.export_lifter_file(WEIGHTS_DIR / "lifter_baseline.pt", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_bad_input_is_one_line_and_non_zero(tmp_path, capsys):
+    assert main(["--weights", str(tmp_path / "missing.pt")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "lifter weights not found" in err and "missing.pt" in err
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    assert main(["--weights", str(broken), "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot export" in err and "broken.pt" in err
+    for bad in (["--opset", "99"], ["--opset", "x"], ["--bogus"]):
+        with pytest.raises(SystemExit) as exc:
+            main(bad)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("hpe3d-export: error:")
+
+
+def test_cli_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: build/export)" in out and "(default: 17)" in out
+    assert "(default: the shipped lifter_default.pt)" in out
+
+
+def test_cli_commands_print_no_traceback(tmp_path):
+    """The installed commands, as a user runs them: one line on stderr, exit 1 or 2."""
+    import subprocess
+    import sys
+
+    for module, args, code in [
+        ("hpe3d_ros.export", ["--weights", "missing.pt"], 1),
+        ("hpe3d_ros.backends.tensorrt_engine", ["--weights", "missing.pt"], 1),
+        ("hpe3d_ros.backends.tensorrt_engine", ["--sizes", "12"], 2),
+        ("hpe3d_ros.backends.tensorrt_engine", ["--cache-dir", __file__], 1),
+        ("hpe3d_ros.backends.tensorrt_engine", ["--precision", "int4"], 2),
+    ]:
+        proc = subprocess.run(
+            [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == code, (module, args, proc.stderr)
+        assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr

@@ -84,8 +84,17 @@ def make_core(
         want = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
         if want not in ort.get_available_providers():
             raise BackendUnavailable(f"{want} not in this onnxruntime")
-        path = export_lifter_file(weights, onnx_dir or default_onnx_dir())
-        return OnnxRuntimeCore(path, device, threads)
+        cache = Path(onnx_dir or default_onnx_dir())
+        try:
+            path = export_lifter_file(weights, cache)
+        except OSError as exc:  # read-only or full cache folder: the next backend runs
+            raise BackendUnavailable(f"cannot write the ONNX cache in {cache}: {exc}") from exc
+        try:
+            return OnnxRuntimeCore(path, device, threads)
+        except BackendUnavailable:
+            raise
+        except Exception as exc:  # onnxruntime raises private exception types
+            raise BackendUnavailable(f"ONNX Runtime cannot open {path}: {exc}") from exc
     if name == "tensorrt":
         from hpe3d_ros.backends.tensorrt_backend import TensorRTCore, cuda_device_name
         from hpe3d_ros.backends.tensorrt_engine import lifter_engine

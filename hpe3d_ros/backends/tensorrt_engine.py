@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from hpe3d_ros.backends.base import BackendUnavailable
+from hpe3d_ros.backends.cache import file_sha256, find_cached, store, write_text_atomic
 from hpe3d_ros.backends.tensorrt_backend import BUILDERS, cuda_device_name, import_tensorrt
 from hpe3d_ros.lifting.normalize import N_FEATURES
 
@@ -71,8 +72,6 @@ def detector_profile(sizes_wh: list[tuple[int, int]], name: str = "input") -> di
 
 def engine_key(onnx_path: str | Path, precision: str, profile: dict, trt=None) -> dict:
     """What an engine depends on; :func:`engine_path` hashes it into the file name."""
-    from hpe3d_ros.export import file_sha256
-
     trt = trt or import_tensorrt()
     return {
         "model": Path(onnx_path).name,
@@ -85,7 +84,11 @@ def engine_key(onnx_path: str | Path, precision: str, profile: dict, trt=None) -
 
 
 def engine_path(key: dict, cache_dir: str | Path | None = None) -> Path:
-    """Cache file for ``key``: readable prefix + hash of the whole key."""
+    """Cache prefix for ``key``: readable part + hash of the whole key, ``.engine`` suffix.
+
+    The stored file is ``<stem>.<content hash>.engine`` (:mod:`hpe3d_ros.backends.cache`),
+    its key beside it as ``<stem>.<content hash>.json``.
+    """
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     gpu = re.sub(r"[^A-Za-z0-9]+", "-", key["gpu"]).strip("-")
     stem = Path(key["model"]).stem
@@ -177,17 +180,15 @@ def ensure_engine(
     # hash is in the key), so the name says so rather than claim a precision it ignored.
     label = precision if has_precision_flags(trt) or precision == "int8" else "typed"
     key = engine_key(onnx_path, label, profile, trt)
-    path = engine_path(key, cache_dir)
-    if path.is_file():
+    prefix = engine_path(key, cache_dir).with_suffix("")
+    path = find_cached(prefix, ".engine", "cached TensorRT engine", sidecars=(".json",))
+    if path is not None:
         LOG.info("TensorRT engine from cache: %s", path)
         return path
-    LOG.info("building TensorRT engine %s (%s): takes a minute", path.name, precision)
+    LOG.info("building TensorRT engine %s (%s): takes a minute", prefix.name, precision)
     data = build_engine(onnx_path, profile, precision, calibration, trt=trt)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)  # atomic: concurrent builders never read half an engine
-    path.with_suffix(".json").write_text(json.dumps(key, indent=1, sort_keys=True))
+    path = store(prefix, ".engine", lambda tmp: tmp.write_bytes(data))
+    write_text_atomic(path.with_suffix(".json"), json.dumps(key, indent=1, sort_keys=True))
     return path
 
 
@@ -216,19 +217,46 @@ def lifter_engine(
 
 
 def _size(text: str) -> tuple[int, int]:
-    w, h = (int(v) for v in text.lower().split("x"))
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not WxH: {text!r} (e.g. 512x384)") from None
+    if not (32 <= w <= 4096 and 32 <= h <= 4096):
+        raise argparse.ArgumentTypeError(f"size {text} outside 32-4096 px")
     return w, h
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default=None, help="lifter checkpoint (default shipped)")
+    """``hpe3d-build-engine``: 0 with the engine's path logged; 1 (one line) when none."""
+    from hpe3d_ros.export import OneLineParser, one_line
+
+    parser = OneLineParser(prog="hpe3d-build-engine", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="lifter checkpoint (default: the shipped lifter_default.pt)%(default).0s",
+    )
     parser.add_argument("--precision", choices=PRECISIONS, default="fp16")
-    parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="engine cache (default: $HPE3D_ENGINE_CACHE or ~/.cache/hpe3d_ros/engines)"
+        "%(default).0s",
+    )
     parser.add_argument("--detector", action="store_true", help="MoveNet MultiPose instead")
-    parser.add_argument("--sizes", type=_size, nargs="+", default=[(512, 384)], help="WxH")
+    parser.add_argument(
+        "--sizes", type=_size, nargs="+", default=[(512, 384)], help="detector inputs, WxH"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.weights is not None and not args.weights.is_file():
+        sys.stderr.write(f"hpe3d-build-engine: lifter weights not found: {args.weights}\n")
+        return 1
+    if args.cache_dir is not None and args.cache_dir.exists() and not args.cache_dir.is_dir():
+        sys.stderr.write(f"hpe3d-build-engine: --cache-dir is not a folder: {args.cache_dir}\n")
+        return 1
     try:
         if args.detector:
             from hpe3d_ros.detection.movenet_multipose import MULTIPOSE_ONNX
@@ -238,7 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path = lifter_engine(args.weights, args.precision, args.cache_dir)
     except BackendUnavailable as exc:
-        LOG.error("no engine: %s", exc)
+        sys.stderr.write(f"hpe3d-build-engine: no engine: {one_line(exc, 1000)}\n")
+        return 1
+    except Exception as exc:  # corrupt checkpoints, unwritable caches raise many types
+        sys.stderr.write(f"hpe3d-build-engine: {one_line(exc)}\n")
         return 1
     LOG.info("engine: %s", path)
     return 0
