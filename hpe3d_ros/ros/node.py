@@ -37,7 +37,12 @@ from hpe3d_ros.imaging import (
 from hpe3d_ros.msg import Keypoints2DArray, PoseHypothesesArray
 from hpe3d_ros.pipeline import PipelineInputError
 from hpe3d_ros.ros import diagnostics
-from hpe3d_ros.ros.conversions import hypotheses_to_msg, keypoints_to_msg, stamp_to_ns
+from hpe3d_ros.ros.conversions import (
+    hypotheses_to_msg,
+    keypoints_to_msg,
+    stamp_is_valid,
+    stamp_to_ns,
+)
 from hpe3d_ros.ros.markers import markers_from_result
 from hpe3d_ros.ros.params import declare_and_read
 from hpe3d_ros.streams import CameraInfoCache, LatestSlot, MissingCameraInfo, StreamStats, Throttle
@@ -162,7 +167,10 @@ class PipelineNode(Node):
                 self._wake.clear()
 
     def _process(self, ch: CameraChannel, msg, t_rx: float) -> None:
-        stamp_ns = stamp_to_ns(msg.header.stamp)
+        stamp_ns = stamp_to_ns(msg.header.stamp)  # outputs carry this very stamp, bit for bit
+        if not stamp_is_valid(msg.header.stamp):
+            self._warn(ch, "stamp", f"stamp nanosec {msg.header.stamp.nanosec} >= 10^9 is "
+                                    "invalid; passed through unchanged")  # fmt: skip
         try:
             if isinstance(msg, CompressedImage):
                 image = decode_compressed(msg.data, msg.format)
