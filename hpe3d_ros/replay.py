@@ -20,10 +20,12 @@ Each bag is one sequence; tracks are reset between bags.
 from __future__ import annotations
 
 import argparse
-import shutil
+import contextlib
+import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +46,15 @@ from hpe3d_ros.replay_inputs import (
     frame_seed,
     output_messages,
 )
+from hpe3d_ros.replay_output import (
+    OutputError,
+    check_output,
+    clear_previous,
+    mark,
+    sequence_names,
+)
 from hpe3d_ros.replay_pictures import Pictures
+from hpe3d_ros.replay_signals import GracefulStop, Interrupted
 from hpe3d_ros.report import Tables, build_summary, format_summary, write_summary
 
 __all__ = ["discover_streams", "frame_seed", "main", "replay"]
@@ -80,68 +90,72 @@ def replay(
     video_max_frames: int = 600,
     params_file: str = "",
     model_load_s: float = 0.0,
+    overwrite: bool = False,
+    stop: GracefulStop | None = None,
 ) -> dict[str, Any]:
     """Replay ``bags`` (one sequence each) into ``out_dir``; returns the summary.
 
     A damaged bag does not raise: everything up to the damage is written, the bag's entry in
-    ``summary["bags"]`` carries the error and ``summary["complete"]`` is False.
+    ``summary["bags"]`` carries the error and ``summary["complete"]`` is False. SIGINT and
+    SIGTERM stop the replay after the frame in hand (a second one aborts that frame); the
+    results so far are closed properly and ``summary["interrupted"]`` names the signal
+    (:mod:`hpe3d_ros.replay_signals`; pass ``stop`` when the caller already handles them).
 
     Raises:
-        ConfigError: a camera named in ``cameras`` is not configured or not in a bag.
-        ValueError: a bag has no camera topics, or the GT file is unusable.
+        OutputError: ``out_dir`` holds results (without ``overwrite``) or data that a replay
+            did not write (:mod:`hpe3d_ros.replay_output`); nothing is deleted then.
+        ValueError: the GT file is unusable.
     """
     out_dir = Path(out_dir)
+    bags = [Path(b) for b in bags]
+    check_output(out_dir, bags, overwrite)
     sidecar = Sidecar(gt_npz) if gt_npz else None
+    clear_previous(out_dir)
+    mark(out_dir, bags)
     tables = Tables(out_dir)
     pictures = Pictures(out_dir / "pictures", overlays, video_max_frames)
     timing: dict[str, list[float]] = {"frame_ms": [], "loop_s": []}
     infos = []
     t0 = time.perf_counter()
-    try:
-        for bag in bags:
-            if infos and infos[-1].get("interrupted"):
-                break
-            infos.append(
-                _replay_bag(
-                    Path(bag),
-                    out_dir,
-                    cfg,
-                    pipeline,
-                    cameras,
-                    sidecar,
-                    storage,
-                    tables,
-                    pictures,
-                    timing,
-                    progress,
-                )
-            )
-    finally:
-        tables.close()
-        written = pictures.close()
-    wall = time.perf_counter() - t0
-    loop = sum(timing.pop("loop_s"))
-    n = len(tables.frame_rows)
-    timings = {
-        "wall_s": wall,
-        "frames_s": loop,
-        "model_load_s": model_load_s,
-        "frames_per_s": n / loop if loop > 0 else 0.0,
-        "stage_ms": {k: _stats(v) for k, v in sorted(timing.items())},
-    }
-    summary = build_summary(
-        tables,
-        bags=infos,
-        timings=timings,
-        params={"params_file": params_file, **cfg.values},
-        model_id=pipeline.model_id,
-        outputs={
-            "frames_csv": str(tables.frames_path),
-            "people_csv": str(tables.people_path),
-            "pictures": written,
-        },
-    )
-    write_summary(summary, out_dir / "summary.json")
+    with contextlib.nullcontext(stop) if stop else GracefulStop() as stop:
+        run = _Run(out_dir, cfg, pipeline, cameras, sidecar, storage, tables, pictures, timing,
+                   progress, stop)  # fmt: skip
+        try:
+            for bag, seq in zip(bags, sequence_names(bags), strict=True):
+                if stop.requested:
+                    infos.append(_not_replayed(bag, seq, f"not replayed: {stop.name}"))
+                    continue
+                infos.append(_replay_bag(run, bag, seq))
+        finally:
+            tables.close()
+            written = pictures.close()
+        wall = time.perf_counter() - t0
+        loop = sum(timing.pop("loop_s"))
+        n = len(tables.frame_rows)
+        timings = {
+            "wall_s": wall,
+            "frames_s": loop,
+            "model_load_s": model_load_s,
+            "frames_per_s": n / loop if loop > 0 else 0.0,
+            "stage_ms": {k: _stats(v) for k, v in sorted(timing.items())},
+        }
+        summary = build_summary(
+            tables,
+            bags=infos,
+            timings=timings,
+            params={"params_file": params_file, **cfg.values},
+            model_id=pipeline.model_id,
+            outputs={
+                "frames_csv": str(tables.frames_path),
+                "people_csv": str(tables.people_path),
+                "pictures": written,
+            },
+        )
+        summary["interrupted"] = stop.name
+        summary["exit_code"] = stop.exit_code
+        if stop.requested:
+            summary["complete"] = False
+        write_summary(summary, out_dir / "summary.json")
     return summary
 
 
@@ -153,36 +167,60 @@ def _stats(values: list[float]) -> dict[str, float]:
             "p95": float(np.percentile(v, 95)), "n": int(v.size)}  # fmt: skip
 
 
-def _replay_bag(
-    bag: Path,
-    out_dir: Path,
-    cfg: NodeConfig,
-    pipeline: Pipeline,
-    cameras: Sequence[str] | None,
-    sidecar: Sidecar | None,
-    storage: str,
-    tables: Tables,
-    pictures: Pictures,
-    timing: dict[str, list[float]],
-    progress: bool,
-) -> dict[str, Any]:
+def _not_replayed(bag: Path, seq: str, error: str) -> dict[str, Any]:
+    return {"bag": str(bag), "sequence": seq, "complete": False, "error": error,
+            "streams": [], "output_bag": "", "output_messages": {}}  # fmt: skip
+
+
+@dataclass
+class _Run:
+    """What every bag of one replay shares."""
+
+    out_dir: Path
+    cfg: NodeConfig
+    pipeline: Pipeline
+    cameras: Sequence[str] | None
+    sidecar: Sidecar | None
+    storage: str
+    tables: Tables
+    pictures: Pictures
+    timing: dict[str, list[float]]
+    progress: bool
+    stop: GracefulStop
+
+
+def _replay_bag(run: _Run, bag: Path, seq: str) -> dict[str, Any]:
     """One bag (= one sequence): two passes (CameraInfo/GT, then frames); returns its info."""
-    seq = bag.stem if bag.is_file() else bag.name
-    info: dict[str, Any] = {"bag": str(bag), "sequence": seq, "complete": True, "error": "",
-                            "streams": [], "output_bag": "", "output_messages": {}}  # fmt: skip
+    cfg, pipeline, tables, pictures, stop = (
+        run.cfg,
+        run.pipeline,
+        run.tables,
+        run.pictures,
+        run.stop,
+    )
+    info = _not_replayed(bag, seq, "")
+    info["complete"] = True
     try:
         reader = BagReader(bag)
     except BagReadError as exc:
         info.update(complete=False, error=str(exc))
         return info
     with reader:
-        streams = discover_streams(reader.topics, cfg, cameras)
+        try:
+            streams = discover_streams(reader.topics, cfg, run.cameras)
+        except ConfigError as exc:  # --cameras names a camera this bag does not hold
+            info.update(complete=False, error=f"bag {bag}: {exc}")
+            return info
         if not streams:
-            raise ValueError(
-                f"bag {bag}: no camera topics (an Image, CompressedImage or h36m17 "
-                f"Keypoints2DArray topic with a camera_info topic beside it); topics: "
-                f"{sorted(reader.topics)}"
-            )
+            if reader.damage:
+                why = f"bag {bag} is damaged and no camera topic could be recovered " \
+                      f"({reader.damage})"  # fmt: skip
+            else:
+                why = (f"bag {bag}: no camera topics (an Image, CompressedImage or h36m17 "
+                       f"Keypoints2DArray topic with a camera_info topic beside it); topics: "
+                       f"{sorted(reader.topics)}")  # fmt: skip
+            info.update(complete=False, error=why)
+            return info
         info["streams"] = [vars(s) for s in streams]
         if reader.damage:
             info["recovered_because"] = reader.damage
@@ -192,6 +230,8 @@ def _replay_bag(
         try:
             side = {s.info_topic for s in streams} | {s.gt_topic for s in streams if s.gt_topic}
             for topic, msgtype, _, raw in reader.messages(side):
+                if stop.requested:
+                    break
                 try:
                     msg = deserialize(raw, msgtype)
                 except Exception:  # frames needing it fail as "missing"
@@ -207,34 +247,37 @@ def _replay_bag(
         for s in streams:
             pictures.plan(seq, s.camera, reader.counts.get(s.topic), calib.stamps(s.info_topic))
         total = sum(reader.counts.get(t) or 0 for t in by_topic) or None
-        info["output_bag"] = str(out_dir / "bags" / seq)
-        writer = BagWriter(out_dir / "bags" / seq, storage)
+        info["output_bag"] = str(run.out_dir / "bags" / seq)
+        writer = BagWriter(run.out_dir / "bags" / seq, run.storage)
         diag = BagDiagnostics([s.camera for s in streams], cfg, pipeline.model_id)
         t_loop = time.perf_counter()
-        bar = tqdm(total=total, unit="frame", desc=seq, disable=not progress, file=sys.stderr)
+        bar = tqdm(total=total, unit="frame", desc=seq, disable=not run.progress, file=sys.stderr)
         try:
             for topic, msgtype, log_ns, raw in reader.messages(by_topic):
+                if stop.requested:
+                    break
                 s = by_topic[topic]
                 t = time.perf_counter()
-                frame, people, result, image = process_frame(
-                    seq,
-                    s,
-                    counts[topic],
-                    msgtype,
-                    log_ns,
-                    raw,
-                    calib,
-                    pipeline,
-                    sidecar,
-                    gts.get(s.gt_topic or "", {}),
-                )
+                with stop.abortable():
+                    frame, people, result, image = process_frame(
+                        seq,
+                        s,
+                        counts[topic],
+                        msgtype,
+                        log_ns,
+                        raw,
+                        calib,
+                        pipeline,
+                        run.sidecar,
+                        gts.get(s.gt_topic or "", {}),
+                    )
                 if result is not None:
                     for out_topic, out_type, data in output_messages(result, cfg, image):
                         writer.write(out_topic, out_type, log_ns, data)
                     for stage, ms in result.timings_ms.items():
-                        timing.setdefault(stage, []).append(ms)
+                        run.timing.setdefault(stage, []).append(ms)
                 ms = 1e3 * (time.perf_counter() - t)
-                timing["frame_ms"].append(ms)
+                run.timing["frame_ms"].append(ms)
                 diag.on_frame(s.camera, log_ns, result is not None, frame["reason"], ms)
                 for out_topic, out_type, data in diag.due(log_ns):
                     writer.write(out_topic, out_type, log_ns, data)
@@ -244,13 +287,15 @@ def _replay_bag(
                 bar.update()
         except BagReadError as exc:
             info.update(complete=False, error=str(exc))
-        except KeyboardInterrupt:  # keep what was done: tables, summary, pictures
-            why = f"bag {bag}: interrupted by the user after {sum(counts.values())} frames"
-            info.update(complete=False, interrupted=True, error=why)
+        except Interrupted:  # a second signal aborted the frame in hand
+            pass
         finally:
-            timing["loop_s"].append(time.perf_counter() - t_loop)
+            run.timing["loop_s"].append(time.perf_counter() - t_loop)
             bar.close()
             writer.close()
+        if stop.requested:
+            why = f"bag {bag}: interrupted by {stop.name} after {sum(counts.values())} frames"
+            info.update(complete=False, interrupted=stop.name, error=why)
         info["output_messages"] = dict(writer.counts)
         info["frames"] = counts
     return info
@@ -322,20 +367,43 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{err} {exc}", file=sys.stderr)
         return 1
     out = args.output
-    if (out / "frames.csv").exists() and not args.overwrite:
-        print(f"{err} {out} already holds replay results; pass --overwrite", file=sys.stderr)
+    missing = [str(b) for b in args.bags if not os.path.lexists(b)]
+    if missing:
+        print(f"{err} no such bag: {', '.join(missing)} (nothing was written)", file=sys.stderr)
         return 1
-    for sub in ("bags", "pictures"):
-        shutil.rmtree(out / sub, ignore_errors=True)
-    from hpe3d_ros.build import ModelLoadError, build_pipeline
-
-    t0 = time.perf_counter()
     try:
-        pipeline = build_pipeline(cfg)
-    except ModelLoadError as exc:
+        check_output(out, args.bags, args.overwrite)  # again in replay(), before any delete
+    except OutputError as exc:
         print(f"{err} {exc}", file=sys.stderr)
         return 1
-    load_s = time.perf_counter() - t0
+    from hpe3d_ros.build import ModelLoadError, build_pipeline
+
+    with GracefulStop() as stop:
+        t0 = time.perf_counter()
+        try:
+            with stop.abortable():
+                pipeline = build_pipeline(cfg)
+        except ModelLoadError as exc:
+            print(f"{err} {exc}", file=sys.stderr)
+            return 1
+        except Interrupted:
+            pass
+        if stop.requested:
+            print(f"{err} interrupted by {stop.name} while loading the models; nothing was "
+                  f"written", file=sys.stderr)  # fmt: skip
+            return stop.exit_code
+        load_s = time.perf_counter() - t0
+        return _run(args, cfg, pipeline, load_s, stop)
+
+
+def _run(
+    args: argparse.Namespace,
+    cfg: NodeConfig,
+    pipeline: Pipeline,
+    load_s: float,
+    stop: GracefulStop,
+) -> int:
+    err, out = "hpe3d-replay: error:", args.output
     try:
         summary = replay(
             args.bags,
@@ -350,20 +418,41 @@ def main(argv: list[str] | None = None) -> int:
             video_max_frames=0 if args.no_pictures else args.video_max_frames,
             params_file=str(args.params_file),
             model_load_s=load_s,
+            overwrite=args.overwrite,
+            stop=stop,
         )
-    except (ConfigError, BagReadError, ValueError) as exc:
+    except (ConfigError, BagReadError, ValueError) as exc:  # OutputError is a ValueError
         print(f"{err} {exc}", file=sys.stderr)
         return 1
     print(format_summary(summary))
     print(f"results: {out}/frames.csv, people.csv, summary.json, bags/, pictures/")
+    return _exit_code(summary, out, err)
+
+
+def _exit_code(summary: dict[str, Any], out: Path, err: str) -> int:
+    """0 when every bag was read to its end and at least one frame was processed."""
+    if summary["interrupted"]:
+        print(f"{err} interrupted by {summary['interrupted']} after {summary['frames']} "
+              f"frames; the results so far are in {out}", file=sys.stderr)  # fmt: skip
+        return summary["exit_code"]
+    rc = 0
     if not summary["complete"]:
         for b in summary["bags"]:
             if b["error"]:
                 print(
                     f"{err} {b['error']} (results up to that point are in {out})", file=sys.stderr
                 )
-        return 1
-    return 0
+        rc = 1
+    if summary["frames_ok"] == 0:
+        kinds = sorted(
+            {k for c in summary["cameras"] for k in c["failures"]},
+            key=lambda k: -sum(c["failures"].get(k, 0) for c in summary["cameras"]),
+        )
+        why = f" (failures: {', '.join(kinds)})" if kinds else ""
+        print(f"{err} no frame could be processed: {summary['frames']} frames, 0 ok{why}",
+              file=sys.stderr)  # fmt: skip
+        rc = 1
+    return rc
 
 
 if __name__ == "__main__":

@@ -62,6 +62,8 @@ class Tables:
         self._frames.writerow([fmt(frame.get(c)) for c in FRAME_COLUMNS])
         for row in people:
             self._people.writerow([fmt(row.get(c)) for c in PEOPLE_COLUMNS])
+        for f in self._files:  # a process killed outright still leaves every finished row
+            f.flush()
         self.frame_rows.append(frame)
         self.people_rows.extend(people)
 
