@@ -66,7 +66,10 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores visible, load average {load}, {gpu}"
 
 
-def make_lifter(backend: str, weights: Path, threads: int, onnx_dir: Path) -> BackendLifter:
+def make_lifter(
+    backend: str, weights: Path, threads: int, onnx_dir: Path, precision: str = "fp16"
+) -> BackendLifter:
+    """One lifter on one concrete backend (:data:`LIFTER_BACKENDS`); BackendUnavailable if not."""
     import torch
 
     from hpe3d_ros.backends.select import make_core
@@ -75,15 +78,15 @@ def make_lifter(backend: str, weights: Path, threads: int, onnx_dir: Path) -> Ba
     lifter = load_lifter(weights)
     if backend == "torch-cpu-2threads":  # what a plain Lifter does on 2 cores
         torch.set_num_threads(2)
-        return BackendLifter(lifter, TorchCore(lifter, "cpu"))
+        return BackendLifter(lifter.checkpoint, TorchCore(lifter, "cpu"))
     if backend == "torch-cuda-compiled":
-        return BackendLifter(lifter, TorchCore(lifter, "cuda", compile=True))
+        return BackendLifter(lifter.checkpoint, TorchCore(lifter, "cuda", compile=True))
     if backend.startswith("tensorrt-"):
         precision = backend.split("-")[1]
-        return BackendLifter(
-            lifter, make_core("tensorrt", lifter, weights, threads, precision, onnx_dir)
-        )
-    return BackendLifter(lifter, make_core(backend, lifter, weights, threads, onnx_dir=onnx_dir))
+        core = make_core("tensorrt", lifter, weights, threads, precision, onnx_dir)
+    else:
+        core = make_core(backend, lifter, weights, threads, onnx_dir=onnx_dir)
+    return BackendLifter(lifter.checkpoint, core)
 
 
 def time_calls(fn, repeats: int, warmup: int = 3) -> dict:
@@ -166,7 +169,7 @@ def test_image(width: int, height: int) -> np.ndarray:
 
 
 def bench_detectors(backends, threads: int, repeats: int) -> list[dict]:
-    from hpe3d_ros.backends.detector import open_backend_session
+    from hpe3d_ros.backends.detector import open_backend_session, use_detector_backend
     from hpe3d_ros.detection import load_detector
     from hpe3d_ros.detection.movenet_multipose import MULTIPOSE_ONNX
 
@@ -174,11 +177,12 @@ def bench_detectors(backends, threads: int, repeats: int) -> list[dict]:
     for backend in backends:
         det = load_detector(threads=threads)
         if backend != "onnxruntime-cpu":
-            try:
-                det.session = open_backend_session(MULTIPOSE_ONNX, backend, threads)
+            try:  # the same opener use_detector_backend uses, without its CPU fallback
+                open_backend_session(MULTIPOSE_ONNX, backend, threads)
             except (BackendUnavailable, RuntimeError) as exc:
                 rows.append({"backend": backend, "skipped": str(exc)})
                 continue
+            det = use_detector_backend(det, backend, threads)
         for w, h in [(640, 480), (1280, 720)]:
             image = test_image(w, h)
             people = len(det.detect(image))

@@ -214,3 +214,33 @@ def test_engine_cache_is_content_checked_and_rebuilt(tmp_path, monkeypatch, capl
     assert f"cached TensorRT engine {first} is corrupt" in caplog.text
     assert len(builds) == 2 and second.read_bytes() == b"serialized engine 2"
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".engine", ".json", ".onnx"]
+
+
+def test_a_detector_session_opener_falls_back_to_the_cpu_with_one_warning(caplog):
+    from hpe3d_ros.backends.detector import session_backend, session_opener
+    from hpe3d_ros.backends.tensorrt_backend import TrtSession
+    from hpe3d_ros.detection.movenet_multipose import MULTIPOSE_ONNX
+
+    with caplog.at_level(logging.WARNING, logger="hpe3d_ros.backends"):
+        session = session_opener("onnxruntime-cuda", threads=1)(MULTIPOSE_ONNX)
+    assert session_backend(session) == "onnxruntime-cpu"
+    assert session.get_inputs()[0].name  # a real session
+    (record,) = [r for r in caplog.records if "detector backend" in r.getMessage()]
+    assert "onnxruntime-cuda unavailable" in record.getMessage()
+    assert MULTIPOSE_ONNX.name in record.getMessage()
+    with pytest.raises(ValueError, match="unknown detector backend"):
+        session_opener("tflite")
+    assert session_backend(TrtSession.__new__(TrtSession)) == "tensorrt"  # by type, not name
+
+
+def test_backend_lifter_is_built_from_the_checkpoint_not_a_copied_dict():
+    from hpe3d_ros.backends import BackendLifter
+    from hpe3d_ros.backends.torch_backend import TorchCore
+
+    base = load_lifter()
+    lifter = BackendLifter(base.checkpoint, TorchCore(base))
+    assert lifter.model is not base.model and lifter.backend == "torch-cpu"
+    assert "lifter" not in vars(lifter)  # no wrapped Lifter whose state it mirrors
+    np.testing.assert_allclose(
+        lifter.sample(KP, CONF, 4, seed=1), base.sample(KP, CONF, 4, seed=1), atol=1e-5
+    )

@@ -41,7 +41,7 @@ def test_engine_matches_torch(cache, precision):
 
     lifter = load_lifter()
     engine = lifter_engine(None, precision, cache, cache / "onnx")
-    trt_lifter = BackendLifter(lifter, TensorRTCore(engine, precision))
+    trt_lifter = BackendLifter(lifter.checkpoint, TensorRTCore(engine, precision))
     rng = np.random.default_rng(0)
     for n, k in [(1, 1), (5, 50), (20, 200)]:
         kp = rng.uniform(-0.3, 0.3, (n, 1, 2)) + rng.normal(0, 0.05, (n, 17, 2))

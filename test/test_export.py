@@ -43,7 +43,7 @@ def cvae_onnx(cvae, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ort_cvae(cvae, cvae_onnx):
-    return BackendLifter(cvae, OnnxRuntimeCore(cvae_onnx))
+    return BackendLifter(cvae.checkpoint, OnnxRuntimeCore(cvae_onnx))
 
 
 def test_onnx_file_is_checker_clean_with_opset_and_metadata(cvae, cvae_onnx):
@@ -93,7 +93,7 @@ def test_empty_inputs_short_circuit(ort_cvae, n, k):
 def test_baseline_exports_without_noise_and_repeats_over_k(baseline, tmp_path):
     path = export_lifter(baseline, tmp_path / "base.onnx")
     assert [i.name for i in onnx.load(str(path)).graph.input] == ["features", "rotation"]
-    lifter = BackendLifter(baseline, OnnxRuntimeCore(path))
+    lifter = BackendLifter(baseline.checkpoint, OnnxRuntimeCore(path))
     kp, conf = keypoints(4)
     got, want = lifter.sample(kp, conf, 5, 0), baseline.sample(kp, conf, 5, 0)
     assert got.shape == (4, 5, 17, 3)
@@ -106,7 +106,7 @@ def test_fp16_graph_stays_within_two_millimetres(cvae, tmp_path):
     path = export_lifter(cvae, tmp_path / "half.onnx", half=True)
     kp, conf = keypoints(5)
     noise = cvae.noise(5, 50, seed=0)
-    got = BackendLifter(cvae, OnnxRuntimeCore(path)).sample_with_noise(kp, conf, noise)
+    got = BackendLifter(cvae.checkpoint, OnnxRuntimeCore(path)).sample_with_noise(kp, conf, noise)
     err = np.linalg.norm(got - cvae.sample_with_noise(kp, conf, noise), axis=-1).mean()
     assert 0 < err <= 2e-3
 
@@ -139,7 +139,7 @@ def test_a_corrupt_cached_onnx_is_rebuilt_with_a_warning_naming_it(tmp_path, cap
     assert not good.exists() or good == rebuilt
     kp, conf = keypoints(2)
     base = load_lifter(weights)
-    got = BackendLifter(base, OnnxRuntimeCore(rebuilt)).sample(kp, conf, 1, 0)
+    got = BackendLifter(base.checkpoint, OnnxRuntimeCore(rebuilt)).sample(kp, conf, 1, 0)
     np.testing.assert_allclose(got, base.sample(kp, conf, 1, 0), atol=1e-4)
 
 

@@ -1,11 +1,11 @@
 """What every lifter backend promises (:class:`LifterCore`) and the lifter built on one.
 
 A backend runs only the graph of :mod:`hpe3d_ros.lifting.graph` (features, noise, rotations
--> camera-frame poses). :class:`BackendLifter` wraps a loaded
-:class:`~hpe3d_ros.lifting.runtime.Lifter` by composition: the same numpy pre-processing
-(:func:`~hpe3d_ros.lifting.normalize.prepare_inputs`), the same noise draw, the same public
-API (``sample``, ``sample_with_noise``, ``predict_mean``, ``joint_names``, ``latent_dim``), so
-the pipeline cannot tell which backend runs underneath except by speed.
+-> camera-frame poses). :class:`BackendLifter` is a
+:class:`~hpe3d_ros.lifting.runtime.Lifter` given a core at construction: the same numpy
+pre-processing (:func:`~hpe3d_ros.lifting.normalize.prepare_inputs`), the same noise, the
+same public API (``sample``, ``sample_with_noise``, ``predict_mean``, ``joint_names``,
+``latent_dim``), so the pipeline cannot tell which backend runs underneath except by speed.
 """
 
 from __future__ import annotations
@@ -58,16 +58,23 @@ class SessionCore:
 
 
 class BackendLifter(Lifter):
-    """A :class:`~hpe3d_ros.lifting.runtime.Lifter` whose network runs on ``core``.
+    """A :class:`~hpe3d_ros.lifting.runtime.Lifter` built from a checkpoint and given the
+    :class:`LifterCore` that runs its network.
 
-    It shares the wrapped lifter's loaded state and inherits its whole API (``sample``,
-    ``sample_with_noise``, ``predict_mean``...); only :meth:`Lifter._run`, the graph itself,
-    is replaced. ``backend`` names the core that runs (for logs and benchmarks).
+    It is an ordinary Lifter (its own state, loaded from ``checkpoint`` by ``Lifter``'s
+    constructor) and inherits the whole API (``sample``, ``sample_with_noise``,
+    ``predict_mean``...); only :meth:`Lifter._run`, the hook the lifter documents for
+    deployment backends, runs ``core`` instead of the torch graph. ``backend`` names the core
+    (logs, benchmarks).
+
+    Args:
+        checkpoint: the dict :func:`~hpe3d_ros.lifting.runtime.load_lifter` read
+            (``lifter.checkpoint``).
+        core: the backend's runner of the lifter graph.
     """
 
-    def __init__(self, lifter: Lifter, core: LifterCore) -> None:
-        self.__dict__.update(lifter.__dict__)
-        self.lifter = lifter
+    def __init__(self, checkpoint: dict, core: LifterCore) -> None:
+        super().__init__(checkpoint, device="cpu")
         self.core = core
         self.backend: str = core.name
 

@@ -12,6 +12,7 @@ Backends: ``onnxruntime-cpu`` (what ``load_detector`` opens), ``onnxruntime-cuda
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from hpe3d_ros.backends.base import BackendUnavailable
@@ -53,13 +54,41 @@ def open_backend_session(
     return open_ort_session(onnx_path, backend.split("-", 1)[1], threads)
 
 
+def session_opener(backend: str, threads: int = 2, **kw) -> Callable[..., object]:
+    """The interface a detector is given: ``open(path, device, threads) -> session``.
+
+    The session runs ``path`` on ``backend`` (``get_inputs()`` and ``run(None, feed)``, all a
+    detector calls); when ``backend`` cannot run here the opener falls back to ONNX Runtime
+    CPU with one warning naming the file and the reason. ``kw`` goes to
+    :func:`open_backend_session` (``sizes``, ``precision``).
+    """
+    from hpe3d_ros.detection.session import open_session
+
+    def open_on_backend(path: str | Path, device: str = "cpu", threads_: int = threads):
+        if backend == "onnxruntime-cpu":
+            return open_session(path, "cpu", threads_)
+        try:
+            return open_backend_session(path, backend, threads_, **kw)
+        except (BackendUnavailable, RuntimeError) as exc:
+            LOG.warning(
+                "detector backend %s unavailable for %s (%s): onnxruntime-cpu", backend, path, exc
+            )
+            return open_session(path, "cpu", threads_)
+
+    if backend not in DETECTOR_BACKENDS:
+        raise ValueError(f"unknown detector backend {backend!r}; one of {DETECTOR_BACKENDS}")
+    return open_on_backend
+
+
 def use_detector_backend(
     detector, backend: str, threads: int = 2, multipose_onnx: str | Path | None = None, **kw
 ):
     """Move ``detector`` (bottom-up or top-down MoveNet) onto ``backend``; returns it.
 
     Falls back to the sessions it has (ONNX Runtime CPU) with a warning when ``backend``
-    cannot run here.
+    cannot run here. The detector classes open their sessions in their constructors and take
+    no opener yet, so this swaps their ``session`` attribute; once they accept
+    :func:`session_opener`'s callable, this function goes.
     """
     from hpe3d_ros.detection.movenet_multipose import MULTIPOSE_ONNX
     from hpe3d_ros.detection.movenet_topdown import SINGLEPOSE_ONNX
@@ -94,13 +123,23 @@ def _input_size(path: Path) -> str:
     return str(dims.dim[1].dim_value)
 
 
+#: ONNX Runtime's first provider -> the backend name.
+_PROVIDER_BACKENDS = {
+    "TensorrtExecutionProvider": "onnxruntime-tensorrt",
+    "CUDAExecutionProvider": "onnxruntime-cuda",
+}
+
+
+def session_backend(session) -> str:
+    """The backend a detector session runs on: ``tensorrt`` for an engine, else from its
+    ONNX Runtime providers."""
+    from hpe3d_ros.backends.tensorrt_backend import TrtSession
+
+    if isinstance(session, TrtSession):
+        return "tensorrt"
+    return _PROVIDER_BACKENDS.get(session.get_providers()[0], "onnxruntime-cpu")
+
+
 def active_backend(detector) -> str:
     """The backend the detector's (MultiPose) session really runs on, after any fallback."""
-    session = getattr(detector, "proposer", detector).session
-    if type(session).__name__ == "TrtSession":
-        return "tensorrt"
-    first = session.get_providers()[0]
-    return {
-        "TensorrtExecutionProvider": "onnxruntime-tensorrt",
-        "CUDAExecutionProvider": "onnxruntime-cuda",
-    }.get(first, "onnxruntime-cpu")
+    return session_backend(getattr(detector, "proposer", detector).session)

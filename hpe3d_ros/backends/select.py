@@ -139,5 +139,5 @@ def load_backend_lifter(
         why = "; ".join(skipped) if skipped else "first choice"
         level = logging.WARNING if backend != "auto" and skipped else logging.INFO
         LOG.log(level, "lifter backend %s (asked %s); skipped: %s", core.name, backend, why)
-        return BackendLifter(lifter, core)
+        return BackendLifter(lifter.checkpoint, core)
     raise BackendUnavailable("no lifter backend can run: " + "; ".join(skipped))
