@@ -23,6 +23,7 @@ from hpe3d_ros.replay_inputs import (
 )
 from hpe3d_ros.report import people_rows
 from hpe3d_ros.results import FrameResult
+from hpe3d_ros.ros.conversions import stamp_to_ns
 
 
 class _Failed(Exception):
@@ -30,8 +31,10 @@ class _Failed(Exception):
 
 
 def stamp_ns(msg: Any) -> int:
-    """Header stamp of a deserialised message, nanoseconds."""
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+    """Header stamp of a deserialised message as the node's one-to-one int64 key
+    (:func:`hpe3d_ros.ros.conversions.stamp_to_ns`: nanoseconds for valid stamps; output
+    messages carry back the very same ``(sec, nanosec)``)."""
+    return stamp_to_ns(msg.header.stamp)
 
 
 def process_frame(

@@ -25,6 +25,7 @@ from hpe3d_ros.imaging import decode_compressed, decode_raw
 from hpe3d_ros.pipeline import Pipeline
 from hpe3d_ros.replay_gt import GT_TOPIC_NAME, GT_TYPE
 from hpe3d_ros.results import FrameResult
+from hpe3d_ros.ros.conversions import stamp_to_ns
 from hpe3d_ros.skeleton import H36M_JOINT_NAMES
 from hpe3d_ros.topics import DIAGNOSTICS, OUTPUTS, output_topic
 
@@ -115,7 +116,7 @@ class CameraInfoIndex:
         self._models: dict[tuple, CameraModel | str] = {}
 
     def add(self, topic: str, msg: Any) -> None:
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp = stamp_to_ns(msg.header.stamp)
         i = bisect.bisect_right(self._stamps.setdefault(topic, []), stamp)
         self._stamps[topic].insert(i, stamp)
         self._msgs.setdefault(topic, []).insert(i, msg)

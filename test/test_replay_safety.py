@@ -250,3 +250,31 @@ def test_sigterm_while_loading_writes_nothing(tmp_path, monkeypatch, capsys):
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def test_output_stamps_are_the_input_stamps(tmp_path):
+    """Extreme and invalid stamps come out exactly as they went in (not normalised, not 1901)."""
+    from builtin_interfaces.msg import Time
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    from hpe3d_ros.bagio import BagWriter
+    from hpe3d_ros.make_bag import camera_info_msg, image_msgs
+    from hpe3d_ros.msg import PoseHypothesesArray
+
+    stamps = [(-3, 500), (1, 5), (2**31 - 1, 999_999_999), (7, 10**9 + 7), (8, 2**32 - 1)]
+    img = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    with BagWriter(tmp_path / "odd") as w:
+        for i, (sec, nsec) in enumerate(stamps):
+            log = 10**9 * (i + 1)
+            info, msg = camera_info_msg(TINY, 0, "f"), image_msgs(img, 0, "f", False)
+            for m in (info, msg):
+                m.header.stamp = Time(sec=sec, nanosec=nsec)
+            w.write("/cam/camera_info", "sensor_msgs/msg/CameraInfo", log, serialize_message(info))
+            w.write("/cam/image_raw", "sensor_msgs/msg/Image", log, serialize_message(msg))
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "odd"), "-o", str(out), *FAST]) == 0
+    assert all(r["status"] == "ok" for r in _rows(out / "frames.csv"))
+    with BagReader(out / "bags" / "odd") as r:
+        got = [deserialize_message(raw, PoseHypothesesArray).header.stamp
+               for _, _, _, raw in r.messages([output_topic("cam", "hypotheses")])]  # fmt: skip
+    assert [(t.sec, t.nanosec) for t in got] == stamps
