@@ -12,6 +12,7 @@ Cameras come from a list of names (``camera_names``); each name ``N`` has its ow
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,32 +28,85 @@ class ConfigError(ValueError):
     """An invalid parameter value; the message names the parameter."""
 
 
+#: A ROS topic name: absolute, relative or private (~/...), tokens of [A-Za-z0-9_] not starting
+#: with a digit (rcl's rules, without substitutions).
+TOPIC_NAME = r"(~/|/)?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*|~"
+#: A camera name: it becomes part of parameter and topic names.
+CAMERA_NAME = r"[A-Za-z][A-Za-z0-9_]*"
+MAX_CAMERAS = 16
+#: Detector work per frame is bounded: tiles x (input_size / 512)^2 <= this (about 5 s per
+#: frame on 2 CPU cores, 0.2 s on a GPU; more cannot keep up with any camera).
+MAX_DETECTOR_TILE_UNITS = 64
+
+
 @dataclass(frozen=True)
 class ParamSpec:
+    """One parameter: type (of the default), range, allowed values, shape.
+
+    ``min``/``max`` bound a number, or every item of a list; ``length`` bounds a list's
+    length, ``max_chars`` a string's or each string item's; ``pattern`` is a regex a string
+    (or each string item) must match in full; ``multiple_of`` applies to integers.
+    """
+
     name: str
     default: Any
     description: str
     min: float | None = None
     max: float | None = None
     choices: tuple[str, ...] = ()
+    length: tuple[int, int] | None = None
+    multiple_of: int = 1
+    max_chars: int = 4096
+    pattern: str = ""
+    pattern_text: str = ""  # the pattern in words, for messages and descriptors
 
     @property
     def kind(self) -> type:
         return type(self.default)
 
+    @property
+    def item_kind(self) -> type:
+        if self.kind is not list:
+            return self.kind
+        return type(self.default[0]) if self.default else str
+
+    @property
+    def constraints(self) -> str:
+        """What a valid value is, in words (the ROS descriptor's additional_constraints)."""
+        parts = []
+        if self.choices:
+            parts.append(f"one of {list(self.choices)}")
+        if self.length is not None:
+            lo, hi = self.length
+            parts.append(f"{lo} items" if lo == hi else f"{lo} to {hi} items")
+        if self.min is not None or self.max is not None:
+            each = "each item " if self.kind is list else ""
+            parts.append(f"{each}in [{self.min}, {self.max}]")
+        if self.multiple_of > 1:
+            parts.append(f"a multiple of {self.multiple_of}")
+        if self.pattern:
+            parts.append(self.pattern_text or f"matching {self.pattern}")
+        if self.item_kind is str and not self.choices:
+            parts.append(f"at most {self.max_chars} characters")
+        return "; ".join(parts)
+
 
 P = ParamSpec
 #: Global parameters (per-camera ones are in :func:`camera_params`).
 PARAMS: tuple[ParamSpec, ...] = (
-    P("camera_names", ["front"], "Cameras to process; each name N has cameras.N.* params"),
+    P("camera_names", ["front"], "Cameras to process; each name N has cameras.N.* params",
+      length=(1, MAX_CAMERAS), max_chars=64, pattern=CAMERA_NAME,
+      pattern_text="names of a letter then letters, digits or _"),
     P("detector.name", "movenet", "2D keypoint detector backend", choices=("movenet",)),
     P("detector.mode", "bottom_up", "bottom_up: MultiPose on tiles; top_down: + crop refinement",
       choices=("bottom_up", "top_down")),
     P("detector.device", "cpu", "ONNX Runtime device for the detector", choices=("cpu", "cuda")),
     P("detector.backend", "onnxruntime-cpu", "Runtime of the detector's ONNX models",
       choices=("onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-tensorrt", "tensorrt")),
-    P("detector.input_size", 512, "Long side of each detector tile (pixels, x32)", 128, 2048),
-    P("detector.tiles", [2, 1], "Detector tile grid [columns, rows]; [1, 1] = whole image"),
+    P("detector.input_size", 512, "Long side of each detector tile (pixels, x32)", 128, 2048,
+      multiple_of=32),
+    P("detector.tiles", [2, 1], "Detector tile grid [columns, rows]; [1, 1] = whole image",
+      1, 8, length=(2, 2)),
     P("detector.person_threshold", 0.2, "Minimum person score", 0.0, 1.0),
     P("detector.threads", 2, "ONNX Runtime intra-op threads of the detector", 1, 64),
     P("tracking.enabled", True, "Give people ids that persist across frames (per camera)"),
@@ -62,7 +116,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     P("smoothing.min_cutoff_hz", 1.0, "One-Euro minimum cut-off frequency", 0.01, 100.0),
     P("smoothing.beta", 0.05, "One-Euro speed coefficient (higher: less lag when moving)",
       0.0, 10.0),
-    P("lifter.weights", "", "Lifter checkpoint (.pt); empty = the shipped default weights"),
+    P("lifter.weights", "", "Lifter checkpoint (.pt); empty = the shipped default weights",
+      max_chars=4096),
     P("lifter.device", "cpu", "Device of the lifter", choices=("cpu", "cuda")),
     P("lifter.backend", "auto", "auto: TensorRT > ONNX Runtime CUDA > torch CUDA > CPU",
       choices=("auto", "torch", "onnxruntime", "tensorrt")),
@@ -98,11 +153,14 @@ def camera_params(name: str) -> tuple[ParamSpec, ...]:
     """Parameters of camera ``name`` (defaults follow the usual driver topic layout)."""
     pre = f"cameras.{name}."
     return (
-        P(pre + "image_topic", f"/{name}/camera/image_raw", "sensor_msgs/Image topic"),
-        P(pre + "camera_info_topic", f"/{name}/camera/camera_info", "CameraInfo topic"),
+        P(pre + "image_topic", f"/{name}/camera/image_raw", "sensor_msgs/Image topic",
+          max_chars=200, pattern=TOPIC_NAME, pattern_text="a ROS topic name"),
+        P(pre + "camera_info_topic", f"/{name}/camera/camera_info", "CameraInfo topic",
+          max_chars=200, pattern=TOPIC_NAME, pattern_text="a ROS topic name"),
         P(pre + "compressed", False, "Subscribe sensor_msgs/CompressedImage on image_topic"),
-        P(pre + "frame_id", "", "Override the optical frame id of this camera's outputs"),
-    )
+        P(pre + "frame_id", "", "Override the optical frame id of this camera's outputs",
+          max_chars=256, pattern=r"[!-~]*", pattern_text="printable ASCII, no spaces"),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -130,21 +188,73 @@ class NodeConfig:
 
 
 # ---------------------------------------------------------------------------- loading
-def load_params_file(path: str | Path, node_name: str = NODE_NAME) -> dict[str, Any]:
-    """Flat ``name -> value`` from a ROS 2 parameters YAML (``node: ros__parameters: ...``).
+def section_applies(key: str, node_fqn: str) -> bool:
+    """Whether a parameters-file section ``key`` applies to the node ``node_fqn``.
 
-    Parameters under ``/**`` apply to every node; the node's own section wins.
+    rcl's rule: a key without a leading ``/`` gets one, ``/*`` matches one name token and
+    ``/**`` any number of them, and the key must match the whole fully qualified name
+    (``hpe3d_pipeline`` applies to ``/hpe3d_pipeline`` only; ``/**`` to every node).
+    """
+    key = key if key.startswith("/") else "/" + key
+    if not re.fullmatch(r"[A-Za-z0-9_/*]+", key):
+        return False
+    regex = re.escape(key).replace(r"/\*", r"(/\w+)").replace(r"\*", "*")
+    return re.fullmatch(regex, node_fqn) is not None
+
+
+def read_params_file(path: str | Path) -> dict[str, Any]:
+    """The YAML document of a parameters file (node key -> section), not yet matched.
+
+    Raises:
+        ConfigError: unreadable, not YAML, empty, or not a mapping.
     """
     path = Path(path)
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read parameters file {path}: {exc}") from exc
+    if not doc:
+        raise ConfigError(f"parameters file {path} is empty: no parameter would be set")
+    if not isinstance(doc, dict):
+        raise ConfigError(f"parameters file {path} is not a mapping of node names to sections")
+    return doc
+
+
+def load_params_file(path: str | Path, node_name: str = NODE_NAME) -> dict[str, Any]:
+    """Flat ``name -> value`` from a ROS 2 parameters YAML (``node: ros__parameters: ...``).
+
+    Args:
+        node_name: the node's name or fully qualified name (``/namespace/name``).
+
+    Every section that applies to the node (:func:`section_applies`: ``/**``, the node's
+    name, wildcards) is merged in file order, later sections winning, as rcl does.
+
+    Raises:
+        ConfigError: unreadable or empty file, or no section applies to this node (a
+            misspelt node key or a namespace would otherwise mean silent defaults).
+    """
+    path = Path(path)
+    fqn = node_name if node_name.startswith("/") else "/" + node_name
+    doc = read_params_file(path)
     flat: dict[str, Any] = {}
-    for key in ("/**", "**", node_name, f"/{node_name}"):
-        section = doc.get(key) if isinstance(doc, dict) else None
-        if isinstance(section, dict) and isinstance(section.get("ros__parameters"), dict):
-            flat.update(_flatten(section["ros__parameters"]))
+    applied = []
+    for key, section in doc.items():
+        if not section_applies(str(key), fqn):
+            continue
+        params = section.get("ros__parameters") if isinstance(section, dict) else None
+        if not isinstance(params, dict):
+            raise ConfigError(
+                f"parameters file {path}: section {str(key)[:80]!r} needs a "
+                "'ros__parameters:' mapping"
+            )
+        applied.append(key)
+        flat.update(_flatten(params))
+    if not applied:
+        keys = ", ".join(repr(str(k)[:80]) for k in list(doc)[:5])
+        raise ConfigError(
+            f"parameters file {path} has no section for node {fqn} (its sections: {keys}); "
+            f"key the section '/**:' (every node) or '{fqn.rsplit('/', 1)[-1]}:'"
+        )
     return flat
 
 
@@ -167,6 +277,8 @@ def all_specs(values: dict[str, Any]) -> tuple[ParamSpec, ...]:
 
 def resolve(values: dict[str, Any]) -> dict[str, Any]:
     """Defaults filled in, every value checked against its spec (type, range, choices)."""
+    if "camera_names" in values:  # checked first: it decides which other names exist
+        _check(PARAMS[0], values["camera_names"])
     specs = all_specs(values)
     known = {s.name for s in specs}
     unknown = sorted(set(values) - known)
@@ -180,44 +292,59 @@ def resolve(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
+
+
 def _check(spec: ParamSpec, value: Any) -> Any:
     kind = spec.kind
+
+    def bad(why: str) -> ConfigError:
+        return ConfigError(f"parameter {spec.name!r} must be {why}, got {_shown(value)}")
+
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if kind is list:
-        item = type(spec.default[0]) if spec.default else str
+        item = spec.item_kind
+        if item is float and isinstance(value, list):
+            value = [float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                     for v in value]  # fmt: skip
         if not isinstance(value, list) or not all(
             isinstance(v, item) and not isinstance(v, bool) for v in value
         ):
-            raise ConfigError(f"parameter {spec.name!r} must be a list of {item.__name__}, got "
-                              f"{value!r}")  # fmt: skip
+            raise bad(f"a list of {item.__name__}")
+        lo, hi = spec.length or (0, 10**6)
+        if not lo <= len(value) <= hi:
+            raise bad(spec.constraints)
+        items = value
     elif not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise ConfigError(
-            f"parameter {spec.name!r} must be {kind.__name__}, got {type(value).__name__} "
-            f"{value!r}"
-        )
+        raise bad(f"{kind.__name__} ({type(value).__name__} given)")
+    else:
+        items = [value]
     if spec.choices and value not in spec.choices:
-        raise ConfigError(f"parameter {spec.name!r} must be one of {spec.choices}, got {value!r}")
-    if spec.min is not None and not (spec.min <= value <= spec.max):
-        raise ConfigError(
-            f"parameter {spec.name!r} must be in [{spec.min}, {spec.max}], got {value!r}"
-        )
+        raise bad(f"one of {spec.choices}")
+    for v in items:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            low = -float("inf") if spec.min is None else spec.min
+            high = float("inf") if spec.max is None else spec.max
+            if not low <= v <= high or (isinstance(v, int) and v % spec.multiple_of):
+                raise bad(spec.constraints)
+        if isinstance(v, str) and (
+            len(v) > spec.max_chars or (spec.pattern and not re.fullmatch(spec.pattern, v))
+        ):
+            raise bad(spec.constraints)
     return value
 
 
 def build_config(values: dict[str, Any]) -> NodeConfig:
     """Validate a flat parameter map and build the node's configuration."""
+    if isinstance(values.get("camera_names"), list) and not values["camera_names"]:
+        raise ConfigError("parameter 'camera_names' is empty: list at least one camera")
     v = resolve(values)
     names = v["camera_names"]
-    if not names:
-        raise ConfigError("parameter 'camera_names' is empty: list at least one camera")
     if len(set(names)) != len(names):
         raise ConfigError(f"parameter 'camera_names' has duplicate names: {names}")
-    for n in names:
-        if not n or not n.replace("_", "").isalnum() or not n[0].isalpha():
-            raise ConfigError(
-                f"camera name {n!r} in 'camera_names': use a letter then [A-Za-z0-9_]"
-            )
     cameras = tuple(
         CameraConfig(
             name=n,
@@ -229,10 +356,13 @@ def build_config(values: dict[str, Any]) -> NodeConfig:
         for n in names
     )
     tiles = v["detector.tiles"]
-    if len(tiles) != 2 or min(tiles) < 1:
-        raise ConfigError(f"parameter 'detector.tiles' must be [columns, rows] >= 1, got {tiles}")
-    if v["detector.input_size"] % 32:
-        raise ConfigError("parameter 'detector.input_size' must be a multiple of 32")
+    units = tiles[0] * tiles[1] * (v["detector.input_size"] / 512) ** 2
+    if units > MAX_DETECTOR_TILE_UNITS:
+        raise ConfigError(
+            f"parameters 'detector.tiles' {tiles} x 'detector.input_size' "
+            f"{v['detector.input_size']} ask for {units:g} tiles of 512 px per frame; at most "
+            f"{MAX_DETECTOR_TILE_UNITS} can keep up with a camera"
+        )
     height = v["placement.camera_height_m"]
     pipeline = PipelineConfig(
         num_hypotheses=v["lifter.num_hypotheses"],

@@ -9,6 +9,7 @@ from hpe3d_ros.config import (
     camera_params,
     load_config,
     load_params_file,
+    read_params_file,
 )
 from test.conftest import REPO
 
@@ -64,6 +65,28 @@ def test_ground_prior_and_tracking_switches():
         ({"cameras.rear.image_topic": "/x"}, "cameras.rear.image_topic"),
         ({"lifter.wieghts": "x.pt"}, "lifter.wieghts"),
         ({"smoothing.enabled": True, "tracking.enabled": False}, "smoothing.enabled"),
+        # values that cannot work are outside the schema's ranges
+        ({"detector.tiles": [1000, 1000]}, "detector.tiles"),
+        ({"detector.tiles": [0, 1]}, "detector.tiles"),
+        ({"detector.tiles": [9, 1]}, "detector.tiles"),
+        ({"detector.tiles": [2, 1, 1]}, "detector.tiles"),
+        ({"detector.tiles": [1.5, 1]}, "detector.tiles"),
+        ({"detector.tiles": [8, 8], "detector.input_size": 1024}, "detector.tiles"),
+        ({"detector.tiles": [3, 3], "detector.input_size": 2048}, "detector.tiles"),
+        ({"detector.input_size": 4096}, "detector.input_size"),
+        ({"detector.person_threshold": float("nan")}, "detector.person_threshold"),
+        ({"diagnostics.period_s": float("inf")}, "diagnostics.period_s"),
+        ({"diagnostics.period_s": 0.0}, "diagnostics.period_s"),
+        ({"camera_names": [f"c{i}" for i in range(17)]}, "camera_names"),
+        ({"camera_names": ["c" * 65]}, "camera_names"),
+        ({"camera_names": [7]}, "camera_names"),
+        ({"cameras.front.image_topic": ""}, "cameras.front.image_topic"),
+        ({"cameras.front.image_topic": "/a b"}, "cameras.front.image_topic"),
+        ({"cameras.front.image_topic": "/a//b"}, "cameras.front.image_topic"),
+        ({"cameras.front.camera_info_topic": "/1cam/info"}, "cameras.front.camera_info_topic"),
+        ({"cameras.front.image_topic": "/" + "a" * 300}, "cameras.front.image_topic"),
+        ({"cameras.front.frame_id": "front optical"}, "cameras.front.frame_id"),
+        ({"lifter.weights": "x" * 5000}, "lifter.weights"),
     ],
 )
 def test_invalid_values_fail_with_the_parameter_named(values, names):
@@ -88,3 +111,89 @@ def test_wildcard_section_and_node_section_merge(tmp_path):
     )
     cfg = load_config(f)
     assert cfg.pipeline.num_hypotheses == 20 and cfg.pipeline.seed == 3
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"detector.tiles": [8, 8]},  # 64 tiles of 512 px: the most the schema allows
+        {"detector.tiles": [2, 2], "detector.input_size": 2048},
+        {"camera_names": [f"c{i}" for i in range(16)]},
+        {"cameras.front.image_topic": "~/image", "cameras.front.camera_info_topic": "info"},
+        {"cameras.front.frame_id": "front_optical"},
+        {"lifter.num_hypotheses": 1000},
+    ],
+)
+def test_values_at_the_bounds_are_accepted(values):
+    build_config(values)
+
+
+def test_every_default_is_inside_its_own_constraints():
+    cfg = build_config({})
+    for spec in (*PARAMS, *camera_params("front")):
+        assert cfg[spec.name] == spec.default
+        assert spec.description
+
+
+def test_long_values_are_shown_cut_in_errors():
+    with pytest.raises(ConfigError) as err:
+        build_config({"cameras.front.frame_id": "x y" * 100_000})
+    assert len(str(err.value)) < 400
+
+
+# ---------------------------------------------------------------- parameters files
+def _write(tmp_path, text: str):
+    f = tmp_path / "p.yaml"
+    f.write_text(text)
+    return f
+
+
+@pytest.mark.parametrize("text", ["", "\n# only a comment\n", "{}\n", "~\n"])
+def test_an_empty_params_file_is_refused(tmp_path, text):
+    with pytest.raises(ConfigError, match="is empty"):
+        load_config(_write(tmp_path, text))
+
+
+def test_a_misspelt_node_key_is_refused_not_silently_defaulted(tmp_path):
+    f = _write(tmp_path, "hpe3d_pipline:\n  ros__parameters:\n    lifter: {seed: 3}\n")
+    with pytest.raises(ConfigError, match=r"no section for node /hpe3d_pipeline.*hpe3d_pipline"):
+        load_config(f)
+
+
+def test_a_params_file_for_other_nodes_only_is_refused(tmp_path):
+    f = _write(tmp_path, "camera_driver:\n  ros__parameters:\n    fps: 30\n")
+    with pytest.raises(ConfigError, match="no section for node"):
+        load_params_file(f)
+    with pytest.raises(ConfigError, match="not a mapping"):
+        read_params_file(_write(tmp_path, "- 1\n- 2\n"))
+
+
+def test_a_section_without_ros_parameters_is_refused(tmp_path):
+    f = _write(tmp_path, "hpe3d_pipeline:\n  lifter: {seed: 3}\n")
+    with pytest.raises(ConfigError, match="ros__parameters"):
+        load_params_file(f)
+
+
+def test_shipped_config_applies_under_any_namespace():
+    plain = load_params_file(SHIPPED)
+    assert SHIPPED.read_text().count("\n/**:\n") == 1  # keyed for every node
+    for fqn in ("/perception/hpe3d_pipeline", "/a/b/hpe3d_pipeline", "/renamed"):
+        assert load_params_file(SHIPPED, fqn) == plain
+
+
+def test_a_node_keyed_section_does_not_apply_under_a_namespace(tmp_path):
+    f = _write(tmp_path, "hpe3d_pipeline:\n  ros__parameters:\n    lifter: {seed: 3}\n")
+    assert load_params_file(f) == {"lifter.seed": 3}
+    with pytest.raises(ConfigError, match="no section for node /perception/hpe3d_pipeline"):
+        load_params_file(f, "/perception/hpe3d_pipeline")
+    g = _write(tmp_path, "/perception/hpe3d_pipeline:\n  ros__parameters:\n    lifter: {seed: 4}")
+    assert load_params_file(g, "/perception/hpe3d_pipeline") == {"lifter.seed": 4}
+
+
+def test_later_sections_win_as_in_rcl(tmp_path):
+    f = _write(
+        tmp_path,
+        "hpe3d_pipeline:\n  ros__parameters:\n    lifter: {seed: 1}\n"
+        "/**:\n  ros__parameters:\n    lifter: {seed: 2, num_hypotheses: 7}\n",
+    )
+    assert load_params_file(f) == {"lifter.seed": 2, "lifter.num_hypotheses": 7}

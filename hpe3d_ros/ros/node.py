@@ -13,11 +13,13 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -26,7 +28,13 @@ from visualization_msgs.msg import MarkerArray
 
 from hpe3d_ros.build import ModelLoadError, build_pipeline
 from hpe3d_ros.camera import CameraModel, CameraModelError
-from hpe3d_ros.config import NODE_NAME, CameraConfig, ConfigError
+from hpe3d_ros.config import (
+    NODE_NAME,
+    CameraConfig,
+    ConfigError,
+    load_params_file,
+    read_params_file,
+)
 from hpe3d_ros.imaging import (
     ImageDecodeError,
     check_raw_header,
@@ -70,8 +78,14 @@ def _qos(reliability: str, depth: int) -> QoSProfile:
 
 
 class PipelineNode(Node):
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, params_files: Sequence[str] = (), **kwargs) -> None:
+        """``params_files``: the ``--params-file`` arguments, checked for a section that
+        applies to this node (a misspelt key or a namespace must not mean silent defaults)."""
         super().__init__(NODE_NAME, **kwargs)
+        fqn = self.get_fully_qualified_name()
+        for path in params_files:  # ConfigError: caught in main()
+            n = len(load_params_file(path, fqn))
+            self.get_logger().info(f"{n} parameters for {fqn} from {path}")
         self.config = declare_and_read(self)  # ConfigError: caught in main()
         self.pipeline = build_pipeline(self.config)  # ModelLoadError: caught in main()
         self.throttle = Throttle(5.0)
@@ -270,6 +284,19 @@ def _ros_args(argv: list[str]) -> list[str]:
     return out + (["--ros-args", *ros] if ros else [])
 
 
+def _params_files(args: list[str]) -> list[str]:
+    """The ``--params-file`` values among ROS arguments (``--ros-args ... [--]`` sections)."""
+    files, in_ros = [], False
+    for i, arg in enumerate(args):
+        if arg == "--ros-args":
+            in_ros = True
+        elif arg == "--":
+            in_ros = False
+        elif in_ros and arg == "--params-file" and i + 1 < len(args):
+            files.append(args[i + 1])
+    return files
+
+
 def _default_transport_profile() -> None:
     """Large images need the shared-memory profile; use ours unless the user set one."""
     if os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE") or os.environ.get(
@@ -300,10 +327,18 @@ def main(argv: list[str] | None = None) -> int:
         print(main.__doc__ + "\nParameters: see config/pipeline.yaml.")
         return 0
     _default_transport_profile()
-    rclpy.init(args=args)
+    files = _params_files(args)
+    log = rclpy.logging.get_logger(NODE_NAME)
+    try:
+        for path in files:  # unreadable or empty: one line, before rcl's own parser
+            read_params_file(path)
+        rclpy.init(args=args)
+    except (ConfigError, RCLError) as exc:
+        log.fatal(f"invalid configuration: {exc}".splitlines()[0])
+        return 2
     node = None
     try:
-        node = PipelineNode()
+        node = PipelineNode(params_files=files)
         rclpy.spin(node)
         return 0
     except ConfigError as exc:

@@ -30,11 +30,14 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
         description=text,
         read_only=True,
         dynamic_typing=True,  # wrong types reach our own check, which names the parameter
-        additional_constraints=f"one of {list(spec.choices)}" if spec.choices else "",
+        additional_constraints=spec.constraints,  # the whole schema rule, lists included
     )
-    if spec.min is not None and spec.kind is int:
-        d.integer_range = [IntegerRange(from_value=int(spec.min), to_value=int(spec.max), step=1)]
-    elif spec.min is not None and spec.kind is float:
+    bounded = spec.min is not None and spec.max is not None
+    if bounded and spec.kind is int:
+        d.integer_range = [
+            IntegerRange(from_value=int(spec.min), to_value=int(spec.max), step=spec.multiple_of)
+        ]
+    elif bounded and spec.kind is float:
         d.floating_point_range = [
             FloatingPointRange(from_value=float(spec.min), to_value=float(spec.max), step=0.0)
         ]
