@@ -37,6 +37,7 @@ from hpe3d_ros.config import (
 )
 from hpe3d_ros.imaging import (
     ImageDecodeError,
+    check_compressed,
     check_raw_header,
     decode_compressed,
     decode_raw,
@@ -144,13 +145,15 @@ class PipelineNode(Node):
     # ---------------------------------------------------------------- callbacks
     def _on_image(self, ch: CameraChannel, msg) -> None:
         ch.stats.on_receive()
-        if isinstance(msg, Image):
-            # header checks cost nothing: a malformed frame never waits for (or displaces a
-            # good frame from) the worker
-            try:
+        # header checks cost next to nothing: a malformed frame or a decompression bomb never
+        # waits for (or displaces a good frame from) the worker
+        try:
+            if isinstance(msg, Image):
                 check_raw_header(msg.width, msg.height, msg.encoding, msg.step, len(msg.data))
-            except ImageDecodeError as exc:
-                return self._fail(ch, "decode", str(exc))
+            else:
+                check_compressed(msg.data, msg.format)
+        except ImageDecodeError as exc:
+            return self._fail(ch, "decode", str(exc))
         if ch.slot.put((msg, time.monotonic())):
             ch.stats.on_drop()
         self._wake.set()
