@@ -97,16 +97,22 @@ PARAMS: tuple[ParamSpec, ...] = (
     P("camera_names", ["front"], "Cameras to process; each name N has cameras.N.* params",
       length=(1, MAX_CAMERAS), max_chars=64, pattern=CAMERA_NAME,
       pattern_text="names of a letter then letters, digits or _"),
-    P("detector.name", "movenet", "2D keypoint detector backend", choices=("movenet",)),
+    P("detector.name", "movenet", "2D keypoint detector backend (yolo_pose_onnx: your own file)",
+      choices=("movenet", "yolo_pose_onnx")),
+    P("detector.model_path", "", "Detector ONNX file; required for yolo_pose_onnx, '' = shipped",
+      max_chars=4096),
     P("detector.mode", "bottom_up", "bottom_up: MultiPose on tiles; top_down: + crop refinement",
       choices=("bottom_up", "top_down")),
     P("detector.device", "cpu", "ONNX Runtime device for the detector", choices=("cpu", "cuda")),
     P("detector.backend", "onnxruntime-cpu", "Runtime of the detector's ONNX models",
       choices=("onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-tensorrt", "tensorrt")),
-    P("detector.input_size", 512, "Long side of each detector tile (pixels, x32)", 128, 2048,
-      multiple_of=32),
-    P("detector.tiles", [2, 1], "Detector tile grid [columns, rows]; [1, 1] = whole image",
-      1, 8, length=(2, 2)),
+    P("detector.input_size", 512, "Long side of each fine detector input (pixels, x32)",
+      128, 2048, multiple_of=32),
+    P("detector.tiles", [0, 0], "Fine tile grid [columns, rows]; [0, 0] = from min_person_px",
+      0, 8, length=(2, 2)),
+    P("detector.coarse_size", 192, "Long side of the whole-image pass for near people; 0 = off",
+      0, 1024, multiple_of=32),
+    P("detector.min_person_px", 64, "Height of the smallest person to find (pixels)", 24, 2000),
     P("detector.person_threshold", 0.2, "Minimum person score", 0.0, 1.0),
     P("detector.threads", 2, "ONNX Runtime intra-op threads of the detector", 1, 64),
     P("tracking.enabled", True, "Give people ids that persist across frames (per camera)"),
@@ -356,6 +362,15 @@ def build_config(values: dict[str, Any]) -> NodeConfig:
         for n in names
     )
     tiles = v["detector.tiles"]
+    if min(tiles) == 0 and max(tiles) != 0:
+        raise ConfigError(
+            f"parameter 'detector.tiles' must be [0, 0] (planned) or both >= 1, got {tiles}"
+        )
+    if v["detector.name"] == "yolo_pose_onnx" and not v["detector.model_path"]:
+        raise ConfigError(
+            "parameter 'detector.model_path' must name your YOLO-pose ONNX file for detector.name "
+            "yolo_pose_onnx (no such weights ship: AGPL-3.0)"
+        )
     units = tiles[0] * tiles[1] * (v["detector.input_size"] / 512) ** 2
     if units > MAX_DETECTOR_TILE_UNITS:
         raise ConfigError(
@@ -379,9 +394,13 @@ def build_config(values: dict[str, Any]) -> NodeConfig:
         "mode": v["detector.mode"],
         "input_size": v["detector.input_size"],
         "tiles": tuple(tiles),
+        "coarse_size": v["detector.coarse_size"],
+        "min_person_px": v["detector.min_person_px"],
         "person_threshold": v["detector.person_threshold"],
         "threads": v["detector.threads"],
     }
+    if v["detector.model_path"]:
+        detector["model_path"] = v["detector.model_path"]
     tracking = (
         {"max_missed": v["tracking.max_missed"], "min_iou": v["tracking.min_iou"]}
         if v["tracking.enabled"]

@@ -97,7 +97,9 @@ def use_detector_backend(
         LOG.info("detector backend onnxruntime-cpu")
         return detector
     multipose = getattr(detector, "proposer", detector)
-    targets = [(multipose, Path(multipose_onnx or MULTIPOSE_ONNX))]
+    targets = [
+        (multipose, Path(multipose_onnx or getattr(multipose, "model_path", MULTIPOSE_ONNX)))
+    ]
     if multipose is not detector:  # top-down: the SinglePose session too
         crop = str(detector.crop_px)
         single = next((p for p in SINGLEPOSE_ONNX.values() if _input_size(p) == crop), None)

@@ -7,13 +7,14 @@ Use :func:`load_detector`; every backend follows :class:`~.base.Detector` and re
 Backends (weights ship in ``hpe3d_ros/weights``; nothing is downloaded):
 
 * ``"movenet"`` (default), Apache-2.0 weights converted by ``tools/convert_movenet.py``:
-  ``mode="bottom_up"`` runs MoveNet MultiPose Lightning over a grid of tiles;
+  ``mode="bottom_up"`` runs MoveNet MultiPose Lightning over every scale (a coarse
+  whole-image pass and fine tiles, :mod:`~.scales`);
   ``mode="top_down"`` refines each MultiPose proposal with MoveNet SinglePose (Thunder or
   Lightning) on its own crop.
 * ``"yolo_pose_onnx"`` (optional): a user-supplied YOLO-pose ONNX file (``model_path``); no
   such weights ship because the public ones are AGPL-3.0. Uses ``input_size`` (None = the
   model's own), ``person_threshold``, ``device`` and ``threads``; ``mode`` must stay
-  "bottom_up" (it is one-stage) and the tiling/top-down arguments do not apply.
+  "bottom_up" (it is one-stage) and the scale/tiling/top-down arguments do not apply.
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ def load_detector(
     *,
     mode: str = "bottom_up",
     input_size: int | None = None,
-    tiles: tuple[int, int] | list[int] = (2, 1),
+    tiles: tuple[int, int] | list[int] | None = None,
     tile_overlap: float = 0.25,
+    coarse_size: int = 192,
+    min_person_px: float = 64.0,
     person_threshold: float | None = None,
     proposal_threshold: float = 0.1,
     single_model: str = "thunder",
@@ -49,21 +52,25 @@ def load_detector(
 ) -> Detector:
     """Build a 2D keypoint detector; every argument can come from the node's YAML.
 
-    Defaults (``bottom_up``, 512 px per tile, 2x1 tiles) found every pedestrian counted by eye
-    on four frames of OpenCV's ``vtest.avi`` (768x576, people ~80 px tall), for less CPU than
-    one 768 px pass (which finds fewer); see BENCHMARKS.md, section "2D detector".
+    Defaults (``bottom_up``: a 192 px whole-image pass plus a fine pass sized for 64 px
+    people, tiled at 512 px) find people from distant pedestrians to one filling the frame,
+    cut by its border; see BENCHMARKS.md, section "2D detector", and
+    :mod:`hpe3d_ros.detection.scales`.
 
     Args:
         name: backend, one of :data:`BACKENDS`; None picks ``"movenet"``.
         device: "cpu" or "cuda" (ONNX Runtime execution provider).
         mode: "bottom_up" (MultiPose only) or "top_down" (MultiPose proposals refined by
             SinglePose crops: better keypoints on small people, slower per person).
-        input_size: long side in pixels of each MultiPose input (multiple of 32; None = 512;
-            for "yolo_pose_onnx" None = the model's own input size). A wide image is
-            upscaled by ``input_size * (cols - (cols - 1) * tile_overlap) / width``, so small
-            distant people need a larger value or more tiles.
-        tiles: (cols, rows) grid of overlapping MultiPose tiles; (1, 1) = whole image once.
+        input_size: long side in pixels of each fine MultiPose input (multiple of 32; None =
+            512; for "yolo_pose_onnx" None = the model's own input size); a fine pass larger
+            than this is split into tiles.
+        tiles: explicit (cols, rows) grid of the fine pass; None or (0, 0) = planned from
+            the image size and ``min_person_px``.
         tile_overlap: fraction of each tile shared with its neighbour (0 <= x < 1).
+        coarse_size: long side of the whole-image pass for near people (0 = none).
+        min_person_px: height in pixels of the smallest person the fine pass is scaled for;
+            smaller values cost more tiles.
         person_threshold: minimum person score; None = 0.2 (bottom_up: MultiPose score) or
             0.25 (top_down: mean SinglePose keypoint score).
         proposal_threshold: top_down only, MultiPose score of boxes worth refining.
@@ -96,7 +103,7 @@ def load_detector(
             device=device,
             threads=threads,
         )
-    tiles_t = (int(tiles[0]), int(tiles[1]))
+    tiles_t = None if tiles is None or tuple(tiles) == (0, 0) else (int(tiles[0]), int(tiles[1]))
     if person_threshold is None:
         person_threshold = 0.2 if mode == "bottom_up" else 0.25
     multipose = MoveNetMultiPose(
@@ -104,6 +111,8 @@ def load_detector(
         tiles=tiles_t,
         tile_overlap=tile_overlap,
         person_threshold=person_threshold,
+        coarse_size=coarse_size,
+        min_person_px=min_person_px,
         model_path=MULTIPOSE_ONNX if model_path is None else model_path,
         device=device,
         threads=threads,

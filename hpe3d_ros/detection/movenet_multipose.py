@@ -1,10 +1,10 @@
-"""Bottom-up backend: MoveNet MultiPose Lightning (ONNX), optionally over a grid of tiles.
+"""Bottom-up backend: MoveNet MultiPose Lightning (ONNX) over every scale of the image.
 
-MultiPose returns at most 6 people per network input and misses pedestrians shorter than
-about 100 input pixels. Both limits are lifted by giving it more pixels: ``input_size`` sets
-the long side of each network input (the image, or each tile, is resized to it), and
-``tiles=(cols, rows)`` splits the image into overlapping tiles, each with its own 6 slots.
-Duplicates from overlapping tiles are suppressed (:func:`~.nms.suppress_duplicates`).
+MultiPose returns at most 6 people per network input, misses pedestrians shorter than about
+50 input pixels and breaks people taller than about 250 input pixels into fragments. So one
+call runs several passes (:mod:`~.scales`): the whole image small, for people beside the
+vehicle, and overlapping tiles large, for distant pedestrians (each tile with its own 6
+slots); duplicates across tiles and scales are merged (:func:`~.nms.merge_passes`).
 
 Network: input (1, H, W, 3) int32 RGB 0-255, H and W multiples of 32; output (1, 6, 56):
 per person 17 x (y, x, score) normalised to the input, a box (ymin, xmin, ymax, xmax) and the
@@ -13,6 +13,7 @@ person score. Weights: Apache-2.0 (see ``hpe3d_ros/weights/MOVENET_LICENSE.md``)
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -20,45 +21,42 @@ import numpy as np
 
 from hpe3d_ros.detection.base import Person2D
 from hpe3d_ros.detection.image import invert_points, resize_region, to_rgb8
-from hpe3d_ros.detection.nms import suppress_duplicates
+from hpe3d_ros.detection.nms import merge_passes
+from hpe3d_ros.detection.scales import (
+    NET_MAX_PX,
+    NET_MIN_PX,
+    STRIDE,
+    Pass,
+    Region,
+    plan_passes,
+    tile_grid,
+)
 from hpe3d_ros.detection.session import WEIGHTS_DIR, open_session
+from hpe3d_ros.detection.truncation import mark_unseen
 
 MULTIPOSE_ONNX = WEIGHTS_DIR / "movenet_multipose_lightning.onnx"
-#: Network input sides must be multiples of this.
-STRIDE = 32
 
-
-def tile_grid(
-    width: int, height: int, cols: int, rows: int, overlap: float
-) -> list[tuple[int, int, int, int]]:
-    """Integer (x0, y0, x1, y1) tiles covering the image, neighbours overlapping by ``overlap``.
-
-    Each tile spans ``size / (n - (n - 1) * overlap)`` along an axis with ``n`` tiles.
-    """
-    if cols < 1 or rows < 1 or not 0.0 <= overlap < 1.0:
-        raise ValueError(f"bad tiling {cols}x{rows} overlap {overlap}")
-
-    def spans(size: int, n: int) -> list[tuple[int, int]]:
-        if n == 1:
-            return [(0, size)]
-        span = size / (n - (n - 1) * overlap)
-        step = (size - span) / (n - 1)
-        starts = [min(round(i * step), size - 1) for i in range(n)]
-        return [(a, max(a + 1, min(size, round(i * step + span)))) for i, a in enumerate(starts)]
-
-    return [(x0, y0, x1, y1) for y0, y1 in spans(height, rows) for x0, x1 in spans(width, cols)]
+__all__ = ["MULTIPOSE_ONNX", "STRIDE", "MoveNetMultiPose", "tile_grid"]
 
 
 class MoveNetMultiPose:
-    """Bottom-up multi-person detector (``mode="bottom_up"``).
+    """Bottom-up multi-person detector over every scale (``mode="bottom_up"``).
+
+    One call runs the passes :func:`~.scales.plan_passes` chooses for the image size: a
+    coarse whole-image pass for people near the camera (also those the border cuts), tiles at
+    a finer scale for the smallest person asked for, and middle scales where those two leave a
+    gap; the people of all passes are merged (:func:`~.nms.merge_passes`). Joints a network
+    placed outside the region it saw (beyond the image border, or a tile's) get score 0.
 
     Args:
-        input_size: long side of each network input in pixels (rounded to a multiple of 32).
-            On 768x576 footage with ~80 px pedestrians, 768 (native) finds most people; 256
-            finds almost none.
-        tiles: (cols, rows) grid of overlapping tiles; (1, 1) runs the whole image once.
+        input_size: long side of each fine network input in pixels (rounded to a multiple of
+            32); larger scaled images are split into tiles of this size.
+        tiles: explicit (cols, rows) grid of the fine pass; None = planned from
+            ``min_person_px`` and the image size.
         tile_overlap: fraction of a tile shared with its neighbour.
         person_threshold: people whose MultiPose score is below this are dropped.
+        coarse_size: long side of the coarse whole-image pass; 0 = none.
+        min_person_px: smallest person (image pixels tall) the fine pass is scaled for.
         model_path: ONNX file (default: the shipped MultiPose Lightning).
         device: "cpu" or "cuda".
         threads: ONNX Runtime intra-op threads.
@@ -66,23 +64,42 @@ class MoveNetMultiPose:
 
     def __init__(
         self,
-        input_size: int = 768,
-        tiles: tuple[int, int] = (1, 1),
+        input_size: int = 512,
+        tiles: tuple[int, int] | None = None,
         tile_overlap: float = 0.25,
         person_threshold: float = 0.2,
         model_path: str | Path = MULTIPOSE_ONNX,
         device: str = "cpu",
         threads: int = 2,
+        coarse_size: int = 192,
+        min_person_px: float = 64.0,
     ) -> None:
         if input_size < STRIDE:
             raise ValueError(f"input_size must be >= {STRIDE}, got {input_size}")
+        if coarse_size and coarse_size < STRIDE:
+            raise ValueError(f"coarse_size must be 0 or >= {STRIDE}, got {coarse_size}")
         self.input_size = int(round(input_size / STRIDE) * STRIDE)
-        self.tiles = (int(tiles[0]), int(tiles[1]))
+        self.coarse_size = int(round(coarse_size / STRIDE) * STRIDE)
+        self.tiles = None if tiles is None else (int(tiles[0]), int(tiles[1]))
         self.tile_overlap = float(tile_overlap)
-        tile_grid(64, 64, *self.tiles, self.tile_overlap)  # validates the tiling
+        self.min_person_px = float(min_person_px)
+        self.plan(64, 64)  # validates the arguments
         self.person_threshold = float(person_threshold)
+        self.model_path = Path(model_path)
         self.session = open_session(model_path, device, threads)
         self._input_name = self.session.get_inputs()[0].name
+
+    def plan(self, width: int, height: int) -> list[Pass]:
+        """The passes (scales and regions) run on a ``width`` x ``height`` image."""
+        return _plan(
+            width,
+            height,
+            self.input_size,
+            self.coarse_size,
+            self.min_person_px,
+            self.tiles,
+            self.tile_overlap,
+        )
 
     def detect(self, image_rgb: np.ndarray) -> list[Person2D]:
         """People in an RGB image (see :class:`~hpe3d_ros.detection.base.Detector`)."""
@@ -92,18 +109,22 @@ class MoveNetMultiPose:
         """Like :meth:`detect` with another person threshold (top-down proposals use a low one)."""
         image = to_rgb8(image_rgb)
         h, w = image.shape[:2]
-        people: list[Person2D] = []
-        for x0, y0, x1, y1 in tile_grid(w, h, *self.tiles, self.tile_overlap):
-            people.extend(self._run_tile(image, x0, y0, x1, y1, threshold))
-        if self.tiles != (1, 1):
-            people = suppress_duplicates(people)
-        return people
+        found: list[tuple[Person2D, float]] = []
+        passes = self.plan(w, h)
+        for p in passes:
+            for region in p.regions:
+                people = self._run_region(image, region, p.input_px, threshold)
+                found.extend((person, p.scale(region)) for person in people)
+        if sum(len(p.regions) for p in passes) == 1:
+            return [person for person, _ in found]
+        return merge_passes(found, NET_MIN_PX, NET_MAX_PX)
 
-    def _run_tile(
-        self, image: np.ndarray, x0: int, y0: int, x1: int, y1: int, threshold: float
+    def _run_region(
+        self, image: np.ndarray, region: Region, input_px: int, threshold: float
     ) -> list[Person2D]:
+        x0, y0, x1, y1 = region
         tw, th = x1 - x0, y1 - y0
-        scale = self.input_size / max(tw, th)
+        scale = input_px / max(tw, th)
         out_w, out_h = max(1, round(tw * scale)), max(1, round(th * scale))
         resized, affine = resize_region(image, x0, y0, x1, y1, (out_w, out_h))
         pad_w, pad_h = math.ceil(out_w / STRIDE) * STRIDE, math.ceil(out_h / STRIDE) * STRIDE
@@ -119,6 +140,25 @@ class MoveNetMultiPose:
                 [[row[52] * pad_w, row[51] * pad_h], [row[54] * pad_w, row[53] * pad_h]]
             )
             box = invert_points(affine, corners)
-            box = np.clip(box, 0, [image.shape[1], image.shape[0]])
-            people.append(Person2D(kp, yxs[:, 2], (*box[0], *box[1]), float(row[55])))
+            box = np.clip(box, [x0, y0], [x1, y1])
+            scores = mark_unseen(kp, yxs[:, 2], (*box[0], *box[1]), region, self._wh(image))
+            people.append(Person2D(kp, scores, (*box[0], *box[1]), float(row[55])))
         return people
+
+    @staticmethod
+    def _wh(image: np.ndarray) -> tuple[int, int]:
+        return image.shape[1], image.shape[0]
+
+
+@functools.lru_cache(maxsize=16)
+def _plan(*args) -> list[Pass]:
+    w, h, input_size, coarse_size, min_person_px, tiles, overlap = args
+    return plan_passes(
+        w,
+        h,
+        input_size=input_size,
+        coarse_size=coarse_size,
+        min_person_px=min_person_px,
+        tiles=tiles,
+        tile_overlap=overlap,
+    )

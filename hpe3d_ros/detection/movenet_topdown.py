@@ -20,6 +20,7 @@ from hpe3d_ros.detection.image import crop_affine, invert_points, to_rgb8, warp
 from hpe3d_ros.detection.movenet_multipose import MoveNetMultiPose
 from hpe3d_ros.detection.nms import suppress_duplicates
 from hpe3d_ros.detection.session import WEIGHTS_DIR, open_session
+from hpe3d_ros.detection.truncation import mark_unseen
 
 SINGLEPOSE_ONNX: dict[str, Path] = {
     "thunder": WEIGHTS_DIR / "movenet_singlepose_thunder.onnx",
@@ -79,5 +80,9 @@ class MoveNetTopDown:
         out = self.session.run(None, {self._input_name: crop[None].astype(np.int32)})[0]
         yxs = out.reshape(17, 3)
         kp = invert_points(affine, yxs[:, 1::-1] * self.crop_px)
-        scores = yxs[:, 2]
-        return Person2D(kp, scores, box, float(scores.mean()))
+        h, w = image.shape[:2]
+        scores = mark_unseen(kp, yxs[:, 2], box, (0, 0, w, h), (w, h))
+        # the person score ranks the joints the crop could show (a truncated person is not
+        # penalised for the joints outside the image)
+        inside = scores > 0
+        return Person2D(kp, scores, box, float(yxs[inside, 2].mean()) if inside.any() else 0.0)

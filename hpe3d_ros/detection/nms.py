@@ -1,4 +1,4 @@
-"""Suppress duplicate people: the same person found in two overlapping tiles or proposals."""
+"""Suppress duplicate people: the same person found in two tiles, two scales or two proposals."""
 
 from __future__ import annotations
 
@@ -44,17 +44,52 @@ def suppress_duplicates(
     """
     kept: list[Person2D] = []
     for p in sorted(people, key=lambda q: q.score, reverse=True):
-        duplicate = False
-        for k in kept:
+        for i, k in enumerate(kept):
             iou, contained = box_overlap(p.box, k.box)
             if iou > iou_threshold and keypoint_distance(p, k) < 2 * keypoint_threshold:
-                duplicate = True
-            elif (
-                contained > containment_threshold and keypoint_distance(p, k) < keypoint_threshold
-            ):
-                duplicate = True
-            if duplicate:
                 break
-        if not duplicate:
+            if contained > containment_threshold and keypoint_distance(p, k) < keypoint_threshold:
+                # a fragment and the whole person: keep the whole one, whatever its score
+                if _area(p.box) > _area(k.box):
+                    kept[i] = p
+                break
+        else:
             kept.append(p)
     return kept
+
+
+def _area(box: tuple[float, ...]) -> float:
+    return max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
+
+
+def merge_passes(
+    found: list[tuple[Person2D, float]],
+    net_min_px: float,
+    net_max_px: float,
+    containment_threshold: float = 0.6,
+) -> list[Person2D]:
+    """Merge the people of several scales into one list without duplicates.
+
+    Args:
+        found: (person, network input pixels per image pixel of the pass that found it).
+        net_min_px, net_max_px: band of person heights, in network input pixels, that a pass
+            sees reliably (:mod:`~hpe3d_ros.detection.scales`).
+
+    Each pass is trusted within its band: a person a pass saw shorter than ``net_min_px`` is
+    dropped when the finest pass saw them within its band (at that size two pedestrians side
+    by side come out as one); a person a pass saw taller than ``net_max_px`` is dropped when
+    a coarser pass found someone whose box mostly contains it (a fragment of a large person,
+    whose joint labels are unreliable). The rest go through :func:`suppress_duplicates`.
+    """
+    finest = max((s for _, s in found), default=0.0)
+    kept: list[Person2D] = []
+    for p, scale in found:
+        height_in = (p.box[3] - p.box[1]) * scale
+        if scale < finest and height_in < net_min_px and height_in * finest / scale <= net_max_px:
+            continue
+        if height_in > net_max_px and any(
+            s < scale and box_overlap(p.box, q.box)[1] > containment_threshold for q, s in found
+        ):
+            continue
+        kept.append(p)
+    return suppress_duplicates(kept)

@@ -21,6 +21,7 @@ import numpy as np
 from hpe3d_ros.detection.base import Person2D
 from hpe3d_ros.detection.image import invert_points, resize_region, to_rgb8
 from hpe3d_ros.detection.session import open_session
+from hpe3d_ros.detection.truncation import mark_unseen
 
 #: Letterbox padding value used by Ultralytics.
 PAD_VALUE = 114
@@ -31,9 +32,9 @@ class YoloPoseOnnx:
 
     Args:
         model_path: the ONNX file (required; none ships, see the module docstring).
-        input_size: network input side S in pixels; None = the model's static input size
-            (640 if the model's input is dynamic). A dynamic model can take a larger size to
-            see small people.
+        input_size: network input side S in pixels of a model with a dynamic input (None =
+            640); a model exported with a fixed size always runs at that size. A dynamic
+            model can take a larger size to see small people.
         person_threshold: minimum person score.
         iou_threshold: box IoU above which the lower-scored candidate is dropped.
         device, threads: as for the other backends.
@@ -48,11 +49,13 @@ class YoloPoseOnnx:
         device: str = "cpu",
         threads: int = 2,
     ) -> None:
+        self.model_path = Path(model_path)
         self.session = open_session(model_path, device, threads)
         inp = self.session.get_inputs()[0]
         self._input_name = inp.name
         static = inp.shape[2] if isinstance(inp.shape[2], int) else None
-        self.input_size = int(input_size or static or 640)
+        # a fixed-size export runs at its own size only
+        self.input_size = int(static or input_size or 640)
         self.person_threshold = float(person_threshold)
         self.iou_threshold = float(iou_threshold)
 
@@ -84,5 +87,6 @@ class YoloPoseOnnx:
             kp = invert_points(affine, kps[:, :2])
             corners = invert_points(affine, xywh[i, :2] + np.array([[0, 0], xywh[i, 2:4]]))
             box = np.clip(corners, 0, [w, h])
-            people.append(Person2D(kp, kps[:, 2], (*box[0], *box[1]), float(row[4])))
+            scores = mark_unseen(kp, kps[:, 2], (*box[0], *box[1]), (0, 0, w, h), (w, h))
+            people.append(Person2D(kp, scores, (*box[0], *box[1]), float(row[4])))
         return people
