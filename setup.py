@@ -26,7 +26,18 @@ setup(
         ("share/hpe3d_ros/launch", [str(p.relative_to(ROOT)) for p in ROOT.glob("launch/*")]),
         ("share/hpe3d_ros/config", [str(p.relative_to(ROOT)) for p in ROOT.glob("config/*")]),
     ],
-    install_requires=["numpy", "opencv-python-headless", "PyYAML", "scipy", "onnxruntime"],
+    # rosbags, mcap (zstandard, lz4): bag reading and writing (hpe3d_ros.bagio)
+    install_requires=[
+        "numpy",
+        "opencv-python-headless",
+        "PyYAML",
+        "scipy",
+        "onnxruntime",
+        "rosbags",
+        "mcap",
+        "zstandard",
+        "lz4",
+    ],
     entry_points={
         "console_scripts": [
             "hpe3d-pipeline = hpe3d_ros.ros.node:main",
