@@ -19,7 +19,7 @@ import numpy as np
 
 from hpe3d_ros.camera import CameraModel
 from hpe3d_ros.frames import ground_plane_optical
-from hpe3d_ros.placement import GroundPrior, solve_root_translation
+from hpe3d_ros.placement import GroundPrior, ground_scale, solve_root_translation
 from hpe3d_ros.results import Detection2D, FrameResult, Person3D
 from hpe3d_ros.skeleton import COCO_JOINT_NAMES, H36M_JOINT_NAMES
 
@@ -202,9 +202,13 @@ class Pipeline:
             )
             w = conf[lifted]
             mean = rel.mean(axis=1)
-            t = solve_root_translation(mean, kp_norm[lifted], w, self._ground)
+            # the ground prior pins an ankle: only for people whose ankle is seen
+            g = ground_scale(w, cfg.min_keypoint_confidence, kp_h36m_px[lifted], camera.height)
+            t = solve_root_translation(mean, kp_norm[lifted], w, self._ground, ground_scale=g)
             # per-hypothesis roots measure how much body-size/pose ambiguity moves the person
-            t_k = solve_root_translation(rel, kp_norm[lifted][:, None], w[:, None], self._ground)
+            t_k = solve_root_translation(
+                rel, kp_norm[lifted][:, None], w[:, None], self._ground, ground_scale=g[:, None]
+            )
             root[lifted] = t
             root_std[lifted] = np.nanstd(t_k, axis=1)
             hyps[lifted] = rel + t[:, None, None, :].astype(np.float32)

@@ -11,6 +11,12 @@ Weighted linear least squares gives ``t``; Gauss-Newton iterations on the true r
 error then refine it (the linear residual is the image error times depth). An optional
 ground-plane prior adds one soft equation: the lower ankle lies on the plane ``n . p = d``.
 Everything is vectorised over a leading batch axis, so K hypotheses solve at once.
+
+The prior is only as good as the ankle it pins: for a person the image border cuts at the
+waist (beside the vehicle) the lifter invents the legs, and a standing guess pinned to the
+ground would place a sitting or cycling person confidently wrong. :func:`ground_scale` turns
+the prior off for people with no ankle seen; their placement then rests on body size alone,
+and the spread of the per-hypothesis solutions (the root's uncertainty) widens with it.
 """
 
 from __future__ import annotations
@@ -20,6 +26,32 @@ from dataclasses import dataclass
 import numpy as np
 
 _ANKLES = (3, 6)  # H36M right / left ankle
+
+
+def ground_scale(
+    conf_h36m: np.ndarray,
+    min_confidence: float,
+    kp_px: np.ndarray | None = None,
+    image_height: float | None = None,
+    border_fraction: float = 0.02,
+) -> np.ndarray:
+    """(...,) weight factor of the ground prior: 1 where a foot is seen on the image, else 0.
+
+    A foot counts as seen when an ankle's confidence reaches ``min_confidence`` and, given
+    ``kp_px`` (..., 17, 2) and ``image_height``, that ankle lies above the bottom border strip
+    (``border_fraction`` of the height): a network asked for every joint of a person the
+    bottom border cuts often puts an ankle on that border.
+
+    Args:
+        conf_h36m: (..., 17) H36M joint confidences (0 = missing).
+        min_confidence: a joint below this counts as unseen.
+    """
+    conf = np.nan_to_num(np.asarray(conf_h36m, dtype=np.float64))
+    seen = conf[..., _ANKLES] >= max(min_confidence, 1e-6)
+    if kp_px is not None and image_height is not None:
+        y = np.asarray(kp_px, dtype=np.float64)[..., _ANKLES, 1]
+        seen &= np.isfinite(y) & (y < image_height * (1.0 - border_fraction))
+    return seen.any(-1).astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -38,6 +70,7 @@ def solve_root_translation(
     ground: GroundPrior | None = None,
     refine_iters: int = 3,
     min_depth_m: float = 0.3,
+    ground_scale: np.ndarray | float = 1.0,
 ) -> np.ndarray:
     """Root translation(s) (..., 3) in metres.
 
@@ -46,6 +79,8 @@ def solve_root_translation(
         kp_norm: (J, 2) or (..., J, 2) undistorted normalised keypoints (NaN where missing).
         weights: (J,) or (..., J) per-joint weight (e.g. confidence; 0 = ignore).
         ground: optional flat-ground prior.
+        ground_scale: (...,) or scalar factor on the prior's weight per batch element (0 =
+            no prior for that element; see :func:`ground_scale`).
         refine_iters: Gauss-Newton iterations on the reprojection error.
         min_depth_m: solutions are kept at least this far in front of the camera.
 
@@ -56,6 +91,9 @@ def solve_root_translation(
     u = np.broadcast_to(np.asarray(kp_norm, dtype=np.float64), (*X.shape[:-1], 2))
     w = np.broadcast_to(np.asarray(weights, dtype=np.float64), X.shape[:-1])
     valid = np.isfinite(u).all(-1) & np.isfinite(X).all(-1) & (w > 0)
+    g_w = None
+    if ground is not None:
+        g_w = ground.weight * np.broadcast_to(np.asarray(ground_scale, np.float64), X.shape[:-2])
     w = np.where(valid, w, 0.0)
     u = np.where(valid[..., None], u, 0.0)
     X = np.where(valid[..., None], X, 0.0)
@@ -77,11 +115,11 @@ def solve_root_translation(
         foot = _lower_ankle(X, n)
         A = np.concatenate([A, np.broadcast_to(n, (*X.shape[:-2], 1, 3))], -2)
         b = np.concatenate([b, ground.offset - foot[..., 0, :] @ n[:, None]], -1)
-        W = np.concatenate([W, np.full((*X.shape[:-2], 1), ground.weight)], -1)
+        W = np.concatenate([W, g_w[..., None]], -1)
     t = _weighted_lstsq(A, b, W)
 
     for _ in range(refine_iters):
-        t = _gauss_newton_step(X, u, w, t, ground, min_depth_m)
+        t = _gauss_newton_step(X, u, w, t, ground, g_w, min_depth_m)
     t[..., 2] = np.maximum(t[..., 2], min_depth_m)
     t[~enough] = np.nan
     return t
@@ -106,6 +144,7 @@ def _gauss_newton_step(
     w: np.ndarray,
     t: np.ndarray,
     ground: GroundPrior | None,
+    ground_w: np.ndarray | None,
     min_depth_m: float,
 ) -> np.ndarray:
     P = X + t[..., None, :]
@@ -128,5 +167,5 @@ def _gauss_newton_step(
         jg = np.broadcast_to(n, (*t.shape[:-1], 1, 3)) / np.maximum(zr, min_depth_m)[..., None]
         J = np.concatenate([J, jg], -2)
         r = np.concatenate([r, rg], -1)
-        W = np.concatenate([W, np.full((*t.shape[:-1], 1), ground.weight)], -1)
+        W = np.concatenate([W, ground_w[..., None]], -1)
     return t - _weighted_lstsq(J, r, W)

@@ -36,3 +36,24 @@ def test_colours_are_stable_and_distinct():
     c = [track_colour(i) for i in range(6)]
     hues = {(round(x.r, 2), round(x.g, 2), round(x.b, 2)) for x in c}
     assert len(hues) == 6
+
+
+def test_unseen_joints_are_drawn_faint_grey():
+    from hpe3d_ros.ros.markers import UNSEEN_COLOUR
+    from hpe3d_ros.skeleton import H36M_BONES
+
+    result = make_sample_result(people=1, k=10)
+    person = result.people[0]
+    person.keypoint_conf = np.ones(17, np.float32)
+    person.keypoint_conf[[2, 3, 5, 6]] = 0.0  # knees and ankles cut by the image border
+    arr = markers_from_result(result)
+    joints = next(m for m in arr.markers if m.ns == "joints")
+    bones = next(m for m in arr.markers if m.ns == "skeleton")
+    assert len(joints.colors) == len(joints.points) == 17
+    assert [j for j, c in enumerate(joints.colors) if c == UNSEEN_COLOUR] == [2, 3, 5, 6]
+    assert joints.colors[0] == track_colour(person.track_id)
+    assert len(bones.colors) == len(bones.points)
+    unseen_bones = {
+        i for i, (a, b) in enumerate(H36M_BONES) if bones.colors[2 * i] == UNSEEN_COLOUR
+    }
+    assert unseen_bones == {i for i, (a, b) in enumerate(H36M_BONES) if {a, b} & {2, 3, 5, 6}}

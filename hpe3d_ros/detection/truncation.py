@@ -20,8 +20,8 @@ LIMB_CHAIN: tuple[tuple[int, int], ...] = (
     (7, 5), (8, 6), (9, 7), (10, 8),  # elbows <- shoulders, wrists <- elbows
     (13, 11), (14, 12), (15, 13), (16, 14),  # knees <- hips, ankles <- knees
 )  # fmt: skip
-#: Joints within this fraction of the person's box height of a border that cuts them are
-#: taken as piled up on it.
+#: A box this close to a border (fraction of its height) is cut by it, and its joints this
+#: close to that border are taken as piled up on it.
 BORDER_PILE_UP = 0.03
 
 
@@ -47,10 +47,9 @@ def mark_unseen(
     rx0, ry0, rx1, ry1 = region
     out = np.where((x >= rx0) & (x <= rx1) & (y >= ry0) & (y <= ry1), scores, 0.0)
     w, h = image_wh
-    margin = max(1.0, 0.5 * BORDER_PILE_UP * (box[3] - box[1]))
-    cut = (box[0] <= margin, box[1] <= margin, box[2] >= w - margin, box[3] >= h - margin)
+    strip = max(2.0, BORDER_PILE_UP * (box[3] - box[1]))
+    cut = (box[0] <= strip, box[1] <= strip, box[2] >= w - strip, box[3] >= h - strip)
     if any(cut):
-        strip = BORDER_PILE_UP * (box[3] - box[1])
         piled = (
             (cut[0] & (x < strip))
             | (cut[1] & (y < strip))

@@ -1,5 +1,6 @@
 """RViz markers for lifted people: skeleton of the mean pose, joints, a faint cloud of
-hypotheses and a label with id and distance, all in the camera's optical frame.
+hypotheses and a label with id and distance, all in the camera's optical frame. Joints the
+camera did not see (confidence 0), and bones touching them, are drawn faint grey.
 
 Every array starts with a DELETEALL marker, so people who left the image vanish at once;
 markers also carry a lifetime in case a frame is dropped downstream.
@@ -20,6 +21,8 @@ from hpe3d_ros.ros.conversions import ns_to_stamp
 from hpe3d_ros.skeleton import H36M_BONES
 
 _GOLDEN = 0.618033988749895
+#: Colour of joints (and bones touching them) that the camera did not see.
+UNSEEN_COLOUR = ColorRGBA(r=0.6, g=0.6, b=0.6, a=0.35)
 
 
 def track_colour(track_id: int, alpha: float = 1.0) -> ColorRGBA:
@@ -59,15 +62,24 @@ def person_markers(
         m.pose.orientation.w = 1.0
         return m
 
+    # joints the camera saw in the track's colour; unseen ones (confidence 0: occluded or
+    # outside the image, their position is the lifter's guess) faint grey
+    seen = np.asarray(person.keypoint_conf) > 0
+    joint_colours = [colour if s else UNSEEN_COLOUR for s in seen]
     bones = marker("skeleton", base, Marker.LINE_LIST)
     bones.scale.x = 0.03
     bones.color = colour
     bones.points = _bone_points(mean)
+    bones.colors = [
+        c for a, b in H36M_BONES for c in ((colour,) * 2 if seen[a] and seen[b] else
+                                           (UNSEEN_COLOUR,) * 2)
+    ]  # fmt: skip
 
     joints = marker("joints", base + 1, Marker.SPHERE_LIST)
     joints.scale.x = joints.scale.y = joints.scale.z = 0.06
     joints.color = colour
     joints.points = _points(mean)
+    joints.colors = joint_colours
 
     cloud = marker("hypotheses", base + 2, Marker.LINE_LIST)
     cloud.scale.x = 0.01

@@ -1,0 +1,94 @@
+"""People cut by the image border through the whole pipeline: detector, lifter, placement.
+
+Real frames from test/data/eval (see its LICENSE.md): basketball1 (a man standing 2-3 m
+away, feet in view, and one at arm's length cut by the right border) and that frame cut
+at the man's waist, as a camera whose lower border is there would see it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from hpe3d_ros.build import build_pipeline
+from hpe3d_ros.camera import CameraModel
+from hpe3d_ros.config import load_config
+from hpe3d_ros.pipeline import Pipeline
+from hpe3d_ros.placement import ground_scale
+from hpe3d_ros.skeleton import H36M_JOINT_NAMES
+
+EVAL = Path(__file__).resolve().parent / "data" / "eval"
+H36M_LEGS = [
+    H36M_JOINT_NAMES.index(f"{side}_{joint}")
+    for side in ("left", "right")
+    for joint in ("knee", "ankle")
+]
+GROUND = {"placement.camera_height_m": 1.5, "placement.camera_pitch_deg": 10.0}
+
+
+def read_rgb(name: str) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(EVAL / name)), cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="module")
+def with_ground() -> Pipeline:
+    return build_pipeline(load_config(None, **GROUND))
+
+
+@pytest.fixture(scope="module")
+def without_ground() -> Pipeline:
+    return build_pipeline(load_config(None))
+
+
+def standing_man(pipe: Pipeline, rows: int):
+    """The man on the left of basketball1, seen by a 60-degree camera cut to ``rows`` rows."""
+    image = np.ascontiguousarray(read_rgb("basketball1.jpg")[:rows])
+    camera = CameraModel(640, rows, CameraModel.from_fov(640, 480, 60.0).K)
+    pipe.reset()
+    people = pipe.process(image, camera, camera_name="front", stamp_ns=1).people
+    return min(people, key=lambda p: p.bbox_px[0])
+
+
+def test_waist_up_person_is_lifted_with_legs_missing_and_a_wider_root_spread(
+    with_ground: Pipeline, without_ground: Pipeline
+) -> None:
+    whole = standing_man(with_ground, 480)
+    waist_up = standing_man(with_ground, 300)  # the lower border cuts him at the hips
+    assert whole.num_hypotheses == waist_up.num_hypotheses == 50
+    assert (whole.keypoint_conf[H36M_LEGS] > 0).all()
+    assert (waist_up.keypoint_conf[H36M_LEGS] == 0).all()  # the lifter got them as missing
+    assert np.isfinite(waist_up.hypotheses_m).all()
+    # without seen feet the ground prior is not used: same place as with no prior at all...
+    no_prior = standing_man(without_ground, 300)
+    np.testing.assert_allclose(waist_up.root_m, no_prior.root_m, atol=1e-6)
+    # ... and the root is less certain than when the feet pin him to the ground
+    assert waist_up.root_std_m[2] > 1.5 * whole.root_std_m[2]
+    # the feet-on-ground solution and the body-size one agree within their spreads
+    gap = abs(waist_up.root_m[2] - whole.root_m[2])
+    assert gap < 2 * np.hypot(waist_up.root_std_m[2], whole.root_std_m[2])
+
+
+def test_two_people_filling_a_1280x720_frame_are_lifted(with_ground: Pipeline) -> None:
+    image = read_rgb("basketball1_waist_up.jpg")
+    camera = CameraModel.from_fov(1280, 720, 60.0)
+    result = with_ground.process(image, camera, camera_name="front", stamp_ns=2)
+    assert len(result.people) == 2
+    for p in result.people:
+        assert p.num_hypotheses == 50 and np.isfinite(p.root_m).all()
+        assert (p.keypoint_conf[H36M_LEGS] == 0).all()
+        assert 0.3 < p.root_m[2] < 6.0  # metres: beside the camera, not at the horizon
+    for d in result.detections:  # the 2D message says the same: legs unseen
+        assert (d.confidence[13:17] < 0.2).all()
+
+
+def test_ground_scale_needs_a_seen_ankle_above_the_bottom_border() -> None:
+    conf = np.ones((3, 17))
+    conf[1, [3, 6]] = 0.0  # no ankle seen
+    kp = np.zeros((3, 17, 2))
+    kp[:, :, 1] = 100.0
+    kp[2, [3, 6], 1] = 479.0  # ankles on the bottom border of a 480-row image
+    np.testing.assert_array_equal(ground_scale(conf, 0.2), [1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(ground_scale(conf, 0.2, kp, 480), [1.0, 0.0, 0.0])
