@@ -19,6 +19,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from hpe3d_ros.camera import CameraModel
+from hpe3d_ros.untrusted import one_line
 
 T = TypeVar("T")
 
@@ -132,7 +133,7 @@ class StreamStats:
         with self._lock:
             self.failed += 1
             self.failures_by_kind[kind] = self.failures_by_kind.get(kind, 0) + 1
-            self.last_error = f"{kind}: {message}"
+            self.last_error = one_line(f"{kind}: {message}")  # shown on /diagnostics
 
     def _rate(self, times: deque, now: float) -> float:
         recent = [t for t in times if now - t <= self.window_s]
@@ -161,10 +162,19 @@ class StreamStats:
 
 
 class Throttle:
-    """At most one report per ``period_s`` per key; counts what it suppressed."""
+    """At most one report per ``period_s`` per key; counts what it suppressed.
 
-    def __init__(self, period_s: float = 5.0) -> None:
+    Keys must name a *kind* of problem (camera, failure kind, reason code), never its text:
+    text that carries outside data (an encoding, a frame id) makes every message a new key.
+    Past ``max_keys`` distinct keys, the rest share one key, so the log stays bounded
+    whatever the keys.
+    """
+
+    OVERFLOW = "<other>"
+
+    def __init__(self, period_s: float = 5.0, max_keys: int = 512) -> None:
         self.period_s = period_s
+        self.max_keys = max_keys
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -173,6 +183,8 @@ class Throttle:
         """None: stay quiet. Otherwise report now; the value is how many were suppressed."""
         now = time.monotonic() if now is None else now
         with self._lock:
+            if key not in self._last and len(self._last) >= self.max_keys:
+                key = self.OVERFLOW
             last = self._last.get(key)
             if last is not None and now - last < self.period_s:
                 self._suppressed[key] = self._suppressed.get(key, 0) + 1

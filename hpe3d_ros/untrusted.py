@@ -25,3 +25,18 @@ def show(value: object, limit: int = SHOW_CHARS) -> str:
     if len(text) > limit:
         return f"{shown}... ({len(text)} chars)"
     return shown
+
+
+#: Longest log line or diagnostics value built around outside text.
+LINE_CHARS = 300
+
+
+def one_line(text: object, limit: int = LINE_CHARS) -> str:
+    """A message made safe for one log line: control characters escaped, cut to ``limit``.
+
+    For messages that may embed outside text someone else did not :func:`show` (an
+    exception's text, a library's error).
+    """
+    text = str(text)
+    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+    return out if len(text) <= limit else f"{out[:limit]}... ({len(text)} chars)"

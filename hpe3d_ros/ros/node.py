@@ -9,7 +9,6 @@ never stops the node or the other cameras.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import threading
 import time
@@ -56,6 +55,7 @@ from hpe3d_ros.ros.markers import markers_from_result
 from hpe3d_ros.ros.params import declare_and_read
 from hpe3d_ros.streams import CameraInfoCache, LatestSlot, MissingCameraInfo, StreamStats, Throttle
 from hpe3d_ros.topics import DIAGNOSTICS
+from hpe3d_ros.untrusted import one_line, show
 
 
 @dataclass
@@ -153,7 +153,7 @@ class PipelineNode(Node):
             else:
                 check_compressed(msg.data, msg.format)
         except ImageDecodeError as exc:
-            return self._fail(ch, "decode", str(exc))
+            return self._fail(ch, "decode", str(exc), exc.reason)
         if ch.slot.put((msg, time.monotonic())):
             ch.stats.on_drop()
         self._wake.set()
@@ -164,8 +164,8 @@ class PipelineNode(Node):
                 msg.width, msg.height, msg.k, msg.d, msg.distortion_model
             )
         except CameraModelError as exc:
-            ch.info.last_error = str(exc)
-            self._warn(ch, "camera_info", f"invalid CameraInfo ignored: {exc}")
+            ch.info.last_error = one_line(exc)
+            self._warn(ch, "camera_info", f"invalid CameraInfo ignored: {exc}", "invalid")
             return
         ch.info_frame_id = msg.header.frame_id
         ch.info.add(stamp_to_ns(msg.header.stamp), model)
@@ -195,20 +195,25 @@ class PipelineNode(Node):
                 image = decode_raw(msg.data, msg.width, msg.height, msg.encoding, msg.step)
             camera = ch.info.lookup(stamp_ns)
             if ch.info_frame_id and msg.header.frame_id != ch.info_frame_id:
-                self._warn(ch, "frame_id", f"image frame {msg.header.frame_id!r} != "
-                                           f"CameraInfo frame {ch.info_frame_id!r}")  # fmt: skip
+                self._warn(
+                    ch,
+                    "frame_id",
+                    f"image frame {show(msg.header.frame_id)} != "
+                    f"CameraInfo frame {show(ch.info_frame_id)}",
+                )
             frame_id = ch.cfg.frame_id or msg.header.frame_id
             result = self.pipeline.process(
                 image, camera, camera_name=ch.cfg.name, frame_id=frame_id, stamp_ns=stamp_ns
             )
         except MissingCameraInfo as exc:
-            return self._fail(ch, "camera_info", f"frame skipped: {exc}")
+            return self._fail(ch, "camera_info", f"frame skipped: {exc}", "missing")
         except ImageDecodeError as exc:
-            return self._fail(ch, "decode", str(exc))
+            return self._fail(ch, "decode", str(exc), exc.reason)
         except PipelineInputError as exc:
             return self._fail(ch, "input", str(exc))
         except Exception as exc:  # a backend failing mid-stream costs one frame, not the node
-            return self._fail(ch, "pipeline", f"{type(exc).__name__}: {exc}")
+            name = type(exc).__name__
+            return self._fail(ch, "pipeline", f"{name}: {exc}", name)
         ch.pubs["hypotheses"].publish(hypotheses_to_msg(result))
         if "keypoints" in ch.pubs:
             ch.pubs["keypoints"].publish(keypoints_to_msg(result))
@@ -234,17 +239,18 @@ class PipelineNode(Node):
         out.encoding, out.step, out.data = "rgb8", step, data
         return out
 
-    def _fail(self, ch: CameraChannel, kind: str, message: str) -> None:
+    def _fail(self, ch: CameraChannel, kind: str, message: str, reason: str = "") -> None:
         ch.stats.on_failed(kind, message)
-        self._warn(ch, kind, message)
+        self._warn(ch, kind, message, reason)
 
-    def _warn(self, ch: CameraChannel, kind: str, message: str) -> None:
-        # one line per camera and kind of problem (numbers stripped: "data has 1000 bytes"
-        # and "data has 999 bytes" are the same problem)
-        suppressed = self.throttle(f"{ch.cfg.name}/{kind}/{re.sub(r'[0-9.]+', '#', message)[:60]}")
+    def _warn(self, ch: CameraChannel, kind: str, message: str, reason: str = "") -> None:
+        """At most one line per camera, kind and reason code every 5 s, whatever the text
+        (36,000 distinct bad encodings are one kind of problem); the line is cut and
+        escaped, since messages embed what the camera sent."""
+        suppressed = self.throttle(f"{ch.cfg.name}/{kind}/{reason}")
         if suppressed is not None:
-            more = f" (+{suppressed} similar in the last 5 s)" if suppressed else ""
-            self.get_logger().warning(f"camera {ch.cfg.name}: {message}{more}")
+            more = f" (+{suppressed} more of this kind in the last 5 s)" if suppressed else ""
+            self.get_logger().warning(f"camera {ch.cfg.name}: {one_line(message)}{more}")
 
     # ---------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
