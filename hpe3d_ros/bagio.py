@@ -230,11 +230,15 @@ class BagWriter:
         "sqlite3": StoragePlugin.SQLITE3,
     }
 
-    def __init__(self, path: str | Path, storage: str = "mcap") -> None:
+    def __init__(self, path: str | Path, storage: str = "mcap", version: int = 9) -> None:
+        """``version``: rosbag2 metadata format, 9 (Jazzy: QoS profiles as a YAML list) or 8
+        (QoS profiles as a YAML string, the form Humble's parser expects)."""
         if storage not in self.STORAGES:
             raise ValueError(f"storage must be one of {sorted(self.STORAGES)}, got {storage!r}")
+        if version not in (8, 9):
+            raise ValueError(f"version must be 8 or 9, got {version!r}")
         self.path = Path(path)
-        self._writer = Writer(self.path, version=9, storage_plugin=self.STORAGES[storage])
+        self._writer = Writer(self.path, version=version, storage_plugin=self.STORAGES[storage])
         self._writer.open()
         self._conns: dict[str, Any] = {}
         self.counts: dict[str, int] = {}

@@ -206,3 +206,22 @@ def test_serialize_ros_pads_with_zeros():
     padded = serialize_ros(m)
     assert padded[4 + 8 + 4 + 6 : 4 + 8 + 4 + 8] == b"\x00\x00"
     assert len(raw) > 0
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_version_8_metadata_has_qos_as_a_string(tmp_path, storage):
+    """Humble's metadata parser wants offered_qos_profiles as a YAML string (v8), not a list."""
+    import yaml
+
+    m = _published_messages()[7]
+    with BagWriter(tmp_path / "b", storage, version=8) as w:
+        w.write("/info", msgtype_of(m), 5, serialize_ros(m))
+    info = yaml.safe_load((tmp_path / "b" / "metadata.yaml").read_text())
+    info = info["rosbag2_bagfile_information"]
+    assert info["version"] == 8
+    (topic,) = info["topics_with_message_count"]
+    assert isinstance(topic["topic_metadata"]["offered_qos_profiles"], str)
+    with BagReader(tmp_path / "b") as r:
+        assert [t for t, *_ in r.messages(r.topics)] == ["/info"]
+    with pytest.raises(ValueError, match="8 or 9"):
+        BagWriter(tmp_path / "c", storage, version=5)
