@@ -244,3 +244,37 @@ def test_backend_lifter_is_built_from_the_checkpoint_not_a_copied_dict():
     np.testing.assert_allclose(
         lifter.sample(KP, CONF, 4, seed=1), base.sample(KP, CONF, 4, seed=1), atol=1e-5
     )
+
+
+def test_int8_calibration_reads_its_keypoints_from_a_file(tmp_path):
+    from hpe3d_ros.backends.int8_calibration import lifter_calibration_inputs
+
+    lifter = load_lifter()
+    path = tmp_path / "calibration.npz"
+    np.savez(path, kp_norm=KP, conf=CONF)
+    got = lifter_calibration_inputs(lifter, path, batches=3, people=2, hyps=4)
+    assert got["features"].shape == (3, 2, lifter.model.cfg.n_in)
+    assert got["rotation"].shape == (3, 2, 3, 3)
+    assert got["noise"].shape == (3, 2, 4, lifter.latent_dim)
+    feats = lifter.features(KP, CONF)[0]
+    for row in got["features"].reshape(6, -1):  # every row is one of the file's people
+        assert np.abs(feats - row).max(axis=1).min() < 1e-6
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, kp=KP)
+    with pytest.raises(ValueError, match="needs arrays kp_norm"):
+        lifter_calibration_inputs(lifter, bad)
+
+
+def test_product_code_imports_nothing_from_training():
+    import ast
+
+    from test.conftest import REPO
+
+    for path in (REPO / "hpe3d_ros").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            assert not any(n.split(".")[0] == "training" for n in names), path

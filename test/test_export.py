@@ -215,6 +215,7 @@ def test_cli_commands_print_no_traceback(tmp_path):
         ("hpe3d_ros.backends.tensorrt_engine", ["--sizes", "12"], 2),
         ("hpe3d_ros.backends.tensorrt_engine", ["--cache-dir", __file__], 1),
         ("hpe3d_ros.backends.tensorrt_engine", ["--precision", "int4"], 2),
+        ("hpe3d_ros.backends.tensorrt_engine", ["--calibration", "missing.npz"], 1),
     ]:
         proc = subprocess.run(
             [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120

@@ -5,13 +5,14 @@ An engine only runs on the GPU model and TensorRT version that built it, so the 
 the vehicle builds its engines ahead of time on the target (Jetson) with::
 
     hpe3d-build-engine                          # default lifter, FP16, 1-20 people x 1-200 K
-    hpe3d-build-engine --precision int8         # INT8, calibrated on the shared CMU mocap
+    hpe3d-build-engine --precision int8 --calibration build/gpu_carry/calibration.npz
     hpe3d-build-engine --detector --sizes 512x384 512x512   # MoveNet MultiPose tiles (W x H)
 
 Precision: with a TensorRT that still has precision flags (8.x-10.x) FP16 is a builder flag on
 the float32 ONNX; strongly typed builders (TensorRT 11, TensorRT-RTX) get the float16 ONNX
 instead (:func:`hpe3d_ros.export.export_lifter` with ``half=True``). INT8 uses the implicit
-quantisation calibrator where it exists (TensorRT <= 10); newer releases need a Q/DQ ONNX.
+quantisation calibrator where it exists (TensorRT <= 10; removed in 11, which needs a Q/DQ
+ONNX), fed the 2D keypoints of ``--calibration``.
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "hpe3d_ros" / "engines"
 
 
-def lifter_profile(latent_dim: int, people=PEOPLE, hyps=HYPOTHESES) -> dict[str, tuple]:
-    """Input name -> (min, opt, max) shapes for the lifter graph."""
-    n_in = N_FEATURES
+def lifter_profile(
+    latent_dim: int, people=PEOPLE, hyps=HYPOTHESES, n_in: int = N_FEATURES
+) -> dict[str, tuple]:
+    """Input name -> (min, opt, max) shapes for the lifter graph (``n_in`` features)."""
     prof = {
         "features": tuple((n, n_in) for n in people),
         "rotation": tuple((n, 3, 3) for n in people),
@@ -197,8 +199,13 @@ def lifter_engine(
     precision: str = "fp16",
     cache_dir: str | Path | None = None,
     onnx_dir: str | Path | None = None,
+    calibration: str | Path | None = None,
 ) -> Path:
-    """Export (if needed) the lifter checkpoint and build (if needed) its engine."""
+    """Export (if needed) the lifter checkpoint and build (if needed) its engine.
+
+    ``calibration``: int8 only, an ``.npz`` of 2D keypoints
+    (:mod:`hpe3d_ros.backends.int8_calibration`); None = synthetic keypoints.
+    """
     from hpe3d_ros.export import export_lifter_file
     from hpe3d_ros.lifting import load_lifter
 
@@ -207,13 +214,13 @@ def lifter_engine(
     half = precision == "fp16" and not has_precision_flags(trt)
     onnx_path = export_lifter_file(weights, onnx_dir or cache / "onnx", half=half)
     lifter = load_lifter(weights)
-    calibration = None
+    inputs = None
     if precision == "int8":
         from hpe3d_ros.backends.int8_calibration import lifter_calibration_inputs
 
-        calibration = lifter_calibration_inputs(lifter)
-    profile = lifter_profile(lifter.latent_dim)
-    return ensure_engine(onnx_path, profile, precision, cache, calibration)
+        inputs = lifter_calibration_inputs(lifter, calibration)
+    profile = lifter_profile(lifter.latent_dim, n_in=lifter.model.cfg.n_in)
+    return ensure_engine(onnx_path, profile, precision, cache, inputs)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -245,6 +252,13 @@ def main(argv: list[str] | None = None) -> int:
         help="engine cache (default: $HPE3D_ENGINE_CACHE or ~/.cache/hpe3d_ros/engines)"
         "%(default).0s",
     )
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        default=None,
+        help="int8: .npz of 2D keypoints, kp_norm (M,17,2) + conf (M,17) "
+        "(default: synthetic keypoints)%(default).0s",
+    )
     parser.add_argument("--detector", action="store_true", help="MoveNet MultiPose instead")
     parser.add_argument(
         "--sizes", type=_size, nargs="+", default=[(512, 384)], help="detector inputs, WxH"
@@ -253,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.weights is not None and not args.weights.is_file():
         sys.stderr.write(f"hpe3d-build-engine: lifter weights not found: {args.weights}\n")
+        return 1
+    if args.calibration is not None and not args.calibration.is_file():
+        sys.stderr.write(f"hpe3d-build-engine: calibration file not found: {args.calibration}\n")
         return 1
     if args.cache_dir is not None and args.cache_dir.exists() and not args.cache_dir.is_dir():
         sys.stderr.write(f"hpe3d-build-engine: --cache-dir is not a folder: {args.cache_dir}\n")
@@ -264,7 +281,9 @@ def main(argv: list[str] | None = None) -> int:
             prof = detector_profile(args.sizes)
             path = ensure_engine(MULTIPOSE_ONNX, prof, args.precision, args.cache_dir)
         else:
-            path = lifter_engine(args.weights, args.precision, args.cache_dir)
+            path = lifter_engine(
+                args.weights, args.precision, args.cache_dir, calibration=args.calibration
+            )
     except BackendUnavailable as exc:
         sys.stderr.write(f"hpe3d-build-engine: no engine: {one_line(exc, 1000)}\n")
         return 1
