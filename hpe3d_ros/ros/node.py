@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -22,6 +21,7 @@ from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
@@ -44,7 +44,7 @@ from hpe3d_ros.imaging import (
 )
 from hpe3d_ros.msg import Keypoints2DArray, PoseHypothesesArray
 from hpe3d_ros.pipeline import PipelineInputError
-from hpe3d_ros.ros import diagnostics
+from hpe3d_ros.ros import diagnostics, process
 from hpe3d_ros.ros.conversions import (
     hypotheses_to_msg,
     keypoints_to_msg,
@@ -56,6 +56,9 @@ from hpe3d_ros.ros.params import declare_and_read
 from hpe3d_ros.streams import CameraInfoCache, LatestSlot, MissingCameraInfo, StreamStats, Throttle
 from hpe3d_ros.topics import DIAGNOSTICS
 from hpe3d_ros.untrusted import one_line, show
+
+#: How long shutdown waits for the frame in flight before giving up on the worker.
+SHUTDOWN_WAIT_S = 5.0
 
 
 @dataclass
@@ -139,6 +142,9 @@ class PipelineNode(Node):
         self.create_timer(v["diagnostics.period_s"], self._publish_diagnostics)
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._publish_lock = threading.Lock()  # shutdown() closes publishing under it
+        self._closed = False
+        self._busy: tuple[str, float] | None = None  # (camera, since) while processing
         self._worker = threading.Thread(target=self._work, name="hpe3d-worker", daemon=True)
         self._worker.start()
 
@@ -175,13 +181,26 @@ class PipelineNode(Node):
         while not self._stop.is_set():
             busy = False
             for ch in self.channels:
-                item = ch.slot.take()
-                if item is not None:
-                    busy = True
+                item = None if self._stop.is_set() else ch.slot.take()
+                if item is None:
+                    continue
+                busy = True
+                self._busy = (ch.cfg.name, time.monotonic())
+                try:
                     self._process(ch, *item)
+                except Exception as exc:  # building or publishing outputs: never kill the worker
+                    self._fail(ch, "publish", f"{type(exc).__name__}: {exc}", type(exc).__name__)
+                finally:
+                    self._busy = None
             if not busy:
                 self._wake.wait(0.05)
                 self._wake.clear()
+
+    def busy_text(self) -> str:
+        busy = self._busy
+        if busy is None:
+            return "idle"
+        return f"busy with camera {busy[0]} for {time.monotonic() - busy[1]:.1f} s"
 
     def _process(self, ch: CameraChannel, msg, t_rx: float) -> None:
         stamp_ns = stamp_to_ns(msg.header.stamp)  # outputs carry this very stamp, bit for bit
@@ -214,15 +233,19 @@ class PipelineNode(Node):
         except Exception as exc:  # a backend failing mid-stream costs one frame, not the node
             name = type(exc).__name__
             return self._fail(ch, "pipeline", f"{name}: {exc}", name)
-        ch.pubs["hypotheses"].publish(hypotheses_to_msg(result))
+        outputs = [("hypotheses", hypotheses_to_msg(result))]
         if "keypoints" in ch.pubs:
-            ch.pubs["keypoints"].publish(keypoints_to_msg(result))
+            outputs.append(("keypoints", keypoints_to_msg(result)))
         if "markers" in ch.pubs:
-            ch.pubs["markers"].publish(
-                markers_from_result(result, self.config["output.marker_lifetime_s"])
-            )
+            lifetime = self.config["output.marker_lifetime_s"]
+            outputs.append(("markers", markers_from_result(result, lifetime)))
         if "debug_image" in ch.pubs:
-            ch.pubs["debug_image"].publish(self._debug_image(msg, image, result))
+            outputs.append(("debug_image", self._debug_image(msg, image, result)))
+        with self._publish_lock:
+            if self._closed:  # shutting down: publishers may be gone
+                return
+            for topic, out in outputs:
+                ch.pubs[topic].publish(out)
         ch.stats.on_processed(1e3 * (time.monotonic() - t_rx))
 
     def _debug_image(self, msg, image, result) -> Image:
@@ -270,99 +293,65 @@ class PipelineNode(Node):
             diagnostics.diagnostic_array(self.get_clock().now().to_msg(), statuses)
         )
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout_s: float = SHUTDOWN_WAIT_S) -> bool:
+        """Stop the worker (its frame in flight is finished and published) and close
+        publishing, before the node and the context go. False: the worker is still busy
+        after ``timeout_s`` (a hung backend); it will publish nothing more."""
         self._stop.set()
         self._wake.set()
-        self._worker.join(timeout=5.0)
+        self._worker.join(timeout=timeout_s)
+        if self._publish_lock.acquire(timeout=1.0):
+            self._closed = True
+            self._publish_lock.release()
+        return not self._worker.is_alive()
 
 
 # -------------------------------------------------------------------- entry point
-def _ros_args(argv: list[str]) -> list[str]:
-    """Accept ``--params-file F`` before ``--ros-args`` (pip-world convenience)."""
-    out, ros, i = [argv[0]], [], 1
-    while i < len(argv):
-        if argv[i] == "--ros-args":
-            ros += argv[i + 1 :]
-            break
-        if argv[i] == "--params-file" and i + 1 < len(argv):
-            ros += ["--params-file", argv[i + 1]]
-            i += 2
-            continue
-        out.append(argv[i])
-        i += 1
-    return out + (["--ros-args", *ros] if ros else [])
-
-
-def _params_files(args: list[str]) -> list[str]:
-    """The ``--params-file`` values among ROS arguments (``--ros-args ... [--]`` sections)."""
-    files, in_ros = [], False
-    for i, arg in enumerate(args):
-        if arg == "--ros-args":
-            in_ros = True
-        elif arg == "--":
-            in_ros = False
-        elif in_ros and arg == "--params-file" and i + 1 < len(args):
-            files.append(args[i + 1])
-    return files
-
-
-def _default_transport_profile() -> None:
-    """Large images need the shared-memory profile; use ours unless the user set one."""
-    if os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE") or os.environ.get(
-        "FASTDDS_DEFAULT_PROFILES_FILE"
-    ):
-        return
-    here = Path(__file__).resolve()
-    candidates = [here.parents[2] / "config" / "fastdds_shm.xml"]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        candidates.append(
-            Path(get_package_share_directory("hpe3d_ros")) / "config" / "fastdds_shm.xml"
-        )
-    except Exception:  # not in an ament index: the checkout path is enough
-        pass
-    for c in candidates:
-        if c.is_file():
-            os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(c)
-            os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(c)
-            return
-
-
 def main(argv: list[str] | None = None) -> int:
-    """``hpe3d-pipeline [--params-file F] [--ros-args ...]`` (also ``ros2 run``'s entry)."""
-    args = _ros_args(list(sys.argv if argv is None else argv))
+    """``hpe3d-pipeline [--params-file F] [--ros-args ...]`` (also ``ros2 run``'s entry).
+
+    Exit status: 0 after SIGINT/SIGTERM (worker stopped and joined before the context goes),
+    2 for an invalid configuration, 1 for a model that cannot load or a worker that does not
+    stop within 5 s (e.g. a hung backend: one line, no abort).
+    """
+    args = process.ros_args(list(sys.argv if argv is None else argv))
     if "-h" in args[1:] or "--help" in args[1:]:
         print(main.__doc__ + "\nParameters: see config/pipeline.yaml.")
         return 0
-    _default_transport_profile()
-    files = _params_files(args)
+    process.default_transport_profile()
+    files = process.params_files(args)
     log = rclpy.logging.get_logger(NODE_NAME)
+    interrupts = process.Interrupts(log)  # before anything slow: no KeyboardInterrupt anywhere
     try:
         for path in files:  # unreadable or empty: one line, before rcl's own parser
             read_params_file(path)
-        rclpy.init(args=args)
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     except (ConfigError, RCLError) as exc:
         log.fatal(f"invalid configuration: {exc}".splitlines()[0])
         return 2
+    log.info(f"starting (pid {os.getpid()}); SIGINT/SIGTERM stop it cleanly from here on")
     node = None
+    worker_stopped = True
     try:
         node = PipelineNode(params_files=files)
-        rclpy.spin(node)
+        process.spin_until(node, interrupts.requested)
         return 0
     except ConfigError as exc:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"invalid configuration: {exc}")
+        log.fatal(f"invalid configuration: {exc}")
         return 2
     except ModelLoadError as exc:
-        rclpy.logging.get_logger(NODE_NAME).fatal(str(exc))
+        log.fatal(str(exc))
         return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except ExternalShutdownException:
         return 0
     finally:
         if node is not None:
-            node.shutdown()
+            worker_stopped = node.shutdown()
             node.destroy_node()
         rclpy.try_shutdown()
+        if not worker_stopped:
+            process.exit_now(1, f"worker still busy after {SHUTDOWN_WAIT_S:.0f} s "
+                                f"({node.busy_text()}); exiting without it", log)  # fmt: skip
 
 
 if __name__ == "__main__":
