@@ -8,7 +8,8 @@ the pipeline that ``config/pipeline.yaml`` describes, and writes
   (:mod:`hpe3d_ros.topics`), header stamps = input stamps, log times = input log times; one
   message per topic per processed frame, as the live node publishes (failed frames: none),
   and ``/diagnostics`` every ``diagnostics.period_s`` of bag time;
-* ``OUT/frames.csv``, ``OUT/people.csv``, ``OUT/summary.json`` (:mod:`hpe3d_ros.report`),
+* ``OUT/frames.csv``, ``OUT/people.csv``, ``OUT/summary.json`` (all three byte-identical for
+  the same bags, parameters and seed) and ``OUT/timings.json`` (:mod:`hpe3d_ros.report`),
   with GT errors when the bag carries ``gt_poses`` or ``--gt-npz`` is given
   (:mod:`hpe3d_ros.replay_gt`);
 * ``OUT/pictures/<sequence>/``: overlays, hypotheses plots, an MP4 per camera.
@@ -145,17 +146,17 @@ def replay(
             timings=timings,
             params={"params_file": params_file, **cfg.values},
             model_id=pipeline.model_id,
-            outputs={
-                "frames_csv": str(tables.frames_path),
-                "people_csv": str(tables.people_path),
-                "pictures": written,
+            outputs={  # relative to out_dir: the same run elsewhere writes the same summary
+                "frames_csv": tables.frames_path.name,
+                "people_csv": tables.people_path.name,
+                "pictures": [str(Path(p).relative_to(out_dir)) for p in written],
             },
         )
         summary["interrupted"] = stop.name
         summary["exit_code"] = stop.exit_code
         if stop.requested:
             summary["complete"] = False
-        write_summary(summary, out_dir / "summary.json")
+        write_summary(summary, out_dir)
     return summary
 
 
@@ -247,7 +248,7 @@ def _replay_bag(run: _Run, bag: Path, seq: str) -> dict[str, Any]:
         for s in streams:
             pictures.plan(seq, s.camera, reader.counts.get(s.topic), calib.stamps(s.info_topic))
         total = sum(reader.counts.get(t) or 0 for t in by_topic) or None
-        info["output_bag"] = str(run.out_dir / "bags" / seq)
+        info["output_bag"] = f"bags/{seq}"
         writer = BagWriter(run.out_dir / "bags" / seq, run.storage)
         diag = BagDiagnostics([s.camera for s in streams], cfg, pipeline.model_id)
         t_loop = time.perf_counter()
@@ -425,7 +426,7 @@ def _run(
         print(f"{err} {exc}", file=sys.stderr)
         return 1
     print(format_summary(summary))
-    print(f"results: {out}/frames.csv, people.csv, summary.json, bags/, pictures/")
+    print(f"results: {out}/frames.csv, people.csv, summary.json, timings.json, bags/, pictures/")
     return _exit_code(summary, out, err)
 
 

@@ -3,8 +3,8 @@
 ``frames.csv`` has exactly one row per input frame (``status`` ok/failed with the reason);
 ``people.csv`` one row per person per processed frame. Both hold only values that are a
 function of the bag, the parameters and the seed (no wall-clock values), with floats
-written in a fixed format, so the same bag and seed give byte-identical files. Timings go to
-``summary.json`` only.
+written in a fixed format, so the same bag and seed give byte-identical files; so does
+``summary.json``. Timings go to ``timings.json`` only.
 """
 
 from __future__ import annotations
@@ -167,8 +167,16 @@ def _matching(frame_rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def write_summary(summary: dict[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+def write_summary(summary: dict[str, Any], out_dir: Path) -> None:
+    """``summary.json`` (a function of the bags, parameters and seed: byte-identical when they
+    are) and ``timings.json`` (this run's wall-clock figures)."""
+    fixed = {k: v for k, v in summary.items() if k != "timings"}
+    (out_dir / "summary.json").write_text(_json(fixed))
+    (out_dir / "timings.json").write_text(_json(summary["timings"]))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str) + "\n"
 
 
 def format_summary(summary: dict[str, Any]) -> str:

@@ -278,3 +278,16 @@ def test_output_stamps_are_the_input_stamps(tmp_path):
         got = [deserialize_message(raw, PoseHypothesesArray).header.stamp
                for _, _, _, raw in r.messages([output_topic("cam", "hypotheses")])]  # fmt: skip
     assert [(t.sec, t.nanosec) for t in got] == stamps
+
+
+def test_summary_is_byte_identical_wherever_the_run_writes(tmp_path):
+    bag = _tiny_bag(tmp_path / "seq", n=4)
+    runs = [tmp_path / "a", tmp_path / "deeper" / "b"]
+    for out in runs:
+        assert main([str(bag), "-o", str(out), *FAST]) == 0
+    for name in ("frames.csv", "people.csv", "summary.json"):
+        assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), name
+    summary = json.loads((runs[0] / "summary.json").read_text())
+    assert "timings" not in summary and summary["bags"][0]["output_bag"] == "bags/seq"
+    timings = json.loads((runs[0] / "timings.json").read_text())
+    assert timings["frames_per_s"] > 0 and timings["stage_ms"]["frame_ms"]["n"] == 4
