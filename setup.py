@@ -26,18 +26,26 @@ setup(
         ("share/hpe3d_ros/launch", [str(p.relative_to(ROOT)) for p in ROOT.glob("launch/*")]),
         ("share/hpe3d_ros/config", [str(p.relative_to(ROOT)) for p in ROOT.glob("config/*")]),
     ],
+    # The PyPI names of package.xml's Python dependencies; test/test_packaging.py keeps them in
+    # step with package.xml, the imports of hpe3d_ros/ and the pins of requirements.lock.
     # rosbags, mcap (zstandard, lz4): bag reading and writing (hpe3d_ros.bagio)
     install_requires=[
         "numpy",
         "opencv-python-headless",
         "PyYAML",
         "scipy",
+        "torch",
         "onnxruntime",
+        "onnx",
+        "tqdm",
+        "matplotlib",
         "rosbags",
         "mcap",
         "zstandard",
         "lz4",
     ],
+    # Every command is also a ROS executable (hpe3d-replay -> `ros2 run hpe3d_ros hpe3d_replay`):
+    # scripts/ has one launcher each, installed by CMakeLists.txt (test/test_packaging.py).
     entry_points={
         "console_scripts": [
             "hpe3d-pipeline = hpe3d_ros.ros.node:main",

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from test.conftest import REPO
+from test.test_packaging import ros_executables
 
 pytestmark = pytest.mark.slow
 VENV = REPO / ".venv"
@@ -38,7 +39,37 @@ def test_colcon_installs_messages_core_launch_and_executables(colcon_install):
     assert (share / "package.xml").is_file()
     assert (share / "msg" / "PoseHypothesesArray.msg").is_file()
     assert (share / "config" / "fastdds_shm.xml").is_file()
-    assert os.access(colcon_install / "lib" / "hpe3d_ros" / "pipeline_node", os.X_OK)
+    assert (share / "launch" / "pipeline.launch.py").is_file()
+    exes = sorted(p.name for p in (colcon_install / "lib" / "hpe3d_ros").iterdir())
+    assert exes == sorted(ros_executables())
+    for exe in exes:
+        assert os.access(colcon_install / "lib" / "hpe3d_ros" / exe, os.X_OK), exe
+
+
+def _install_env(colcon_install) -> dict[str, str]:
+    """What `source install/setup.bash` gives a Python program of this package."""
+    site = next((colcon_install / "lib").glob("python3*/site-packages"))
+    return dict(
+        os.environ,
+        PYTHONPATH=str(site),
+        LD_LIBRARY_PATH=f"{colcon_install / 'lib'}:{os.environ.get('LD_LIBRARY_PATH', '')}",
+        AMENT_PREFIX_PATH=f"{colcon_install}:{os.environ.get('AMENT_PREFIX_PATH', str(VENV))}",
+    )
+
+
+@pytest.mark.parametrize("exe", sorted(ros_executables()))
+def test_every_ros_executable_answers_help_from_the_install_space(colcon_install, tmp_path, exe):
+    # `ros2 run hpe3d_ros <exe> --help` runs lib/hpe3d_ros/<exe> with the workspace sourced;
+    # here the venv's python stands in for the shebang's python3
+    path = colcon_install / "lib" / "hpe3d_ros" / exe
+    proc = subprocess.run(
+        [sys.executable, str(path), "--help"], cwd=tmp_path, env=_install_env(colcon_install),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    console = ros_executables()[exe]
+    assert console in proc.stdout and "--" in proc.stdout, proc.stdout
+    assert "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_colcon_install_imports_from_install_space(colcon_install, tmp_path):
@@ -51,11 +82,7 @@ def test_colcon_install_imports_from_install_space(colcon_install, tmp_path):
         "assert b.camera_name == 'x'\n"
         "print(m.__file__); print(c.__file__)\n"
     )
-    env = dict(
-        os.environ,
-        PYTHONPATH=str(site),
-        LD_LIBRARY_PATH=f"{colcon_install / 'lib'}:{os.environ.get('LD_LIBRARY_PATH', '')}",
-    )
+    env = _install_env(colcon_install)
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
     )
