@@ -152,6 +152,10 @@ PARAMS: tuple[ParamSpec, ...] = (
     P("diagnostics.period_s", 1.0, "Period of /diagnostics updates", 0.05, 60.0),
     P("diagnostics.stale_timeout_s", 2.0, "Camera silent this long -> WARN (x3 -> ERROR)",
       0.1, 3600.0),
+    P("diagnostics.stall_warn_s", 5.0,
+      "A frame waiting this long for the worker (nothing finishes) -> WARN", 0.5, 3600.0),
+    P("diagnostics.stall_error_s", 15.0, "... this long -> ERROR (must exceed stall_warn_s)",
+      1.0, 3600.0),
 )  # fmt: skip
 
 
@@ -406,6 +410,9 @@ def build_config(values: dict[str, Any]) -> NodeConfig:
         if v["tracking.enabled"]
         else {}
     )
+    if v["diagnostics.stall_error_s"] <= v["diagnostics.stall_warn_s"]:
+        raise ConfigError("parameter 'diagnostics.stall_error_s' must exceed "
+                          "'diagnostics.stall_warn_s'")  # fmt: skip
     if v["smoothing.enabled"] and not tracking:
         raise ConfigError("parameter 'smoothing.enabled' needs 'tracking.enabled' (per-id filter)")
     smoothing = (

@@ -87,6 +87,11 @@ def test_ground_prior_and_tracking_switches():
         ({"cameras.front.image_topic": "/" + "a" * 300}, "cameras.front.image_topic"),
         ({"cameras.front.frame_id": "front optical"}, "cameras.front.frame_id"),
         ({"lifter.weights": "x" * 5000}, "lifter.weights"),
+        (
+            {"diagnostics.stall_warn_s": 10.0, "diagnostics.stall_error_s": 5.0},
+            "diagnostics.stall_error_s",
+        ),
+        ({"diagnostics.stall_warn_s": 0.0}, "diagnostics.stall_warn_s"),
     ],
 )
 def test_invalid_values_fail_with_the_parameter_named(values, names):

@@ -15,13 +15,32 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def stream_level(snap: dict, stale_timeout_s: float, has_camera_info: bool) -> tuple[int, str]:
-    """(level, message) of one camera from its :meth:`StreamStats.snapshot`."""
+def stream_level(
+    snap: dict,
+    stale_timeout_s: float,
+    has_camera_info: bool,
+    stall_warn_s: float = math.inf,
+    stall_error_s: float = math.inf,
+) -> tuple[int, str]:
+    """(level, message) of one camera from its :meth:`StreamStats.snapshot`.
+
+    ``snap["waiting_s"]`` (optional) is how long its oldest unfinished frame has waited: a
+    worker that stops finishing frames while they arrive is *stalled*, WARN after
+    ``stall_warn_s`` and ERROR after ``stall_error_s``, never "0.0 Hz processed" and OK.
+    """
     silent = snap["silent_s"]
+    waiting = snap.get("waiting_s", 0.0)
+    stalled = f"stalled: a frame has waited {waiting:.1f} s for the worker"
+    if snap.get("worker"):
+        stalled += f" ({snap['worker']})"
+    if waiting > stall_error_s:
+        return ERROR, stalled
     if math.isinf(silent):
         return WARN, "no image received yet"
     if silent > 3 * stale_timeout_s:
         return ERROR, f"no image for {silent:.1f} s"
+    if waiting > stall_warn_s:
+        return WARN, stalled
     if silent > stale_timeout_s:
         return WARN, f"no image for {silent:.1f} s"
     if not has_camera_info:
@@ -38,8 +57,10 @@ def camera_status(
     stale_timeout_s: float,
     has_camera_info: bool,
     extra: dict[str, str],
+    stall_s: tuple[float, float] = (math.inf, math.inf),
 ) -> DiagnosticStatus:
-    level, message = stream_level(snap, stale_timeout_s, has_camera_info)
+    """``stall_s``: (WARN, ERROR) thresholds of ``snap["waiting_s"]``."""
+    level, message = stream_level(snap, stale_timeout_s, has_camera_info, *stall_s)
     values = [KeyValue(key=k, value=_fmt(v)) for k, v in snap.items()]
     values += [KeyValue(key=k, value=v) for k, v in extra.items()]
     return DiagnosticStatus(

@@ -192,6 +192,7 @@ class PipelineNode(Node):
                     self._fail(ch, "publish", f"{type(exc).__name__}: {exc}", type(exc).__name__)
                 finally:
                     self._busy = None
+                    ch.slot.done()
             if not busy:
                 self._wake.wait(0.05)
                 self._wake.clear()
@@ -278,14 +279,17 @@ class PipelineNode(Node):
     # ---------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
         extra = {"lifter": self.pipeline.model_id, "detector": str(self.config.detector["mode"])}
+        stall = (self.config["diagnostics.stall_warn_s"], self.config["diagnostics.stall_error_s"])
+        worker = self.busy_text()
         statuses = [
             diagnostics.camera_status(
                 self.get_fully_qualified_name(),
                 ch.cfg.name,
-                ch.stats.snapshot(),
+                {**ch.stats.snapshot(), "waiting_s": ch.slot.waiting_s(), "worker": worker},
                 self.config["diagnostics.stale_timeout_s"],
                 len(ch.info) > 0,
                 extra,
+                stall,
             )
             for ch in self.channels
         ]
