@@ -135,9 +135,14 @@ def build_engine(
     trt = trt or import_tensorrt(BUILDERS)
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    weak = has_precision_flags(trt)
+    if precision == "int8" and not (weak and hasattr(trt, "IInt8EntropyCalibrator2")):
+        raise BackendUnavailable(
+            f"{trt.__name__} {trt.__version__} has no INT8 calibrator API: "
+            "INT8 needs a Q/DQ ONNX (e.g. NVIDIA ModelOpt) with this version"
+        )
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    weak = has_precision_flags(trt)
     network = builder.create_network(_network_flags(trt, strongly_typed=not weak))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
@@ -152,11 +157,6 @@ def build_engine(
     if precision == "fp16" and weak:
         config.set_flag(trt.BuilderFlag.FP16)
     if precision == "int8":
-        if not (weak and hasattr(trt, "IInt8EntropyCalibrator2")):
-            raise BackendUnavailable(
-                f"{trt.__name__} {trt.__version__} has no INT8 calibrator API: "
-                "INT8 needs a Q/DQ ONNX (e.g. NVIDIA ModelOpt) with this version"
-            )
         from hpe3d_ros.backends.int8_calibration import make_calibrator
 
         config.set_flag(trt.BuilderFlag.INT8)
