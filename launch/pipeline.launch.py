@@ -11,6 +11,11 @@ Arguments:
     use_sim_time  true when replaying a bag with `ros2 bag play --clock`
     log_level     rclpy log level (info, debug, ...)
 
+The shipped config is keyed ``/**:``, so it applies under any namespace. To remap topics or
+push a namespace from a launch file of yours, include this one inside a ``GroupAction`` with
+``SetRemap(src=..., dst=...)`` / ``PushRosNamespace(...)``: the node has no remappings of its
+own, so those in scope apply (README, "Cameras, bags and remapping").
+
 The pip-world equivalent (no `launch` package there) is
 ``hpe3d-pipeline --params-file config/pipeline.yaml [--ros-args ...]``.
 """

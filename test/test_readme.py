@@ -1,9 +1,8 @@
 """The README's generated and reference tables agree with the code they describe.
 
 * the parameter table is what tools/params_table.py makes from hpe3d_ros/config.py's schema;
-* the REP-155 table maps hri_msgs' Skeleton2D order onto our COCO-17 joints correctly.
-
-(The QoS table is checked against a running node in test_launch_file.py.)
+* the REP-155 table maps hri_msgs' Skeleton2D order onto our COCO-17 joints correctly;
+* the QoS table is what a running node offers on each output.
 """
 
 from __future__ import annotations
@@ -13,6 +12,8 @@ import importlib.util
 import re
 import subprocess
 import sys
+
+import pytest
 
 from hpe3d_ros import config
 from hpe3d_ros.skeleton import COCO_JOINT_NAMES
@@ -96,3 +97,28 @@ def test_rep155_note_says_how_the_neck_maps():
     assert (
         "COCO-17 in pixels, which has no neck" in note and "midpoint of the two shoulders" in note
     )
+
+
+def _qos_table() -> dict[str, tuple[str, str, int]]:
+    text = README.read_text()
+    section = text[text.index("**QoS.** The node's outputs") :]
+    rows = re.findall(r"^\| `([^`]+)` \| (\w+) \| (\w+) \| (\d+) \|$", section, re.M)
+    return {topic: (rel, dur, int(depth)) for topic, rel, dur, depth in rows}
+
+
+def test_readme_qos_table_is_what_the_node_offers(monkeypatch):
+    pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
+    from hpe3d_ros.pipeline import Pipeline
+    from test.helpers.node_harness import NobodyDetector, NoLifter, running_node
+
+    def profile(pub) -> tuple[str, str, int]:
+        q = pub.qos_profile
+        return q.reliability.name.lower(), q.durability.name.lower(), q.depth
+
+    table = _qos_table()
+    pipeline = Pipeline(NobodyDetector(), NoLifter())
+    with running_node(monkeypatch, pipeline, {"output.debug_image": True}) as (node, _):
+        (channel,) = node.channels
+        offered = {f"~/N/{kind}": profile(pub) for kind, pub in channel.pubs.items()}
+        offered["/diagnostics"] = profile(node.diag_pub)
+    assert offered == table
