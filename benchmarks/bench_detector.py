@@ -15,11 +15,16 @@ Four measurements, printed as Markdown rows for BENCHMARKS.md ("2D detector"):
    units of the person's box height.
 4. One-Euro effect (part of ``tracking``) on tracked joints (score >= 0.3): jitter = mean
    |second difference| of a joint's position (px/frame^2), lag = mean |smoothed - raw| (px).
+5. ``eval``: near and far, on the labelled set ``test/data/eval`` (people boxed by eye, from
+   60 px pedestrians to people filling the frame and cut by its border): recall per person
+   height bin and false people per frame per configuration (IoU >= 0.4, see
+   :mod:`hpe3d_ros.detection.evaluation`), and detector frames/s on 640x480 frames.
 
 Usage (2 cores; ~3 min for everything)::
 
     .venv/bin/python benchmarks/bench_detector.py --threads 2
     .venv/bin/python benchmarks/bench_detector.py --only tracking --video demo/vtest_600_750.mp4
+    .venv/bin/python benchmarks/bench_detector.py --only eval
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import numpy as np
 
 from hpe3d_ros.detection import load_detector
 from hpe3d_ros.detection.base import Person2D
+from hpe3d_ros.detection.evaluation import BIN_NAMES, Score, load_labels, score_frame
 from hpe3d_ros.detection.smoothing import KeypointSmoother
 from hpe3d_ros.detection.tracking import Tracker
 from hpe3d_ros.skeleton import COCO_FLIP
@@ -47,16 +53,23 @@ FRAMES = {
     "vtest_0700.png": 8,
 }
 CONFIGS: dict[str, dict] = {
-    "bottom_up 256 1x1": dict(mode="bottom_up", input_size=256, tiles=(1, 1)),
-    "bottom_up 512 1x1": dict(mode="bottom_up", input_size=512, tiles=(1, 1)),
-    "bottom_up 768 1x1": dict(mode="bottom_up", input_size=768, tiles=(1, 1)),
-    "bottom_up 1024 1x1": dict(mode="bottom_up", input_size=1024, tiles=(1, 1)),
-    "bottom_up 384 2x1": dict(mode="bottom_up", input_size=384, tiles=(2, 1)),
-    "bottom_up 512 2x1 (default)": dict(mode="bottom_up"),
-    "bottom_up 512 2x2": dict(mode="bottom_up", input_size=512, tiles=(2, 2)),
-    "top_down thunder, 512 2x1": dict(mode="top_down", single_model="thunder"),
-    "top_down lightning, 512 2x1": dict(mode="top_down", single_model="lightning"),
-    "top_down thunder, 768 1x1": dict(mode="top_down", input_size=768, tiles=(1, 1)),
+    "bottom_up 256 1x1": dict(mode="bottom_up", input_size=256, tiles=(1, 1), coarse_size=0),
+    "bottom_up 512 1x1": dict(mode="bottom_up", input_size=512, tiles=(1, 1), coarse_size=0),
+    "bottom_up 768 1x1": dict(mode="bottom_up", input_size=768, tiles=(1, 1), coarse_size=0),
+    "bottom_up 1024 1x1": dict(mode="bottom_up", input_size=1024, tiles=(1, 1), coarse_size=0),
+    "bottom_up 384 2x1": dict(mode="bottom_up", input_size=384, tiles=(2, 1), coarse_size=0),
+    "bottom_up 512 2x1": dict(mode="bottom_up", tiles=(2, 1), coarse_size=0),
+    "bottom_up shipped (coarse 192 + fine for 64 px)": dict(mode="bottom_up"),
+    "bottom_up 512 2x2": dict(mode="bottom_up", input_size=512, tiles=(2, 2), coarse_size=0),
+    "top_down thunder, 512 2x1": dict(
+        mode="top_down", single_model="thunder", tiles=(2, 1), coarse_size=0
+    ),
+    "top_down lightning, 512 2x1": dict(
+        mode="top_down", single_model="lightning", tiles=(2, 1), coarse_size=0
+    ),
+    "top_down thunder, 768 1x1": dict(
+        mode="top_down", input_size=768, tiles=(1, 1), coarse_size=0
+    ),
 }
 
 
@@ -101,7 +114,7 @@ def bench_flip(threads: int) -> None:
         "| people found in one orientation only |\n"
     )
     sys.stdout.write("|---|---|---|---|---|---|\n")
-    for label in ("bottom_up 512 2x1 (default)", "top_down thunder, 512 2x1",
+    for label in ("bottom_up shipped (coarse 192 + fine for 64 px)", "top_down thunder, 512 2x1",
                   "top_down lightning, 512 2x1"):  # fmt: skip
         det = load_detector(threads=threads, **CONFIGS[label])
         errs: list[float] = []
@@ -200,9 +213,57 @@ def bench_tracking(video: Path, start: int, stop: int, threads: int, fps: float)
     )
 
 
+EVAL_CONFIGS: dict[str, dict] = {
+    "**shipped: coarse 192 + fine for 64 px people**": dict(),
+    "before: 2x1 tiles of 512, no coarse pass": dict(tiles=(2, 1), coarse_size=0),
+    "whole image once, 512": dict(tiles=(1, 1), coarse_size=0),
+    "coarse 256 + fine for 64 px": dict(coarse_size=256),
+    "coarse 192 + fine for 48 px": dict(min_person_px=48),
+    "coarse 192 + fine for 80 px": dict(min_person_px=80),
+    "coarse 192 + fine for 100 px (fast)": dict(min_person_px=100),
+    "top_down lightning, shipped scales": dict(mode="top_down", single_model="lightning"),
+}
+#: 640x480 frames for frames/s: the four vtest frames resized, and basketball1.
+SPEED_FRAMES = [*FRAMES, "eval/basketball1.jpg"]
+
+
+def bench_eval(threads: int, repeats: int) -> None:
+    frames = load_labels(ROOT / "test" / "data" / "eval" / "labels.json")
+    images = [read_rgb(f.path) for f in frames]
+    speed = [cv2.resize(read_rgb(ROOT / "test" / "data" / n), (640, 480)) for n in SPEED_FRAMES]
+    bins = " | ".join(f"recall {b}" for b in BIN_NAMES)
+    sys.stdout.write(
+        f"| configuration | {bins} | recall, less than half visible | false people / frame "
+        "| 640x480 frames/s (wall, median) | CPU ms / frame |\n"
+    )
+    sys.stdout.write("|---" * (len(BIN_NAMES) + 5) + "|\n")
+    for label, cfg in EVAL_CONFIGS.items():
+        det = load_detector(threads=threads, **cfg)
+        score = Score()
+        for frame, img in zip(frames, images, strict=True):
+            score_frame(score, det.detect(img), frame.people)
+        times, cpu = [], []
+        for img in speed:
+            det.detect(img)
+            for _ in range(repeats):
+                t0, c0 = time.perf_counter(), time.process_time()
+                det.detect(img)
+                times.append(time.perf_counter() - t0)
+                cpu.append(1e3 * (time.process_time() - c0))
+        cells = " | ".join(
+            f"{score.recall(b):.2f} ({score.found[b]}/{score.total[b]})" for b in BIN_NAMES
+        )
+        sys.stdout.write(
+            f"| {label} | {cells} | {score.partial_found}/{score.partial_total} "
+            f"| {score.false_per_frame:.2f} ({score.false_people}/{score.frames}) "
+            f"| {1 / statistics.median(times):.1f} | {statistics.median(cpu):.0f} |\n"
+        )
+        sys.stdout.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=("counts", "flip", "tracking"), default=None)
+    parser.add_argument("--only", choices=("counts", "flip", "tracking", "eval"), default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
@@ -218,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_flip(args.threads)
     if args.only in (None, "tracking"):
         bench_tracking(args.video, args.start, args.stop, args.threads, args.fps)
+    if args.only in (None, "eval"):
+        bench_eval(args.threads, args.repeats)
     return 0
 
 

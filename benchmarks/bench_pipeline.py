@@ -1,11 +1,11 @@
 """Full pipeline frames/s at 640x480: ``python benchmarks/bench_pipeline.py``.
 
-Detector (MoveNet MultiPose, the shipped default: 2x1 tiles of 512 px; ``--tiles``,
-``--input-size`` for others) -> tracker -> lifter
-(K = 50 by default, the node's default) -> placement, on the 150-frame vtest clip
-(``demo/vtest_600_750.mp4``, about 7 pedestrians a frame) resized to 640x480, through
-:meth:`Pipeline.process`, one frame at a time (what the node does). Reports frames/s and the
-per-stage median from ``FrameResult.timings_ms``; ``--json`` writes them too.
+Detector (MoveNet MultiPose, the shipped default: a 192 px whole-image pass + a fine pass for
+64 px people; ``--min-person-px``, ``--coarse-size``, ``--tiles``, ``--input-size`` for
+others) -> tracker -> lifter (K = 50 by default, the node's default) -> placement, on the
+150-frame vtest clip (``demo/vtest_600_750.mp4``, about 7 pedestrians a frame) resized to
+640x480, through :meth:`Pipeline.process`, one frame at a time (what the node does). Reports
+frames/s and the per-stage median from ``FrameResult.timings_ms``; ``--json`` writes them too.
 
     .venv/bin/python benchmarks/bench_pipeline.py --lifter-backend auto --frames 60
     python benchmarks/bench_pipeline.py --lifter-backend tensorrt --detector-backend tensorrt
@@ -56,7 +56,13 @@ def read_frames(path: Path, n: int, size: tuple[int, int]) -> list[np.ndarray]:
 
 def run(args) -> dict:
     tiles = tuple(int(v) for v in args.tiles.split("x"))
-    detector = load_detector(threads=args.threads, input_size=args.input_size, tiles=tiles)
+    detector = load_detector(
+        threads=args.threads,
+        input_size=args.input_size,
+        tiles=tiles,
+        coarse_size=args.coarse_size,
+        min_person_px=args.min_person_px,
+    )
     detector = use_detector_backend(detector, args.detector_backend, args.threads)
     lifter = load_backend_lifter(
         backend=args.lifter_backend, device=args.device, threads=args.threads
@@ -89,7 +95,8 @@ def run(args) -> dict:
         "lifter_backend": lifter.backend,
         "detector_backend": active_backend(detector),
         "detector_backend_asked": args.detector_backend,
-        "tiling": f"{args.tiles} x {args.input_size} px",
+        "tiling": f"{args.tiles} x {args.input_size} px, coarse {args.coarse_size}, "
+        f"min person {args.min_person_px} px",
         "frames": len(frames),
         "size": f"{w}x{h}",
         "k": args.k,
@@ -106,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detector-backend", default="onnxruntime-cpu", choices=DETECTOR_BACKENDS)
     parser.add_argument("--device", default="cpu", help="lifter.device for torch/onnxruntime")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--tiles", default="2x1", help="detector tiles, cols x rows")
+    parser.add_argument("--tiles", default="0x0", help="fine tiles, cols x rows; 0x0 = planned")
+    parser.add_argument("--coarse-size", type=int, default=192, help="coarse pass px; 0 = off")
+    parser.add_argument("--min-person-px", type=float, default=64.0, help="smallest person px")
     parser.add_argument("--input-size", type=int, default=512, help="detector px per tile")
     parser.add_argument("--k", type=int, default=50)
     parser.add_argument("--frames", type=int, default=60)

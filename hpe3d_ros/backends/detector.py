@@ -20,9 +20,10 @@ from hpe3d_ros.backends.base import BackendUnavailable
 LOG = logging.getLogger(__name__)
 
 DETECTOR_BACKENDS = ("onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-tensorrt", "tensorrt")
-#: MultiPose inputs (W x H, padded to 32) of the default 2x1 tiles of 512 px on 640x480 and
-#: 1280x720 images, and of a 512 px single pass: the engine's optimisation profile.
-DEFAULT_SIZES = ((416, 512), (512, 512), (512, 384))
+#: MultiPose inputs (W x H, padded to 32) of 2x1 tiles of 512 px on 640x480 and 1280x720
+#: images, of a 512 px single pass, and of the 192 px coarse whole-image pass on 16:9 images
+#: (the smallest input the shipped detector runs): the engine's optimisation profile.
+DEFAULT_SIZES = ((416, 512), (512, 512), (512, 384), (192, 128))
 
 
 def open_backend_session(
