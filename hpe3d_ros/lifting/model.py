@@ -23,10 +23,12 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from hpe3d_ros.lifting.normalize import N_FEATURES
+from hpe3d_ros.lifting.gcn import GraphEncoder
+from hpe3d_ros.lifting.normalize import N_FEATURES, N_NOISE_FEATURES
 
 N_OUT = 16 * 3
-ARCHITECTURES = ("baseline", "cvae", "xvae")
+ARCHITECTURES = ("baseline", "cvae", "xvae", "bodyvae")
+ENCODERS = ("mlp", "gcn")
 
 
 @dataclass
@@ -44,6 +46,16 @@ class ModelConfig:
     dec_width: int = 256  # per-hypothesis decoder width
     dec_blocks: int = 1
     prior: str = "learned"  # cvae: "learned" p(z|2D) or "standard" N(0, I)
+    noise_input: bool = False  # features carry the 2D noise level (normalize.prepare_inputs)
+    encoder: str = "mlp"  # 2D encoder / baseline body: "mlp" (Martinez trunk) or "gcn"
+    gcn_channels: int = 128  # gcn: channels per joint
+    gcn_blocks: int = 3  # gcn: residual blocks of two graph convolutions
+
+    def __post_init__(self) -> None:
+        if self.noise_input and self.n_in == N_FEATURES:
+            self.n_in = N_FEATURES + N_NOISE_FEATURES
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {self.encoder!r}; one of {ENCODERS}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -74,6 +86,13 @@ def trunk(n_in: int, width: int, n_blocks: int, dropout: float) -> nn.Sequential
     layers = [nn.Linear(n_in, width), nn.BatchNorm1d(width), nn.ReLU(), nn.Dropout(dropout)]
     layers += [ResBlock(width, dropout) for _ in range(n_blocks)]
     return nn.Sequential(*layers)
+
+
+def make_encoder(cfg: ModelConfig) -> nn.Module:
+    """The 2D encoder named by ``cfg.encoder``: features (N, n_in) -> (N, cfg.width)."""
+    if cfg.encoder == "gcn":
+        return GraphEncoder(cfg.n_in, cfg.gcn_channels, cfg.gcn_blocks, cfg.width, cfg.dropout)
+    return trunk(cfg.n_in, cfg.width, cfg.n_blocks, cfg.dropout)
 
 
 class SplitDecoder(nn.Module):
@@ -146,7 +165,7 @@ class MartinezBaseline(LifterBase):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
-        self.body = trunk(cfg.n_in, cfg.width, cfg.n_blocks, cfg.dropout)
+        self.body = make_encoder(cfg)
         self.head = nn.Linear(cfg.width, cfg.n_out)
 
     def encode(self, feats: torch.Tensor) -> torch.Tensor:
@@ -183,7 +202,7 @@ class CVAELifter(_LatentLifter):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
         self.cond_net = nn.Sequential(
-            trunk(cfg.n_in, cfg.width, cfg.n_blocks, cfg.dropout),
+            make_encoder(cfg),
             nn.Linear(cfg.width, cfg.cond_dim),
             nn.ReLU(),
         )
@@ -335,7 +354,14 @@ class CrossModalVAE(_LatentLifter):
 
 def build_model(cfg: ModelConfig) -> LifterBase:
     """The network named by ``cfg.arch``."""
-    classes = {"baseline": MartinezBaseline, "cvae": CVAELifter, "xvae": CrossModalVAE}
+    from hpe3d_ros.lifting.body_model import BodyCVAE  # subclasses CVAELifter
+
+    classes = {
+        "baseline": MartinezBaseline,
+        "cvae": CVAELifter,
+        "xvae": CrossModalVAE,
+        "bodyvae": BodyCVAE,
+    }
     if cfg.arch not in classes:
         raise ValueError(f"unknown lifter architecture {cfg.arch!r}; one of {ARCHITECTURES}")
     return classes[cfg.arch](cfg)

@@ -20,6 +20,11 @@ import numpy as np
 N_JOINTS = 17
 #: Features per person: 17x2 centred/scaled keypoints, 17 mask, 17 confidence, ray (3), log-scale.
 N_FEATURES = N_JOINTS * 4 + 4
+#: Noise-aware lifters add the 2D noise level: 17 per-joint values and a "given" flag.
+N_NOISE_FEATURES = N_JOINTS + 1
+_NOISE_REL_MIN, _NOISE_REL_CENTRE, _NOISE_REL_SCALE = 1e-3, 0.02, 1.5
+#: The noise-level feature of exact 2D (noise std 0, floored at _NOISE_REL_MIN).
+EXACT_NOISE_LEVEL = float(np.log(_NOISE_REL_MIN / _NOISE_REL_CENTRE) / _NOISE_REL_SCALE)
 DEFAULT_CONF_THRESHOLD = 0.2
 _MIN_SPREAD = 1e-4
 _LOG_SPREAD_CENTRE, _LOG_SPREAD_SCALE = -3.0, 1.5
@@ -57,6 +62,8 @@ def prepare_inputs(
     kp_norm: np.ndarray,
     confidence: np.ndarray,
     threshold: float = DEFAULT_CONF_THRESHOLD,
+    noise_std: np.ndarray | None = None,
+    noise_features: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints (N, 17, 2) normalised coords + confidence (N, 17) -> features, rotations.
 
@@ -64,6 +71,11 @@ def prepare_inputs(
     rotation from the camera frame to each person's virtual camera. NaN/inf coordinates or
     confidences, and confidences below ``threshold``, mark a joint missing; the features are
     always finite.
+
+    ``noise_features`` (noise-aware lifters) appends :data:`N_NOISE_FEATURES` numbers: per
+    joint the log of the 2D noise std relative to the person's RMS spread, and a flag "noise
+    level given". ``noise_std``: (N, 17) or (N,) std of the 2D noise in the units of
+    ``kp_norm`` (pixels / focal length); None, or NaN in a row, = not known (flag 0).
     """
     kp_norm = np.asarray(kp_norm, dtype=np.float64).reshape(-1, N_JOINTS, 2)
     confidence = np.asarray(confidence, dtype=np.float64).reshape(-1, N_JOINTS)
@@ -94,7 +106,24 @@ def prepare_inputs(
         ],
         axis=1,
     )
+    if noise_features:
+        feats = np.concatenate([feats, noise_level_features(noise_std, valid, spread)], axis=1)
     return feats.astype(np.float32), R
+
+
+def noise_level_features(
+    noise_std: np.ndarray | None, valid: np.ndarray, spread: np.ndarray
+) -> np.ndarray:
+    """(N, 17) or (N,) noise std (normalised units; None/NaN = unknown) -> (N, 18) features."""
+    n = len(valid)
+    if noise_std is None:
+        return np.zeros((n, N_NOISE_FEATURES))
+    std = np.broadcast_to(np.asarray(noise_std, dtype=np.float64).reshape(n, -1), (n, N_JOINTS))
+    given = np.isfinite(std).all(axis=1)
+    rel = np.where(np.isfinite(std), np.abs(std), 0.0) / spread[:, None]
+    level = np.log(np.maximum(rel, _NOISE_REL_MIN) / _NOISE_REL_CENTRE) / _NOISE_REL_SCALE
+    level = np.where(valid & given[:, None], np.clip(level, -3.0, 3.0), 0.0)
+    return np.concatenate([level, given[:, None].astype(np.float64)], axis=1)
 
 
 def to_virtual(points_cam: np.ndarray, R: np.ndarray) -> np.ndarray:

@@ -135,22 +135,36 @@ class Lifter:
 
     # ------------------------------------------------------------------ public API
     def sample(
-        self, keypoints_norm: np.ndarray, confidence: np.ndarray, k: int, seed: int | None = None
+        self,
+        keypoints_norm: np.ndarray,
+        confidence: np.ndarray,
+        k: int,
+        seed: int | None = None,
+        noise_std: np.ndarray | float | None = None,
     ) -> np.ndarray:
         """K hypotheses per person: (N, 17, 2) normalised coords, (N, 17) -> (N, k, 17, 3).
 
         Root-relative metres in the camera frame (x right, y down, z forward), root at 0.
         ``seed`` makes the draw reproducible; the noise is :meth:`noise` ``(N, k, seed)``.
+        ``noise_std`` (optional): the 2D keypoints' noise standard deviation in the units of
+        ``keypoints_norm`` (pixels / focal length in pixels), a scalar, (N,) or (N, 17);
+        noise-aware lifters widen their hypotheses with it; None = unknown (the lifter
+        judges from the keypoints and confidences alone). Others ignore it.
         """
         n = np.asarray(keypoints_norm).reshape(-1, N_JOINTS, 2).shape[0]
-        return self.sample_with_noise(keypoints_norm, confidence, self.noise(n, k, seed))
+        noise = self.noise(n, k, seed)
+        return self.sample_with_noise(keypoints_norm, confidence, noise, noise_std)
 
     def noise(self, n: int, k: int, seed: int | None = None) -> np.ndarray:
         """The latent noise :meth:`sample` feeds the network: (n, k, latent_dim) float32."""
         return latent_noise(n, k, self.latent_dim, seed, self.latent_dof)
 
     def sample_with_noise(
-        self, keypoints_norm: np.ndarray, confidence: np.ndarray, noise: np.ndarray
+        self,
+        keypoints_norm: np.ndarray,
+        confidence: np.ndarray,
+        noise: np.ndarray,
+        noise_std: np.ndarray | float | None = None,
     ) -> np.ndarray:
         """As :meth:`sample` with explicit latent noise (N, k, latent_dim).
 
@@ -160,7 +174,7 @@ class Lifter:
         noise = np.asarray(noise, dtype=np.float32)
         if noise.ndim != 3 or noise.shape[2] != self.latent_dim:
             raise ValueError(f"noise must be (N, k, {self.latent_dim}), got {noise.shape}")
-        feats, R = self.features(keypoints_norm, confidence)
+        feats, R = self.features(keypoints_norm, confidence, noise_std)
         n, k = feats.shape[0], noise.shape[1]
         if noise.shape[0] != n:
             raise ValueError(f"noise is for {noise.shape[0]} people, keypoints for {n}")
@@ -174,14 +188,27 @@ class Lifter:
         return np.nan_to_num(poses, nan=0.0, posinf=0.0, neginf=0.0)
 
     def features(
-        self, keypoints_norm: np.ndarray, confidence: np.ndarray
+        self,
+        keypoints_norm: np.ndarray,
+        confidence: np.ndarray,
+        noise_std: np.ndarray | float | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The graph's per-person inputs: ``features`` (N, F) float32, ``rotation`` (N, 3, 3).
 
-        (N, 17, 2) normalised coordinates and (N, 17) confidences, as :meth:`sample` takes
-        them; see :func:`~hpe3d_ros.lifting.normalize.prepare_inputs`.
+        (N, 17, 2) normalised coordinates, (N, 17) confidences and the optional noise level,
+        as :meth:`sample` takes them; see :func:`~hpe3d_ros.lifting.normalize.prepare_inputs`.
         """
-        return prepare_inputs(keypoints_norm, confidence, self.conf_threshold)
+        n = np.asarray(keypoints_norm).reshape(-1, N_JOINTS, 2).shape[0]
+        if noise_std is not None:
+            noise_std = np.broadcast_to(
+                np.asarray(noise_std, dtype=np.float64).reshape(-1, 1)
+                if np.ndim(noise_std) <= 1
+                else np.asarray(noise_std, dtype=np.float64),
+                (n, N_JOINTS),
+            )
+        return prepare_inputs(
+            keypoints_norm, confidence, self.conf_threshold, noise_std, self.cfg.noise_input
+        )
 
     def _run(self, feats: np.ndarray, noise: np.ndarray | None, rot: np.ndarray) -> np.ndarray:
         """The network graph (:class:`LifterGraph`) in torch: -> (N, K, 17, 3) camera frame.

@@ -1,0 +1,160 @@
+"""Lifter v2: a conditional VAE whose K hypotheses share one estimated body.
+
+Per person (once): the 2D encoder (MLP or graph network) gives a code ``c``; a length
+head maps ``c`` to 16 bone lengths inside the hard limits of
+:data:`~hpe3d_ros.lifting.body.BONE_LIMITS_M`; the learned prior p(z | 2D) gives the latent
+mean and spread; a per-person temperature factor comes from the input's 2D noise level
+(:meth:`BodyCVAE.temperature_scale`, fitted on validation, 1 until calibrated).
+
+Per hypothesis: the split decoder maps (c, z) to 16 bone *directions* (normalised 3-vectors)
+and forward kinematics with the person's lengths gives the 16 non-root joints in metres,
+virtual camera frame. Every hypothesis therefore has exactly the same bone lengths; what
+varies is the pose. The output is already in metres, so the checkpoint's target statistics
+are mean 0, std 1 and :class:`~hpe3d_ros.lifting.graph.LifterGraph` stays as it is.
+
+For a temporal model (issue 17): :meth:`BodyCVAE.body` (lengths from a code) and
+:meth:`BodyCVAE.pose` (directions from code + z, forward kinematics) are separate, so a
+sequence encoder can estimate one body per *track* and decode per frame with the same
+decoder.
+
+Loss (training): the CVAE terms of :class:`~hpe3d_ros.lifting.model.CVAELifter` (posterior
+reconstruction, KL to the learned prior, prior-sample reconstruction, MPJPE of the mean of
+M prior samples, best of M) on the FK output, plus ``w_bone`` times the mean absolute bone
+length error (metres / sigma).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from hpe3d_ros.lifting.body import (
+    BONE_LIMITS_M,
+    N_BONES,
+    ancestor_matrix,
+    bone_lengths_t,
+    forward_kinematics,
+    unit,
+)
+from hpe3d_ros.lifting.model import CVAELifter, ModelConfig, _split_gaussian, gaussian_kl
+from hpe3d_ros.lifting.normalize import EXACT_NOISE_LEVEL, N_FEATURES, N_JOINTS
+
+#: Typical adult bone lengths (m), the length head's starting point (median of real CMU
+#: skeletons' bones; any value inside the limits would do).
+TYPICAL_BONES_M = np.array(
+    [0.088, 0.42, 0.43, 0.088, 0.42, 0.43, 0.225, 0.225, 0.265, 0.11, 0.198, 0.29, 0.195,
+     0.198, 0.29, 0.195]
+)  # fmt: skip
+#: Knots of the per-condition temperature: the mean noise-level feature of the visible
+#: joints (log of noise / spread, see normalize.noise_level_features), from exact 2D (the
+#: first knot) up in steps of 0.5 (a factor 2.1 in noise relative to the person's size).
+CALIB_KNOTS = EXACT_NOISE_LEVEL + np.arange(8) * 0.5
+
+
+class BodyCVAE(CVAELifter):
+    """CVAE with a shared per-person skeleton and forward-kinematics decoder (module doc)."""
+
+    outputs_metres = True
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__(cfg)
+        self.length_head = nn.Linear(cfg.cond_dim, N_BONES)
+        lo, hi = BONE_LIMITS_M[:, 0], BONE_LIMITS_M[:, 1]
+        self.register_buffer("len_lo", torch.tensor(lo, dtype=torch.float32))
+        self.register_buffer("len_span", torch.tensor(hi - lo, dtype=torch.float32))
+        self.register_buffer("ancestors", torch.tensor(ancestor_matrix(), dtype=torch.float32))
+        with torch.no_grad():
+            frac = (TYPICAL_BONES_M - lo) / (hi - lo)
+            self.length_head.bias.copy_(torch.tensor(np.log(frac / (1 - frac))))
+            self.length_head.weight.mul_(0.1)
+        # per-condition temperature factors (training.calibrate fits them; 1 = as trained)
+        self.register_buffer("calib_knots", torch.tensor(CALIB_KNOTS, dtype=torch.float32))
+        self.register_buffer("calib_values", torch.ones(len(CALIB_KNOTS)))
+        self.register_buffer("calib_unknown", torch.ones(1))
+
+    # ----------------------------------------------------------------- per person
+    def body(self, c: torch.Tensor) -> torch.Tensor:
+        """Per-person code (N, C) -> (N, 16) bone lengths in metres, within the limits."""
+        return self.len_lo + self.len_span * torch.sigmoid(self.length_head(c))
+
+    def temperature_scale(self, feats: torch.Tensor) -> torch.Tensor:
+        """(N, F) features -> (N,) factor on the temperature for the input's noise level.
+
+        Piecewise linear in the mean noise-level feature over the knots when the noise level
+        is given, ``calib_unknown`` when it is not; all ones for lifters without noise input.
+        """
+        if not self.cfg.noise_input:
+            return feats.new_ones(feats.shape[0])
+        j = N_JOINTS
+        valid = feats[:, 2 * j : 3 * j]
+        level = feats[:, N_FEATURES : N_FEATURES + j]
+        given = feats[:, N_FEATURES + j]
+        x = (level * valid).sum(1) / valid.sum(1).clamp_min(1.0)
+        knots = self.calib_knots
+        step = knots[1] - knots[0]
+        x = x.clamp(knots[0], knots[-1])
+        w = torch.relu(1.0 - (x[:, None] - knots[None, :]).abs() / step)
+        known = (w * self.calib_values).sum(1)
+        return given * known + (1.0 - given) * self.calib_unknown
+
+    def encode(self, feats: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        c = self.cond_net(feats)
+        mu, logvar = self._prior(c)
+        return c, mu, logvar, self.body(c), self.temperature_scale(feats)
+
+    # ----------------------------------------------------------------- per hypothesis
+    def pose(self, c: torch.Tensor, z: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Code (N, C), latents (N, K, L), lengths (N, 16) -> (N, K, 48) joints in metres."""
+        directions = unit(self.decoder(c, z).unflatten(-1, (N_BONES, 3)))
+        return forward_kinematics(lengths, directions, self.ancestors).flatten(-2)
+
+    def decode(self, cond: tuple, eps: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        c, mu, logvar, lengths, t_scale = cond
+        scale = temperature * t_scale[:, None, None] * (0.5 * logvar).exp()[:, None]
+        return self.pose(c, mu[:, None] + scale * eps, lengths)
+
+    # ----------------------------------------------------------------- training
+    def losses(
+        self,
+        feats: torch.Tensor,
+        target: torch.Tensor,
+        beta: float = 1.0,
+        alpha: float = 0.2,
+        sigma_m: float = 0.05,
+        w_mean: float = 0.0,
+        n_mean: int = 8,
+        w_best: float = 0.0,
+        w_bone: float = 10.0,
+        **_: float,
+    ) -> dict:
+        """As :meth:`CVAELifter.losses` on the FK output, plus the bone-length term."""
+        c = self.cond_net(feats)
+        mu_p, logvar_p = self._prior(c)
+        lengths = self.body(c)
+        mu_q, logvar_q = _split_gaussian(self.posterior(torch.cat([feats, target], -1)))
+        z_q = mu_q + (0.5 * logvar_q).exp() * torch.randn_like(mu_q)
+        pred_q = self.pose(c, z_q[:, None], lengths)[:, 0]
+        eps = torch.randn(mu_p.shape[0], max(1, n_mean), mu_p.shape[1], device=mu_p.device)
+        z_p = mu_p[:, None] + (0.5 * logvar_p).exp()[:, None] * eps
+        pred_p = self.pose(c, z_p, lengths)  # (N, M, 48) prior samples
+        inv2s2 = 0.5 / sigma_m**2
+        rec_q = inv2s2 * self.sq_err_m(pred_q, target).mean()
+        rec_p = inv2s2 * self.sq_err_m(pred_p, target[:, None]).mean()
+        kl = gaussian_kl(mu_q, logvar_q, mu_p, logvar_p).mean()
+        mean_err = self.mpjpe_m(pred_p.mean(1), target).mean()
+        bone_err = (lengths - bone_lengths_t(target.unflatten(-1, (N_BONES, 3)))).abs().mean()
+        loss = (1.0 - alpha) * (rec_q + beta * kl) + alpha * rec_p
+        loss = loss + (w_mean * mean_err + w_bone * bone_err) / sigma_m
+        if w_best:
+            best_err = self.mpjpe_m(pred_p, target[:, None]).min(1).values.mean()
+            loss = loss + w_best * best_err / sigma_m
+        return {
+            "loss": loss,
+            "rec_q": rec_q,
+            "rec_p": rec_p,
+            "kl": kl,
+            "bone_m": bone_err,
+            "mpjpe_m": self.mpjpe_m(pred_q, target).mean(),
+            "mpjpe_mean_of_m_m": mean_err,
+        }

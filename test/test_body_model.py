@@ -1,0 +1,125 @@
+"""Lifter v2 network: one body per person (bone limits, forward kinematics), noise-aware
+features, per-condition temperature, graph encoder, export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hpe3d_ros.lifting import load_lifter
+from hpe3d_ros.lifting.body import (
+    BONE_LIMITS_M,
+    MAX_BONE_M,
+    ancestor_matrix,
+    bone_lengths_t,
+    forward_kinematics,
+)
+from hpe3d_ros.lifting.body_model import CALIB_KNOTS
+from hpe3d_ros.lifting.gcn import GraphEncoder, skeleton_adjacency
+from hpe3d_ros.lifting.model import ModelConfig, build_model
+from hpe3d_ros.lifting.normalize import N_FEATURES, N_NOISE_FEATURES, prepare_inputs
+from hpe3d_ros.lifting.runtime import make_checkpoint
+from hpe3d_ros.skeleton import H36M_PARENTS
+
+
+def _people(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    kp = rng.uniform(-0.4, 0.4, size=(n, 1, 2)) + rng.normal(0.0, 0.05, size=(n, 17, 2))
+    return kp, rng.uniform(0.4, 1.0, size=(n, 17))
+
+
+def _body_lifter(tmp_path, encoder: str = "mlp", noise_input: bool = True):
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        arch="bodyvae", encoder=encoder, noise_input=noise_input, width=32, n_blocks=1,
+        cond_dim=16, latent_dim=4, dec_width=16, gcn_channels=8, gcn_blocks=1,
+    )  # fmt: skip
+    model = build_model(cfg)
+    path = tmp_path / f"body_{encoder}.pt"
+    torch.save(make_checkpoint(model, np.zeros(48), 0.2, temperature=2.0, latent_dof=4.0), path)
+    return load_lifter(path), model
+
+
+def test_forward_kinematics_matches_the_joint_tree():
+    rng = np.random.default_rng(0)
+    lengths = torch.tensor(rng.uniform(0.1, 0.5, size=(3, 16)))
+    dirs = torch.tensor(rng.normal(size=(3, 2, 16, 3)))
+    dirs = dirs / dirs.norm(dim=-1, keepdim=True)
+    joints = forward_kinematics(lengths, dirs, torch.tensor(ancestor_matrix()))
+    full = torch.cat([torch.zeros(3, 2, 1, 3, dtype=joints.dtype), joints], dim=2)
+    for j in range(1, 17):  # each joint = its parent + its own bone vector
+        expect = full[:, :, H36M_PARENTS[j]] + lengths[:, None, j - 1, None] * dirs[:, :, j - 1]
+        torch.testing.assert_close(full[:, :, j], expect)
+    torch.testing.assert_close(bone_lengths_t(joints), lengths[:, None].expand(3, 2, 16))
+
+
+@pytest.mark.parametrize("encoder", ["mlp", "gcn"])
+def test_every_hypothesis_has_the_same_body_within_the_limits(tmp_path, encoder):
+    lifter, _ = _body_lifter(tmp_path, encoder)
+    kp, conf = _people(6)
+    kp[0] *= 40.0  # absurd inputs still give bodies inside the limits
+    hyps = lifter.sample(kp, conf, k=64, seed=0)
+    assert hyps.shape == (6, 64, 17, 3) and np.isfinite(hyps).all()
+    assert np.all(hyps[:, :, 0] == 0.0)
+    bones = bone_lengths_t(torch.from_numpy(hyps[:, :, 1:])).numpy()
+    assert bones.std(axis=1).max() < 1e-5  # one skeleton for all K hypotheses
+    assert (bones >= BONE_LIMITS_M[:, 0] - 1e-5).all()
+    assert (bones <= BONE_LIMITS_M[:, 1] + 1e-5).all() and bones.max() <= MAX_BONE_M + 1e-5
+    assert hyps[:, :, 1:].std(axis=1).mean() > 1e-3  # the poses differ
+
+
+def test_noise_features_given_unknown_and_levels():
+    kp, conf = _people(3)
+    plain, _ = prepare_inputs(kp, conf)
+    feats, _ = prepare_inputs(kp, conf, 0.2, np.array([[0.001] * 17, [np.nan] * 17, [0.0] * 17]),
+                              noise_features=True)  # fmt: skip
+    assert plain.shape[1] == N_FEATURES and feats.shape[1] == N_FEATURES + N_NOISE_FEATURES
+    np.testing.assert_array_equal(feats[:, :N_FEATURES], plain)
+    level, given = feats[:, N_FEATURES:-1], feats[:, -1]
+    np.testing.assert_array_equal(given, [1.0, 0.0, 1.0])
+    assert (level[1] == 0).all()  # unknown: no level
+    assert (level[2] == level[2, 0]).all() and level[2, 0] == pytest.approx(CALIB_KNOTS[0])
+    assert level[0].mean() > level[2].mean()  # noisier input, higher level
+    none, _ = prepare_inputs(kp, conf, 0.2, None, noise_features=True)
+    assert (none[:, N_FEATURES:] == 0).all()
+
+
+def test_noise_level_and_calibration_widen_the_hypotheses(tmp_path):
+    lifter, model = _body_lifter(tmp_path)
+    kp, conf = _people(4)
+    model.calib_values.copy_(torch.linspace(0.5, 3.0, len(CALIB_KNOTS)))
+    model.calib_unknown.fill_(1.7)
+    exact, _ = prepare_inputs(kp, conf, 0.2, np.zeros((4, 17)), noise_features=True)
+    noisy, _ = prepare_inputs(kp, conf, 0.2, np.full((4, 17), 0.05), noise_features=True)
+    unknown, _ = prepare_inputs(kp, conf, 0.2, None, noise_features=True)
+    t = [model.temperature_scale(torch.from_numpy(f)) for f in (exact, noisy, unknown)]
+    torch.testing.assert_close(t[0], torch.full((4,), 0.5))
+    assert (t[1] > 2.0).all()
+    torch.testing.assert_close(t[2], torch.full((4,), 1.7))
+    # the runtime accepts a scalar, (N,) or (N, 17) noise std
+    a = lifter.features(kp, conf, 0.05)[0]
+    np.testing.assert_array_equal(a, lifter.features(kp, conf, np.full(4, 0.05))[0])
+    np.testing.assert_array_equal(a, lifter.features(kp, conf, np.full((4, 17), 0.05))[0])
+
+
+def test_graph_encoder_uses_the_skeleton_graph():
+    adj = skeleton_adjacency()
+    assert adj.sum() == 17 + 2 * 16 and (adj == adj.T).all()
+    enc = GraphEncoder(N_FEATURES + N_NOISE_FEATURES, channels=8, n_blocks=2, width=24,
+                       dropout=0.0).eval()  # fmt: skip
+    x = torch.randn(5, N_FEATURES + N_NOISE_FEATURES)
+    assert enc(x).shape == (5, 24)
+    conv = enc.inp.conv
+    a = torch.softmax(conv.edge_logits.masked_fill(~conv.mask, -1e4), -1)
+    assert (a[~adj] < 1e-6).all()  # messages only along skeleton edges
+
+
+@pytest.mark.parametrize("encoder", ["mlp", "gcn"])
+def test_onnx_export_reproduces_the_body_lifter(tmp_path, encoder):
+    pytest.importorskip("onnxruntime")
+    from hpe3d_ros.export import export_lifter, verify_lifter_onnx
+
+    lifter, _ = _body_lifter(tmp_path, encoder)
+    path = export_lifter(lifter, tmp_path / "lifter.onnx")
+    assert verify_lifter_onnx(lifter, path) < 1e-5
