@@ -21,7 +21,6 @@ import torch
 
 from hpe3d_ros import metrics
 from hpe3d_ros.lifting.runtime import Lifter, latent_noise
-from training.data import DEFAULT_DATA
 from training.run_config import TrainConfig, validation_set
 
 #: Student-t degrees of freedom tried by :func:`fit_calibration` (inf = Gaussian).
@@ -85,8 +84,6 @@ def calibrate(src: str | Path, dst: str | Path, k: int = 200, data: str | None =
     cfg = TrainConfig.from_dict(ck["train_config"])
     if data:
         cfg.data = data
-    elif not Path(cfg.data).is_file():  # trained on another machine
-        cfg.data = str(DEFAULT_DATA)
     val = validation_set(cfg)
     model = lifter.model
     fit = fit_calibration(

@@ -17,34 +17,20 @@ Pipeline per epoch (all vectorised numpy, seeded by the caller's ``Generator``):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
 from hpe3d_ros.camera import CameraModel
 from hpe3d_ros.lifting.normalize import prepare_inputs, to_virtual
 from hpe3d_ros.skeleton import H36M_PARENTS
+from training.bodies import BONE_GROUPS, retarget, sample_lengths
+from training.mocap import DATA_DIR, DEFAULT_DATA, SPLITS, load_mocap, split_indices
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
-DEFAULT_DATA = DATA_DIR / "cmu_h36m17_30fps.npz"
-TEST_SUBJECTS = (8, 13, 16, 131)
-#: Held out of training (from the training subjects) for early stopping and temperature fits.
-VAL_SUBJECTS = (9, 14)
+__all__ = ["DATA_DIR", "DEFAULT_DATA", "generate", "load_mocap", "split_indices"]
+VAL_SUBJECTS, TEST_SUBJECTS = SPLITS["v1"]
 _RETRIES = 4
 _FLIP = np.array([0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 14, 15, 16, 11, 12, 13])
 _PARENTS = np.array(H36M_PARENTS)
-# Bone groups for length augmentation: (child joints); left/right share one factor.
-_BONE_GROUPS = {
-    "hip_width": (1, 4),
-    "thigh": (2, 5),
-    "shin": (3, 6),
-    "torso": (7, 8),
-    "neck": (9,),
-    "head": (10,),
-    "clavicle": (11, 14),
-    "upper_arm": (12, 15),
-    "forearm": (13, 16),
-}
 
 
 @dataclass
@@ -69,30 +55,60 @@ class AugmentConfig:
     lower_body_drop_prob: float = 0.07
     conf_range: tuple[float, float] = (0.3, 1.0)
     n_intrinsics: int = 48  # distinct camera models per generated batch
+    # Lifter v2 (defaults = v1 behaviour, so older checkpoints rebuild their data exactly):
+    body_model: str = "scaled"  # "scaled": rig bodies x factors; "sampled": training.bodies
+    real_body_prob: float = 0.6  # sampled: template is a real CMU skeleton (else a rig)
+    stature_log_std: float = 0.05
+    group_log_std: float = 0.06
+    bone_log_std: float = 0.015
+    head_exponent: float = 0.3
+    noise_frac_log: bool = False  # draw noise_frac log-uniformly (else uniformly)
+    noise_px_max: float = 0.0  # >0: noise floor ~ U(noise_px_min, noise_px_max) px
+    exact_prob: float = 0.0  # fraction of people with exact 2D (no jitter, no gross errors)
+    noise_known_prob: float = 1.0  # noise-aware lifters: noise level given (else unknown)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def load_mocap(path: str | Path = DEFAULT_DATA) -> dict[str, np.ndarray]:
-    """The mocap npz as a dict: ``poses`` (N, 17, 3) metres Z up, ``subject``, ``sequence``."""
-    with np.load(path, allow_pickle=False) as d:
-        return {k: d[k] for k in ("poses", "subject", "sequence", "source")}
-
-
-def split_indices(subject: np.ndarray, part: str) -> np.ndarray:
-    """Row indices of ``part`` in {"train", "val", "train_all", "test"} (subject split)."""
-    test = np.isin(subject, TEST_SUBJECTS)
-    val = np.isin(subject, VAL_SUBJECTS)
-    masks = {"test": test, "val": val, "train": ~test & ~val, "train_all": ~test}
-    if part not in masks:
-        raise ValueError(f"unknown split {part!r}")
-    return np.flatnonzero(masks[part])
-
-
 # ---------------------------------------------------------------------- body augmentation
-def augment_bodies(poses: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    """(N, 17, 3) world poses -> new bodies: thorax shift, bone scales, mirror, random yaw."""
+def augment_bodies(
+    poses: np.ndarray,
+    cfg: AugmentConfig,
+    rng: np.random.Generator,
+    templates: dict[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """(N, 17, 3) world poses -> new bodies (``cfg.body_model``), mirror, random yaw.
+
+    ``"scaled"``: thorax shift, bone-group and global scale factors on the captured body.
+    ``"sampled"``: the motion retargeted onto bone lengths drawn around ``templates``
+    (:mod:`training.bodies`).
+    """
+    n = len(poses)
+    if cfg.body_model == "sampled":
+        if not templates:
+            raise ValueError("body_model 'sampled' needs body templates")
+        lengths = sample_lengths(
+            templates,
+            n,
+            rng,
+            cfg.real_body_prob,
+            cfg.stature_log_std,
+            cfg.group_log_std,
+            cfg.bone_log_std,
+            cfg.head_exponent,
+        )
+        out = retarget(poses, lengths)
+        out[..., :2] -= out[:, :1, :2]
+    elif cfg.body_model == "scaled":
+        out = _scale_bodies(poses, cfg, rng)
+    else:
+        raise ValueError(f"unknown body_model {cfg.body_model!r}")
+    return _mirror_and_turn(out, cfg, rng)
+
+
+def _scale_bodies(poses: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """v1 body augmentation: thorax shift, bone-group and global scale factors."""
     n = len(poses)
     p = poses.astype(np.float64).copy()
     # Thorax definition differs between rigs by ~0.2 m along the spine: move thorax + spine.
@@ -101,7 +117,7 @@ def augment_bodies(poses: np.ndarray, cfg: AugmentConfig, rng: np.random.Generat
     p[:, 7] = 0.5 * (p[:, 0] + p[:, 8])
     vec = p - p[:, _PARENTS.clip(0)]  # bone vectors (root row meaningless)
     scale = np.ones((n, 17))
-    for joints in _BONE_GROUPS.values():
+    for joints in BONE_GROUPS.values():
         f = np.exp(rng.normal(0.0, cfg.bone_scale_std, size=(n, 1)))
         scale[:, list(joints)] = f * np.exp(
             rng.normal(0.0, cfg.bone_asym_std, size=(n, len(joints)))
@@ -112,6 +128,12 @@ def augment_bodies(poses: np.ndarray, cfg: AugmentConfig, rng: np.random.Generat
     out[:, 0, :2] = 0.0
     for j in range(1, 17):  # parents precede children in H36M order
         out[:, j] = out[:, _PARENTS[j]] + scale[:, j : j + 1] * vec[:, j]
+    return out
+
+
+def _mirror_and_turn(out: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator):
+    """Left/right mirror (``mirror_prob``) and a uniform random yaw, in place."""
+    n = len(out)
     flip = rng.random(n) < cfg.mirror_prob
     out[flip] = out[flip][:, _FLIP] * np.array([-1.0, 1.0, 1.0])
     yaw = rng.uniform(-np.pi, np.pi, size=n)
@@ -119,7 +141,6 @@ def augment_bodies(poses: np.ndarray, cfg: AugmentConfig, rng: np.random.Generat
     x, y = out[..., 0].copy(), out[..., 1].copy()
     out[..., 0] = c[:, None] * x - s[:, None] * y
     out[..., 1] = s[:, None] * x + c[:, None] * y
-    # Stand on the ground: lowest ankle height as in the source frame (jumps keep their air).
     return out
 
 
@@ -178,10 +199,13 @@ def observe(
     cam_idx: np.ndarray,
     cfg: AugmentConfig,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Optical-frame joints (N, 17, 3) -> detector-like (kp_norm (N, 17, 2), conf (N, 17))."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Optical-frame joints (N, 17, 3) -> detector-like ``kp_norm`` (N, 17, 2), ``conf``
+    (N, 17) and ``noise_std`` (N, 17): the std of the Gaussian jitter in normalised units
+    (pixels times the local pixel size after undistortion; 0 where missing)."""
     n = len(points_cam)
     kp = np.full((n, 17, 2), np.nan)
+    noise_std = np.zeros((n, 17))
     conf = rng.uniform(*cfg.conf_range, size=(n, 17))
     for i, cam in enumerate(cams):
         sel = np.flatnonzero(cam_idx == i)
@@ -194,10 +218,21 @@ def observe(
             np.nanmax(np.where(finite[..., None], px, np.nan), axis=1),
         )
         size = np.nan_to_num(np.max(hi - lo, axis=-1), nan=10.0)[:, None, None]
-        frac = rng.uniform(*cfg.noise_frac, size=(sel.size, 1, 1))
-        sigma = np.hypot(frac * size, cfg.noise_px_min) * (1.6 - conf[sel])[..., None]
+        shape = (sel.size, 1, 1)
+        if cfg.noise_frac_log:
+            frac = np.exp(rng.uniform(*np.log(cfg.noise_frac), size=shape))
+        else:
+            frac = rng.uniform(*cfg.noise_frac, size=shape)
+        floor = cfg.noise_px_min
+        if cfg.noise_px_max > 0:
+            floor = rng.uniform(cfg.noise_px_min, cfg.noise_px_max, size=shape)
+        sigma = np.hypot(frac * size, floor) * (1.6 - conf[sel])[..., None]
+        if cfg.exact_prob > 0:
+            sigma = sigma * (rng.random(shape) >= cfg.exact_prob)
         px = px + rng.normal(size=px.shape) * sigma
         gross = rng.random((sel.size, 17)) < cfg.outlier_prob
+        if cfg.exact_prob > 0:
+            gross &= sigma[..., 0] > 0
         px += gross[..., None] * rng.normal(size=px.shape) * 0.15 * size
         conf[sel] = np.where(gross, rng.uniform(0.2, 0.6, size=gross.shape), conf[sel])
         inside = cam.in_image(px) & finite
@@ -206,6 +241,9 @@ def observe(
         norm = cam.pixel_to_normalized(np.where(inside[..., None], px, cam.K[:2, 2]))
         ok = inside & (np.linalg.norm(norm, axis=-1) <= 1.02 * r_max)
         kp[sel] = np.where(ok[..., None], norm, np.nan)
+        where = np.where(inside[..., None], px, cam.K[:2, 2])
+        step = cam.pixel_to_normalized(where + np.array([1.0, 0.0]))
+        noise_std[sel] = sigma[..., 0] * np.linalg.norm(step - norm, axis=-1)
     # Random drops (half the samples) and lower bodies hidden behind a car.
     p_drop = rng.uniform(0.0, cfg.drop_prob_max, size=(n, 1)) * (rng.random((n, 1)) < 0.5)
     drop = rng.random((n, 17)) < p_drop
@@ -213,7 +251,8 @@ def observe(
     missing = drop | ~np.isfinite(kp).all(-1)
     conf = np.where(missing, 0.0, conf)
     kp[missing] = np.nan
-    return kp, conf
+    noise_std[missing] = 0.0
+    return kp, conf, noise_std
 
 
 @dataclass
@@ -226,6 +265,7 @@ class Batch:
     kp_norm: np.ndarray  # (N, 17, 2) NaN where missing
     conf: np.ndarray  # (N, 17)
     R: np.ndarray  # (N, 3, 3) camera -> virtual camera
+    noise_std: np.ndarray | None = None  # (N, 17) 2D jitter std, normalised units
 
 
 def generate(
@@ -236,54 +276,65 @@ def generate(
     conf_threshold: float = 0.2,
     drop_frac: float | None = None,
     min_visible: int = 6,
+    templates: dict[str, np.ndarray] | None = None,
+    noise_input: bool = False,
 ) -> Batch:
     """Mocap poses (N, 17, 3) -> one observed sample each through random vehicle cameras.
 
     ``augment_body=False`` keeps the bodies as captured (evaluation) but still rotates them
     about the vertical. ``drop_frac`` (evaluation) replaces the random drops by exactly
     ``round(drop_frac * 17)`` dropped joints per person. Views with fewer than
-    ``min_visible`` joints seen are re-drawn (up to a few times).
+    ``min_visible`` joints seen are re-drawn (up to a few times). ``templates``: body
+    templates for ``cfg.body_model == "sampled"``. ``noise_input``: the features carry the
+    2D noise level (noise-aware lifters), hidden for a random ``1 - noise_known_prob``.
     """
     bodies = poses_world.astype(np.float64).copy()
     if augment_body:
-        bodies = augment_bodies(bodies, cfg, rng)
+        bodies = augment_bodies(bodies, cfg, rng, templates)
     else:
         bodies[..., :2] -= bodies[:, :1, :2]
         bodies = augment_bodies(bodies, _no_body_change(cfg), rng)
     obs_cfg = cfg if drop_frac is None else _no_drops(cfg)
-    pts, kp, conf = _view(bodies, obs_cfg, rng)
+    pts, kp, conf, noise = _view(bodies, obs_cfg, rng)
     for _ in range(_RETRIES):  # a detector reports nobody with almost no joints in view
         bad = np.flatnonzero(np.isfinite(kp).all(-1).sum(-1) < min_visible)
         if bad.size == 0:
             break
-        pts[bad], kp[bad], conf[bad] = _view(bodies[bad], obs_cfg, rng)
+        pts[bad], kp[bad], conf[bad], noise[bad] = _view(bodies[bad], obs_cfg, rng)
     if drop_frac is not None and drop_frac > 0:
         n_drop = round(drop_frac * 17)
         order = np.argsort(rng.random((len(kp), 17)), axis=1)[:, :n_drop]
         rows = np.repeat(np.arange(len(kp)), n_drop)
         conf[rows, order.ravel()] = 0.0
         kp[rows, order.ravel()] = np.nan
-    feats, R = prepare_inputs(kp, conf, conf_threshold)
+    noise[~np.isfinite(kp).all(-1)] = 0.0
+    given = None
+    if noise_input:
+        given = np.where((rng.random(len(kp)) < cfg.noise_known_prob)[:, None], noise, np.nan)
+    feats, R = prepare_inputs(kp, conf, conf_threshold, given, noise_input)
     pose_cam = pts - pts[:, :1]
     target_v = to_virtual(pose_cam, R)[:, 1:]
-    return Batch(feats, target_v.astype(np.float32), pose_cam.astype(np.float32), kp, conf, R)
+    return Batch(
+        feats, target_v.astype(np.float32), pose_cam.astype(np.float32), kp, conf, R, noise
+    )
 
 
 def _view(
     bodies: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bodies (N, 17, 3) -> optical-frame points, observed keypoints, confidences."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Bodies (N, 17, 3) -> optical-frame points, observed keypoints, confidences, noise."""
     cams = [random_intrinsics(cfg, rng) for _ in range(cfg.n_intrinsics)]
     cam_idx = rng.integers(len(cams), size=len(bodies))
     hfov = np.array([np.degrees(2 * np.arctan(c.width / 2 / c.fx)) for c in cams])[cam_idx]
     pts = place_in_cameras(bodies, hfov, cfg, rng)
-    kp, conf = observe(pts, cams, cam_idx, cfg, rng)
-    return pts, kp, conf
+    kp, conf, noise = observe(pts, cams, cam_idx, cfg, rng)
+    return pts, kp, conf, noise
 
 
 def _no_body_change(cfg: AugmentConfig) -> AugmentConfig:
     d = cfg.to_dict()
     d.update(
+        body_model="scaled",
         bone_scale_std=0.0,
         bone_asym_std=0.0,
         global_scale=(1.0, 1.0),

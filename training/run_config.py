@@ -15,7 +15,9 @@ import numpy as np
 import yaml
 
 from hpe3d_ros.lifting.model import ModelConfig
-from training.data import DEFAULT_DATA, AugmentConfig, generate, load_mocap, split_indices
+from training.bodies import body_templates
+from training.data import AugmentConfig, generate
+from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices
 
 
 @dataclass
@@ -24,6 +26,8 @@ class TrainConfig:
 
     out_dir: str = "runs/lifter"
     data: str = str(DEFAULT_DATA)
+    data_orig: str = ""  # second file (real CMU skeletons); "" = the first file only
+    split: str = "v1"  # training.mocap.SPLITS
     seed: int = 0
     threads: int = 2
     device: str = "auto"  # "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1"...
@@ -44,6 +48,7 @@ class TrainConfig:
     w_mean: float = 0.0  # VAEs: weight of the MPJPE of the mean of n_mean prior samples
     n_mean: int = 8
     w_best: float = 0.0  # CVAE: weight of the best-of-n_mean prior-sample MPJPE
+    w_bone: float = 10.0  # bodyvae: weight of the mean absolute bone-length error
     conf_threshold: float = 0.2
     val_samples: int = 20
     fit_temperature: bool = True  # fit the latent noise calibration (temperature, dof)
@@ -69,12 +74,38 @@ class TrainConfig:
         return asdict(self)
 
 
-def validation_set(cfg: TrainConfig, mocap: dict | None = None):
-    """The fixed (seeded) validation views: validation subjects, bodies as captured."""
-    mocap = load_mocap(cfg.data) if mocap is None else mocap
-    val_poses = mocap["poses"][split_indices(mocap["subject"], "val")]
+def load_run_mocap(cfg: TrainConfig) -> dict:
+    """The run's mocap: ``cfg.data`` (+ ``cfg.data_orig``), thorax-repaired, body tags."""
+    data = cfg.data if Path(cfg.data).is_file() else str(DEFAULT_DATA)  # trained elsewhere
+    orig = cfg.data_orig
+    if orig and not Path(orig).is_file():
+        orig = str(ORIG_DATA)
+    return load_all_mocap(data, orig or None)
+
+
+def run_templates(cfg: TrainConfig, mocap: dict) -> dict[str, np.ndarray] | None:
+    """Body templates of the run's training rows (``body_model: sampled``), else None."""
+    if cfg.augment.body_model != "sampled":
+        return None
+    rows = split_indices(mocap["subject"], "train", cfg.split)
+    return body_templates(mocap["poses"][rows], mocap["subject"][rows], mocap["body"][rows])
+
+
+def validation_set(cfg: TrainConfig, mocap: dict | None = None, views: int = 1):
+    """The fixed (seeded) validation views: validation subjects, bodies as captured.
+
+    ``views`` > 1 sees every frame through that many independent cameras (more samples
+    for the calibration fits on small validation sets).
+    """
+    mocap = load_run_mocap(cfg) if mocap is None else mocap
+    val_poses = mocap["poses"][split_indices(mocap["subject"], "val", cfg.split)]
     if cfg.max_train_frames:
         val_poses = val_poses[:: max(1, len(val_poses) // cfg.max_train_frames)]
     return generate(
-        val_poses, cfg.augment, np.random.default_rng(cfg.seed + 1), False, cfg.conf_threshold
+        np.tile(val_poses, (views, 1, 1)),
+        cfg.augment,
+        np.random.default_rng(cfg.seed + 1),
+        False,
+        cfg.conf_threshold,
+        noise_input=cfg.model.noise_input,
     )

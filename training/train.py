@@ -28,8 +28,9 @@ from hpe3d_ros import metrics
 from hpe3d_ros.lifting.model import build_model
 from hpe3d_ros.lifting.runtime import make_checkpoint
 from training.calibrate import fit_calibration
-from training.data import generate, load_mocap, split_indices
-from training.run_config import TrainConfig, validation_set
+from training.data import generate
+from training.mocap import split_indices
+from training.run_config import TrainConfig, load_run_mocap, run_templates, validation_set
 
 __all__ = ["TrainConfig", "train", "validation_set"]
 
@@ -86,17 +87,23 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     rng = np.random.default_rng(cfg.seed)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    mocap = load_mocap(cfg.data)
-    train_idx = split_indices(mocap["subject"], "train")
+    mocap = load_run_mocap(cfg)
+    templates = run_templates(cfg, mocap)
+    train_idx = split_indices(mocap["subject"], "train", cfg.split)
     if cfg.max_train_frames:
         train_idx = rng.choice(train_idx, cfg.max_train_frames, replace=False)
     train_poses = mocap["poses"][train_idx]
     val = validation_set(cfg, mocap)
-    stats = generate(
-        train_poses, cfg.augment, np.random.default_rng(cfg.seed + 2), True, cfg.conf_threshold
-    )
-    y_stats = stats.target_v.reshape(len(stats.target_v), -1)
-    mean, std = y_stats.mean(0), np.maximum(y_stats.std(0), 1e-3)
+    noise_in = cfg.model.noise_input
+    if getattr(build_model(cfg.model), "outputs_metres", False):
+        mean, std = np.zeros(48), np.ones(48)  # the network's output is metres already
+    else:
+        rng_stats = np.random.default_rng(cfg.seed + 2)
+        stats = generate(
+            train_poses, cfg.augment, rng_stats, True, cfg.conf_threshold, None, 6, templates
+        )
+        y_stats = stats.target_v.reshape(len(stats.target_v), -1)
+        mean, std = y_stats.mean(0), np.maximum(y_stats.std(0), 1e-3)
 
     device = resolve_device(cfg.device)
     model = build_model(cfg.model)
@@ -143,7 +150,9 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
                 g["lr"] = lr
             beta = cfg.beta * min(1.0, (epoch + 1) / max(1, cfg.beta_warmup_epochs))
             poses = np.repeat(train_poses, cfg.epoch_repeats, axis=0)
-            batch = generate(poses, cfg.augment, rng, True, cfg.conf_threshold)
+            batch = generate(
+                poses, cfg.augment, rng, True, cfg.conf_threshold, None, 6, templates, noise_in
+            )
             x = torch.from_numpy(batch.feats).to(device)
             y = torch.from_numpy((batch.target_v.reshape(len(x), -1) - mean) / std).float()
             y = y.to(device)
@@ -169,6 +178,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
                     w_mean=cfg.w_mean,
                     n_mean=cfg.n_mean,
                     w_best=cfg.w_best,
+                    w_bone=cfg.w_bone,
                 )
                 opt.zero_grad(set_to_none=True)
                 parts["loss"].backward()

@@ -1,0 +1,227 @@
+"""Evaluate lifters per condition cell, subject and joint (lifter v2 tables).
+
+``python -m training.evaluate_cells --weights hpe3d_ros/weights/lifter_baseline.pt
+hpe3d_ros/weights/lifter_default.pt --names baseline default``
+
+Views: :mod:`training.conditions` (one 1280 x 720, 60 deg camera; {exact, 2 px, 5 px} x
+{3-8, 8-15, 15-25 m}), split ``v2`` of :mod:`training.mocap` (``--split val`` for model
+selection; the test subjects are only for the final tables). Every lifter goes through the
+public API, ``sample(kp_norm, conf, k, seed[, noise_std])``; noise-aware lifters are run
+twice: ``given`` (the pipeline passes the 2D noise std) and ``unknown`` (the plain call).
+
+Figures per model, mode and cell: MPJPE and P-MPJPE of the mean of K, best-of-K MPJPE (mm),
+coverage of nominal 90 % per-joint radial intervals (mean over the 16 non-root joints, the
+worst joint, the worst subject), the spread of each bone's length across the K hypotheses
+of a person (mm; median over people, the worst bone, and its 99th percentile), the longest
+bone of any hypothesis (m), and the stature regression: predicted against true bone-chain
+stature (ankle-knee-hip-pelvis-thorax-nose-head top, left/right averaged) over all people
+of the exact-2D cells (slope of the least-squares line; per-subject medians too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hpe3d_ros import metrics
+from hpe3d_ros.lifting import load_lifter
+from training.bodies import bone_lengths
+from training.conditions import CELLS, condition_views
+from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices
+
+JOINTS = 17
+
+
+def stature(poses: np.ndarray) -> np.ndarray:
+    """(..., 17, 3) -> (...) bone-chain stature: legs, hips (L/R mean), torso, neck, head."""
+    b = bone_lengths(poses)
+    legs = 0.5 * (b[..., [0, 1, 2]].sum(-1) + b[..., [3, 4, 5]].sum(-1))
+    return legs + b[..., 6:10].sum(-1)
+
+
+def covered_flags(hyps: np.ndarray, gt: np.ndarray, level: float = 0.9) -> np.ndarray:
+    """(N, K, J, 3), (N, J, 3) -> (N, J) bool, per person as :func:`metrics.coverage`."""
+    centre = hyps.mean(axis=1)
+    radius = np.quantile(np.linalg.norm(hyps - centre[:, None], axis=-1), level, axis=1)
+    return np.linalg.norm(gt - centre, axis=-1) <= radius
+
+
+def run_cell(lifter, batch, k: int, seed: int, noise_given: bool, chunk: int = 128) -> dict:
+    """Per-person figures of one lifter on one cell's views (see module docstring)."""
+    out: dict[str, list] = {}
+    k_eff = k if lifter.latent_dim else 1
+    for i in range(0, len(batch.feats), chunk):
+        sl = slice(i, i + chunk)
+        ns = batch.noise_std[sl] if noise_given else None
+        hyps = lifter.sample(batch.kp_norm[sl], batch.conf[sl], k_eff, seed + i, noise_std=ns)
+        hyps = hyps.astype(np.float64)
+        gt = batch.pose_cam[sl].astype(np.float64)
+        mean = hyps.mean(axis=1)
+        bones = bone_lengths(hyps)  # (n, K, 16)
+        cols = {
+            "mpjpe": metrics.mpjpe(mean, gt),
+            "p_mpjpe": metrics.p_mpjpe(mean, gt),
+            "best": metrics.best_of_k_mpjpe(hyps, gt),
+            "covered": covered_flags(hyps, gt),
+            "bone_spread": bones.std(axis=1),
+            "max_bone": bones.max(axis=(1, 2)),
+            "stature": stature(hyps).mean(axis=1),
+            "stature_true": stature(gt),
+        }
+        for name, v in cols.items():
+            out.setdefault(name, []).append(v)
+    return {name: np.concatenate(v) for name, v in out.items()}
+
+
+def summarise(res: dict, subjects: np.ndarray) -> dict:
+    """Scalars of one (model, mode, cell): mm, fractions, metres."""
+    per_joint = res["covered"][:, 1:].mean(axis=0)
+    per_subject = {
+        int(s): float(res["covered"][subjects == s, 1:].mean()) for s in np.unique(subjects)
+    }
+    spread = res["bone_spread"]
+    return {
+        "MPJPE": 1000 * float(res["mpjpe"].mean()),
+        "P-MPJPE": 1000 * float(res["p_mpjpe"].mean()),
+        "best-of-K": 1000 * float(res["best"].mean()),
+        "cov90": float(per_joint.mean()),
+        "cov90 min joint": float(per_joint.min()),
+        "cov90 per joint": per_joint.tolist(),
+        "cov90 per subject": per_subject,
+        "MPJPE per subject": {
+            int(s): 1000 * float(res["mpjpe"][subjects == s].mean()) for s in np.unique(subjects)
+        },
+        "bone spread mm": 1000 * float(np.median(spread, axis=0).max()),
+        "bone spread p99 mm": 1000 * float(np.quantile(spread, 0.99)),
+        "max bone m": float(res["max_bone"].max()),
+    }
+
+
+def stature_fit(pred: np.ndarray, true: np.ndarray) -> dict:
+    """Least-squares slope and intercept of predicted on true stature, and the RMSE (m)."""
+    slope, intercept = np.polyfit(true, pred, 1)
+    return {
+        "slope": float(slope),
+        "intercept": float(intercept),
+        "rmse_m": float(np.sqrt(np.mean((pred - true) ** 2))),
+    }
+
+
+def evaluate(
+    weights: list[str],
+    names: list[str],
+    split: str = "test",
+    k: int = 200,
+    seed: int = 2026,
+    stride: int = 1,
+    modes: tuple[str, ...] = ("given", "unknown"),
+    data: str = str(DEFAULT_DATA),
+    data_orig: str = str(ORIG_DATA),
+    log=print,
+) -> dict:
+    """All figures as a dict: ``[name][mode][cell name]`` summaries plus stature fits."""
+    mocap = load_all_mocap(data, data_orig)
+    idx = split_indices(mocap["subject"], split, "v2")[::stride]
+    subjects = mocap["subject"][idx]
+    lifters = [load_lifter(w) for w in weights]
+    report: dict = {"split": split, "k": k, "seed": seed, "frames": len(idx), "models": {}}
+    views = {}
+    for ci, cell in enumerate(CELLS):
+        views[cell.name] = condition_views(
+            mocap["poses"][idx], cell, np.random.default_rng(seed + 1000 * ci)
+        )
+    for name, lifter in zip(names, lifters, strict=True):
+        noise_aware = bool(getattr(lifter.cfg, "noise_input", False))
+        entry: dict = {}
+        for mode in modes if noise_aware else ("unknown",):
+            cells, st_pred, st_true, st_subj = {}, [], [], []
+            for cell in CELLS:
+                res = run_cell(lifter, views[cell.name], k, seed, mode == "given")
+                cells[cell.name] = summarise(res, subjects)
+                if cell.noise_px == 0:
+                    st_pred.append(res["stature"])
+                    st_true.append(res["stature_true"])
+                    st_subj.append(subjects)
+                log(f"{name} [{mode}] {cell.name}: " + _short(cells[cell.name]))
+            pred, true, subj = map(np.concatenate, (st_pred, st_true, st_subj))
+            fit = stature_fit(pred, true)
+            fit["per subject"] = {
+                int(s): (float(np.median(true[subj == s])), float(np.median(pred[subj == s])))
+                for s in np.unique(subj)
+            }
+            entry[mode] = {"cells": cells, "stature": fit}
+        report["models"][name] = entry
+    return report
+
+
+def _short(row: dict) -> str:
+    return (
+        f"MPJPE {row['MPJPE']:.1f} best {row['best-of-K']:.1f} cov {row['cov90']:.3f} "
+        f"(joint {row['cov90 min joint']:.2f}) spread {row['bone spread mm']:.1f} mm "
+        f"max bone {row['max bone m']:.2f} m"
+    )
+
+
+def print_tables(report: dict) -> None:
+    """Markdown tables of :func:`evaluate`'s report."""
+    cells = [c.name for c in CELLS]
+    for key, fmt in (("MPJPE", "{:.1f}"), ("best-of-K", "{:.1f}"), ("cov90", "{:.3f}"),
+                     ("cov90 min joint", "{:.2f}")):  # fmt: skip
+        head = f"{report['split']}, {report['frames']} frames, K={report['k']}"
+        print(f"\n{key} per cell ({head})\n")
+        print("| model | mode | " + " | ".join(cells) + " |")
+        print("|---|---|" + "---|" * len(cells))
+        for name, entry in report["models"].items():
+            for mode, r in entry.items():
+                vals = [fmt.format(r["cells"][c][key]) for c in cells]
+                print(f"| {name} | {mode} | " + " | ".join(vals) + " |")
+    print("\nOverall (mean over the 9 cells) and body consistency\n")
+    print(
+        "| model | mode | MPJPE | P-MPJPE | best-of-K | cov90 | worst cell cov | worst joint "
+        "| worst subject | bone spread mm | max bone m | stature slope |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, entry in report["models"].items():
+        for mode, r in entry.items():
+            rows = list(r["cells"].values())
+            subj = np.mean([list(x["cov90 per subject"].values()) for x in rows], axis=0)
+            print(
+                f"| {name} | {mode} | {np.mean([x['MPJPE'] for x in rows]):.1f} | "
+                f"{np.mean([x['P-MPJPE'] for x in rows]):.1f} | "
+                f"{np.mean([x['best-of-K'] for x in rows]):.1f} | "
+                f"{np.mean([x['cov90'] for x in rows]):.3f} | "
+                f"{min(x['cov90'] for x in rows):.3f} / {max(x['cov90'] for x in rows):.3f} | "
+                f"{min(x['cov90 min joint'] for x in rows):.2f} | {subj.min():.3f} | "
+                f"{max(x['bone spread mm'] for x in rows):.1f} | "
+                f"{max(x['max bone m'] for x in rows):.2f} | {r['stature']['slope']:.2f} |"
+            )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", nargs="+", required=True)
+    parser.add_argument("--names", nargs="+")
+    parser.add_argument("--split", default="test", choices=["test", "val"])
+    parser.add_argument("--k", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--stride", type=int, default=1, help="every n-th frame")
+    parser.add_argument("--modes", nargs="+", default=["given", "unknown"])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", help="write all figures here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    names = args.names or [Path(w).stem for w in args.weights]
+    report = evaluate(
+        args.weights, names, args.split, args.k, args.seed, args.stride, tuple(args.modes)
+    )
+    print_tables(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
