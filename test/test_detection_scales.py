@@ -155,3 +155,16 @@ def test_labels_are_consistent() -> None:
             assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
             bins[lab.bin] += lab.half_visible
     assert min(bins.values()) >= 2, bins
+
+
+def test_a_crowd_beyond_the_six_slots_of_one_pass_is_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """8 pedestrians in one network input: the full pass is run again as two halves."""
+    import hpe3d_ros.detection.movenet_multipose as multipose
+
+    image = read_rgb(EVAL.parent / "vtest_0700.png")  # 8 people counted by eye
+    det = load_detector(tiles=(1, 1), coarse_size=0, input_size=768)
+    assert len(det.detect(image)) == 8
+    monkeypatch.setattr(multipose, "MAX_SPLITS", 0)
+    assert len(det.detect(image)) == multipose.SLOTS  # without the split: 6 at most

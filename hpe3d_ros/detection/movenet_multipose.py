@@ -35,6 +35,10 @@ from hpe3d_ros.detection.session import WEIGHTS_DIR, open_session
 from hpe3d_ros.detection.truncation import mark_unseen
 
 MULTIPOSE_ONNX = WEIGHTS_DIR / "movenet_multipose_lightning.onnx"
+#: People MultiPose returns per network input at most.
+SLOTS = 6
+#: How many times a crowded region is halved (2 = up to 4 quarters).
+MAX_SPLITS = 2
 
 __all__ = ["MULTIPOSE_ONNX", "STRIDE", "MoveNetMultiPose", "tile_grid"]
 
@@ -45,7 +49,9 @@ class MoveNetMultiPose:
     One call runs the passes :func:`~.scales.plan_passes` chooses for the image size: a
     coarse whole-image pass for people near the camera (also those the border cuts), tiles at
     a finer scale for the smallest person asked for, and middle scales where those two leave a
-    gap; the people of all passes are merged (:func:`~.nms.merge_passes`). Joints a network
+    gap; a region where all 6 MultiPose slots are taken (a crowd) is run again as two
+    overlapping halves at the same scale; the people of all passes are merged
+    (:func:`~.nms.merge_passes`). Joints a network
     placed outside the region it saw (beyond the image border, or a tile's) get score 0.
 
     Args:
@@ -110,14 +116,37 @@ class MoveNetMultiPose:
         image = to_rgb8(image_rgb)
         h, w = image.shape[:2]
         found: list[tuple[Person2D, float]] = []
-        passes = self.plan(w, h)
-        for p in passes:
+        runs = 0
+        for p in self.plan(w, h):
             for region in p.regions:
-                people = self._run_region(image, region, p.input_px, threshold)
-                found.extend((person, p.scale(region)) for person in people)
-        if sum(len(p.regions) for p in passes) == 1:
+                runs += self._run_or_split(image, region, p.scale(region), threshold, found)
+        if runs == 1:
             return [person for person, _ in found]
         return merge_passes(found, NET_MIN_PX, NET_MAX_PX)
+
+    def _run_or_split(
+        self,
+        image: np.ndarray,
+        region: Region,
+        scale: float,
+        threshold: float,
+        found: list[tuple[Person2D, float]],
+        depth: int = 0,
+    ) -> int:
+        """Run ``region`` at ``scale``; if all of MultiPose's slots are taken (a crowd), run
+        its two overlapping halves at the same scale too. Returns the number of network runs."""
+        x0, y0, x1, y1 = region
+        long_px = max(x1 - x0, y1 - y0)
+        people = self._run_region(image, region, max(STRIDE, round(scale * long_px)), threshold)
+        found.extend((person, scale) for person in people)
+        if len(people) < SLOTS or depth >= MAX_SPLITS or scale * long_px < 4 * NET_MIN_PX:
+            return 1
+        cols, rows = (2, 1) if x1 - x0 >= y1 - y0 else (1, 2)
+        runs = 1
+        for a0, b0, a1, b1 in tile_grid(x1 - x0, y1 - y0, cols, rows, self.tile_overlap):
+            half = (x0 + a0, y0 + b0, x0 + a1, y0 + b1)
+            runs += self._run_or_split(image, half, scale, threshold, found, depth + 1)
+        return runs
 
     def _run_region(
         self, image: np.ndarray, region: Region, input_px: int, threshold: float

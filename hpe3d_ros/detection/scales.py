@@ -28,6 +28,9 @@ STRIDE = 32
 NET_MIN_PX = 52.0
 #: Largest person height, in network input pixels, before MultiPose starts to fragment people.
 NET_MAX_PX = 256.0
+#: At most this many tiles per pass: on a 12-megapixel photo the fine pass then finds people
+#: down to about 120 px instead of 64 px, in 16 network runs instead of 42.
+MAX_TILES = 16
 
 Region = tuple[int, int, int, int]
 
@@ -89,6 +92,10 @@ def _pass(name: str, width: int, height: int, scale: float, input_size: int, ove
         side = max(STRIDE, min(input_size, STRIDE * round(long_px / STRIDE)))
         return Pass(name, ((0, 0, width, height),), side)
     cols, rows = _tiles_for_scale(width, height, scale, input_size, overlap)
+    while cols * rows > MAX_TILES:  # a huge image: give up the smallest people, not the frame rate
+        scale *= 0.9
+        cols, rows = _tiles_for_scale(width, height, scale, input_size, overlap)
+    # whole tiles rarely fit exactly: each runs at input_size, at or above the planned scale
     return Pass(name, tuple(tile_grid(width, height, cols, rows, overlap)), input_size)
 
 
@@ -117,14 +124,16 @@ def plan_passes(
         raise ValueError(f"empty image {width}x{height}")
     if tiles is not None:
         fine = Pass("fine", tuple(tile_grid(width, height, *tiles, tile_overlap)), input_size)
+        fine_level = fine.level
     else:
         if min_person_px <= 0:
             raise ValueError(f"min_person_px must be > 0, got {min_person_px}")
-        fine = _pass("fine", width, height, NET_MIN_PX / min_person_px, input_size, tile_overlap)
+        fine_level = NET_MIN_PX / min_person_px
+        fine = _pass("fine", width, height, fine_level, input_size, tile_overlap)
     if coarse_size <= 0:
         return [fine]
     coarse_scale = coarse_size / max(width, height)
-    if coarse_scale >= 0.8 * fine.level:  # the fine pass already sees the image this coarsely
+    if coarse_scale >= 0.8 * fine_level:  # the fine pass already sees the image this coarsely
         return [fine]
     passes = [_pass("coarse", width, height, coarse_scale, coarse_size, tile_overlap)]
     # middle passes while the smallest person of the last pass is clearly larger than the
