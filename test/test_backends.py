@@ -278,3 +278,16 @@ def test_product_code_imports_nothing_from_training():
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             assert not any(n.split(".")[0] == "training" for n in names), path
+
+
+def test_a_damaged_engine_key_does_not_stop_the_engine_loading(tmp_path):
+    from hpe3d_ros.backends.tensorrt_backend import FLAVOURS, _builder_of
+
+    engine = tmp_path / "lifter.0123456789abcdef.engine"
+    assert _builder_of(engine) == FLAVOURS  # no key
+    engine.with_suffix(".json").write_text('{"tensorrt": "tensorrt_rtx_bindings-1.7.1"}')
+    assert _builder_of(engine)[0] == "tensorrt_rtx_bindings"
+    assert set(_builder_of(engine)) == set(FLAVOURS)
+    for damaged in ('{"tensorrt": ', "[]", '{"gpu": "x"}', '{"tensorrt": 3}'):
+        engine.with_suffix(".json").write_text(damaged)
+        assert _builder_of(engine) == FLAVOURS, damaged

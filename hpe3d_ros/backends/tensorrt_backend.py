@@ -63,9 +63,11 @@ def _builder_of(engine: str | Path | bytes) -> tuple[str, ...]:
     if isinstance(engine, bytes):
         return FLAVOURS
     key = Path(engine).with_suffix(".json")
-    if not key.is_file():
-        return FLAVOURS
-    return (json.loads(key.read_text())["tensorrt"].rsplit("-", 1)[0],)
+    try:
+        name = json.loads(key.read_text())["tensorrt"].rsplit("-", 1)[0]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return FLAVOURS  # no key beside it, or a damaged one: any flavour may load it
+    return (name, *(f for f in FLAVOURS if f != name))
 
 
 @dataclass(frozen=True)
