@@ -28,7 +28,7 @@ setup(
     ],
     # The PyPI names of package.xml's Python dependencies; test/test_packaging.py keeps them in
     # step with package.xml, the imports of hpe3d_ros/ and the pins of requirements.lock.
-    # rosbags, mcap (zstandard, lz4): bag reading and writing (hpe3d_ros.bagio)
+    # rosbags, mcap (zstandard, lz4): bag reading and writing (hpe3d_ros.replay.bagio)
     install_requires=[
         "numpy",
         "opencv-python-headless",
@@ -50,7 +50,7 @@ setup(
         "console_scripts": [
             "hpe3d-pipeline = hpe3d_ros.ros.node:main",
             "hpe3d-replay = hpe3d_ros.replay:main",
-            "hpe3d-make-bag = hpe3d_ros.make_bag:main",
+            "hpe3d-make-bag = hpe3d_ros.replay.make_bag:main",
             "hpe3d-export = hpe3d_ros.export:main",
             "hpe3d-build-engine = hpe3d_ros.backends.tensorrt_engine:main",
         ]

@@ -23,8 +23,8 @@ import yaml
 
 pytest.importorskip("rosbags", reason="rosbags not installed")
 
-from hpe3d_ros.bagio import BagWriter
-from hpe3d_ros.make_bag import main as make_bag
+from hpe3d_ros.replay.bagio import BagWriter
+from hpe3d_ros.replay.make_bag import main as make_bag
 
 STORAGES = ("mcap", "sqlite3")
 QOS_KEYS = {
@@ -222,25 +222,8 @@ def _images(folder: Path) -> Path:
     return folder
 
 
-class HumbleCannotRead(AssertionError):
-    """The known problem: version 9's QoS list (any other problem fails the test outright)."""
-
-
 def _assert_humble_reads(problems: list[str]) -> None:
-    known = [p for p in problems if p.endswith("offered_qos_profiles: not a string scalar (list)")]
-    assert problems == known, problems
-    if known:
-        raise HumbleCannotRead(known)
-
-
-#: Until the writers ask for version 8, Humble cannot read what they write.
-HUMBLE_V9 = pytest.mark.xfail(
-    strict=True,
-    raises=HumbleCannotRead,
-    reason="BagWriter's default is metadata version 9 (offered_qos_profiles a YAML list, "
-    "which Humble's rosbag2 cannot parse); make_bag.py and replay.py use that default: "
-    "BagWriter(..., version=8) there, or default version=8 in bagio.py",
-)
+    assert problems == [], problems
 
 
 @pytest.mark.parametrize("storage", STORAGES)
@@ -251,7 +234,6 @@ def test_jazzy_reads_the_bags_make_bag_writes(tmp_path, storage):
     assert _check(out, storage)["jazzy"] == []
 
 
-@HUMBLE_V9
 @pytest.mark.parametrize("storage", STORAGES)
 def test_humble_reads_the_bags_make_bag_writes(tmp_path, storage):
     out = tmp_path / "bag"
@@ -267,7 +249,6 @@ def camera_bag(tmp_path_factory) -> Path:
     return tmp / "bag"
 
 
-@HUMBLE_V9
 @pytest.mark.parametrize("storage", STORAGES)
 def test_humble_reads_the_output_bags_replay_writes(tmp_path, camera_bag, storage):
     from hpe3d_ros.replay import main as replay
@@ -280,11 +261,11 @@ def test_humble_reads_the_output_bags_replay_writes(tmp_path, camera_bag, storag
 
 @pytest.mark.parametrize("storage", STORAGES)
 def test_version_8_is_read_by_both(tmp_path, storage):
-    """The change the writers need: BagWriter(..., version=8)."""
+    """Version 8 (the writers' default) is read by both distributions."""
     from std_msgs.msg import Header
 
-    from hpe3d_ros.bagio import msgtype_of, serialize_ros
     from hpe3d_ros.msg import PoseHypothesesArray
+    from hpe3d_ros.replay.bagio import msgtype_of, serialize_ros
 
     msg = PoseHypothesesArray(header=Header(frame_id="cam"), camera_name="front")
     with BagWriter(tmp_path / "b", storage, version=8) as w:

@@ -28,8 +28,8 @@ from mcap.data_stream import ReadDataStream
 from mcap.records import Chunk
 from mcap.stream_reader import breakup_chunk
 
-from hpe3d_ros.bag_files import BagReadError
-from hpe3d_ros.bagio import BagReader, BagWriter
+from hpe3d_ros.replay.bag_files import BagReadError
+from hpe3d_ros.replay.bagio import BagReader, BagWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPICS = {"/front/camera/image_raw": "sensor_msgs/msg/Image",
@@ -559,7 +559,7 @@ def test_relative_paths_and_dot(healthy, tmp_path, monkeypatch):
 _PROBE = textwrap.dedent(
     """
     import resource, sys, time, tracemalloc
-    from hpe3d_ros.bagio import BagReader, BagReadError
+    from hpe3d_ros.replay.bagio import BagReader, BagReadError
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracemalloc.start()
     t, n, line = time.monotonic(), 0, ""

@@ -15,7 +15,8 @@ pytest.importorskip("rclpy", reason="ROS 2 wheels not installed")
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.serialization import deserialize_message, serialize_message
 
-from hpe3d_ros.bagio import (
+from hpe3d_ros.camera import CameraModel
+from hpe3d_ros.replay.bagio import (
     BagReader,
     BagReadError,
     BagWriter,
@@ -26,8 +27,7 @@ from hpe3d_ros.bagio import (
     serialize_ros,
     typestore,
 )
-from hpe3d_ros.camera import CameraModel
-from hpe3d_ros.make_bag import camera_info_msg, image_msgs, write_image_bag
+from hpe3d_ros.replay.make_bag import camera_info_msg, image_msgs, write_image_bag
 from hpe3d_ros.ros.conversions import hypotheses_to_msg, keypoints_to_msg
 from hpe3d_ros.ros.markers import markers_from_result
 from test.helpers.sample_results import make_sample_result

@@ -7,10 +7,10 @@ import pytest
 
 pytest.importorskip("rclpy", reason="ROS 2 wheels not installed")
 
-from hpe3d_ros.bagio import BagReader, deserialize
 from hpe3d_ros.camera import CameraModel
 from hpe3d_ros.imaging import decode_compressed, decode_raw
-from hpe3d_ros.make_bag import main, mocap_scene, read_images, write_image_bag
+from hpe3d_ros.replay.bagio import BagReader, deserialize
+from hpe3d_ros.replay.make_bag import main, mocap_scene, read_images, write_image_bag
 from test.conftest import TEST_DATA
 
 FRAMES = ["vtest_0040.jpg", "vtest_0260.jpg", "vtest_0480.jpg"]

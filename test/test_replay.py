@@ -16,13 +16,15 @@ from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Image
 
 from hpe3d_ros import metrics
-from hpe3d_ros.bagio import BagReader, BagWriter
 from hpe3d_ros.build import build_pipeline
 from hpe3d_ros.camera import CameraModel
 from hpe3d_ros.config import ConfigError, load_config
 from hpe3d_ros.imaging import decode_compressed, encode_compressed
 from hpe3d_ros.lifting import DEFAULT_WEIGHTS
-from hpe3d_ros.make_bag import (
+from hpe3d_ros.msg import PoseHypothesesArray
+from hpe3d_ros.replay import SHIPPED_PARAMS, discover_streams, main, replay
+from hpe3d_ros.replay.bagio import BagReader, BagWriter
+from hpe3d_ros.replay.make_bag import (
     camera_info_msg,
     image_msgs,
     mocap_scene,
@@ -31,8 +33,6 @@ from hpe3d_ros.make_bag import (
     write_mocap_bag,
     write_sidecar,
 )
-from hpe3d_ros.msg import PoseHypothesesArray
-from hpe3d_ros.replay import SHIPPED_PARAMS, discover_streams, frame_seed, main, replay
 from hpe3d_ros.ros.conversions import hypotheses_from_msg
 from hpe3d_ros.topics import output_topic
 from test.conftest import TEST_DATA
@@ -194,7 +194,7 @@ def test_gt_bag_mpjpe_equals_metrics_on_the_same_frames(tmp_path, cfg, pipeline,
     summary = _replay([tmp_path / "gt"], tmp_path / "out", cfg, pipeline)
     want = {c: [] for c in ("mpjpe_mm", "p_mpjpe_mm", "best_of_k_mm", "root_err_m")}
     for f, stamp in enumerate(scene.stamps_ns.tolist()):
-        seed = frame_seed(pipeline, "front", stamp)
+        seed = pipeline.seed_for("front", stamp)
         lifted = pipeline.lift_keypoints(scene.kp_px[f], scene.conf[f], cam, seed)
         for p in np.flatnonzero(lifted.lifted):
             hyps, gt = lifted.hypotheses_m[p].astype(np.float64), scene.gt_m[f, p]

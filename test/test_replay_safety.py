@@ -19,12 +19,12 @@ import pytest
 
 pytest.importorskip("rclpy", reason="ROS 2 wheels not installed")
 
-from hpe3d_ros.bagio import BagReader
 from hpe3d_ros.camera import CameraModel
 from hpe3d_ros.lifting import DEFAULT_WEIGHTS
-from hpe3d_ros.make_bag import read_images, write_image_bag
 from hpe3d_ros.replay import main
-from hpe3d_ros.replay_output import MARKER, OutputError, check_output, sequence_names
+from hpe3d_ros.replay.bagio import BagReader
+from hpe3d_ros.replay.make_bag import read_images, write_image_bag
+from hpe3d_ros.replay.output import MARKER, OutputError, check_output, sequence_names
 from hpe3d_ros.topics import output_topic
 from test.conftest import REPO, TEST_DATA
 
@@ -142,8 +142,8 @@ def test_sequence_names(tmp_path, monkeypatch):
 def test_every_frame_failed_exits_non_zero(tmp_path, capsys):
     from rclpy.serialization import serialize_message
 
-    from hpe3d_ros.bagio import BagWriter
-    from hpe3d_ros.make_bag import camera_info_msg, image_msgs
+    from hpe3d_ros.replay.bagio import BagWriter
+    from hpe3d_ros.replay.make_bag import camera_info_msg, image_msgs
 
     with BagWriter(tmp_path / "bad") as w:  # CameraInfo 640x480, frames 64x48
         for i in range(3):
@@ -209,10 +209,12 @@ def test_interrupt_keeps_readable_results(tmp_path, long_bag, signals, after_row
         proc.send_signal(s)
         time.sleep(0.05)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + signals[0], err
+    # signals that arrive during one C call (a detector run) are handled in signal-number
+    # order, so the "first" one is whichever Python saw first
+    assert proc.returncode - 128 in signals, err
     assert "Traceback" not in err and "interrupted by" in err.splitlines()[-1]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["interrupted"] == signal.Signals(signals[0]).name
+    assert summary["interrupted"] == signal.Signals(proc.returncode - 128).name
     assert summary["complete"] is False
     rows = _rows(out / "frames.csv")
     assert after_rows <= len(rows) < 40 and summary["frames"] == len(rows)
@@ -257,9 +259,9 @@ def test_output_stamps_are_the_input_stamps(tmp_path):
     from builtin_interfaces.msg import Time
     from rclpy.serialization import deserialize_message, serialize_message
 
-    from hpe3d_ros.bagio import BagWriter
-    from hpe3d_ros.make_bag import camera_info_msg, image_msgs
     from hpe3d_ros.msg import PoseHypothesesArray
+    from hpe3d_ros.replay.bagio import BagWriter
+    from hpe3d_ros.replay.make_bag import camera_info_msg, image_msgs
 
     stamps = [(-3, 500), (1, 5), (2**31 - 1, 999_999_999), (7, 10**9 + 7), (8, 2**32 - 1)]
     img = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)

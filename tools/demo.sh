@@ -29,7 +29,7 @@ start=$(date +%s)
 rm -rf "$OUT"
 mkdir -p "$OUT"
 echo "[demo] 1/2 bag from $CLIP (assumed intrinsics: ${HFOV_DEG} deg horizontal FOV, no distortion)"
-"$PY" -m hpe3d_ros.make_bag "$OUT/vtest" --video "$CLIP" --camera front --hfov-deg "$HFOV_DEG" \
+"$PY" -m hpe3d_ros.replay.make_bag "$OUT/vtest" --video "$CLIP" --camera front --hfov-deg "$HFOV_DEG" \
     --compressed --storage mcap
 echo "[demo] 2/2 replay through the pipeline (config/pipeline.yaml)"
 "$PY" -m hpe3d_ros.replay "$OUT/vtest" --output "$OUT" --params-file config/pipeline.yaml \

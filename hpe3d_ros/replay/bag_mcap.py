@@ -43,7 +43,7 @@ from mcap.exceptions import EndOfFile, McapError
 from mcap.opcode import Opcode
 from mcap.records import Channel, ChunkIndex, Footer, Message, MessageIndex, Schema, Statistics
 
-from hpe3d_ros.bag_files import MCAP_MAGIC, BagReadError, Tally
+from hpe3d_ros.replay.bag_files import MCAP_MAGIC, BagReadError, Tally
 
 MessageTuple = tuple[int, int, bytes]  # (log_time_ns, channel id, cdr bytes)
 _PARSE_ERRORS = (McapError, struct.error, UnicodeDecodeError, ValueError, OverflowError)

@@ -20,7 +20,7 @@ import urllib.parse
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
-from hpe3d_ros.bag_files import SQLITE_MAGIC, BagReadError, Tally, open_regular
+from hpe3d_ros.replay.bag_files import SQLITE_MAGIC, BagReadError, Tally, open_regular
 
 MessageTuple = tuple[int, int, bytes]  # (log_time_ns, topic id, cdr bytes)
 _ROW = "SELECT id, topic_id, timestamp, data FROM messages WHERE id >= ?"

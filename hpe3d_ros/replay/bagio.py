@@ -4,11 +4,11 @@
   checkout or in an installed workspace's ``share/hpe3d_ros/msg``), with RIHS01 hashes equal
   to rosidl's, so bags we write are read by rosbag2 and vice versa.
 * :class:`BagReader` reads what a bag holds, damaged or not, in bounded memory and without
-  temporary copies: MCAP files through :mod:`hpe3d_ros.bag_mcap` (the ``mcap`` package's
-  records), sqlite3 files in place through :mod:`hpe3d_ros.bag_sqlite`, after
-  :mod:`hpe3d_ros.bag_files` has checked that they are regular files. A damaged record, chunk
-  or page is skipped and counted and the reading goes on; the damage is raised as one
-  :class:`BagReadError` line *after* every readable message has been yielded.
+  temporary copies: MCAP files through :mod:`.bag_mcap` (the ``mcap`` package's records),
+  sqlite3 files in place through :mod:`.bag_sqlite`, after :mod:`.bag_files` has checked
+  that they are regular files. A damaged record, chunk or page is skipped and counted and
+  the reading goes on; the damage is raised as one :class:`BagReadError` line *after* every
+  readable message has been yielded.
 * :class:`BagWriter` writes a bag (MCAP by default) from serialised CDR bytes;
   :func:`serialize_ros` serialises an rclpy message to the same bytes on every run (rclpy leaves
   the CDR alignment padding uninitialised; here it is zero).
@@ -27,9 +27,9 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
-from hpe3d_ros.bag_files import SQLITE_MAGIC, BagReadError, Tally, bag_layout, open_regular
-from hpe3d_ros.bag_mcap import McapFile
-from hpe3d_ros.bag_sqlite import Sqlite3File
+from hpe3d_ros.replay.bag_files import SQLITE_MAGIC, BagReadError, Tally, bag_layout, open_regular
+from hpe3d_ros.replay.bag_mcap import McapFile
+from hpe3d_ros.replay.bag_sqlite import Sqlite3File
 
 __all__ = ["BagReadError", "BagReader", "BagWriter", "canonical_cdr", "deserialize",
            "msgtype_of", "serialize_ros", "typestore"]  # fmt: skip
@@ -42,7 +42,7 @@ _OP_SCHEMA, _OP_CHANNEL, _OP_MESSAGE, _OP_CHUNK = 0x03, 0x04, 0x05, 0x06
 # ------------------------------------------------------------------------------ types
 def msg_dir() -> Path:
     """Folder of our ``.msg`` files: the checkout's ``msg/`` or the installed share folder."""
-    here = Path(__file__).resolve().parents[1] / "msg"
+    here = Path(__file__).resolve().parents[2] / "msg"
     if here.is_dir():
         return here
     try:
@@ -230,9 +230,10 @@ class BagWriter:
         "sqlite3": StoragePlugin.SQLITE3,
     }
 
-    def __init__(self, path: str | Path, storage: str = "mcap", version: int = 9) -> None:
-        """``version``: rosbag2 metadata format, 9 (Jazzy: QoS profiles as a YAML list) or 8
-        (QoS profiles as a YAML string, the form Humble's parser expects)."""
+    def __init__(self, path: str | Path, storage: str = "mcap", version: int = 8) -> None:
+        """``version``: rosbag2 metadata format, 8 (the default: QoS profiles as a YAML string,
+        read by Humble and Jazzy alike) or 9 (QoS profiles as a YAML list, which Humble's
+        parser refuses)."""
         if storage not in self.STORAGES:
             raise ValueError(f"storage must be one of {sorted(self.STORAGES)}, got {storage!r}")
         if version not in (8, 9):

@@ -24,9 +24,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hpe3d_ros.bagio import BagWriter, serialize_ros
 from hpe3d_ros.camera import CameraModel, CameraModelError
 from hpe3d_ros.imaging import encode_compressed, encode_raw
+from hpe3d_ros.replay.bagio import BagWriter, serialize_ros
 from hpe3d_ros.results import Detection2D, FrameResult, Person3D
 from hpe3d_ros.skeleton import H36M_JOINT_NAMES
 

@@ -4,7 +4,8 @@ Per sequence and camera, ``overlays`` frames spread evenly over the stream are s
 ``overlay_<camera>_<index>.png``; of those, the frame with the most lifted people gives
 ``hypotheses_<camera>_<index>.png``: the overlay, the K hypotheses of its largest
 person in 3D, and a bird's-eye view of everyone's position with its depth uncertainty.
-Frames are encoded into ``overlay_<camera>.mp4`` (MPEG-4, OpenCV) as they pass.
+Frames are encoded into ``overlay_<camera>.mp4`` (MPEG-4, OpenCV) as they pass, at the
+camera's rate measured from the stamps of its first frames (held back until then).
 """
 
 from __future__ import annotations
@@ -15,40 +16,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hpe3d_ros.detection.base import Person2D
-from hpe3d_ros.detection.draw import draw_people
+from hpe3d_ros.overlay import draw_overlay
 from hpe3d_ros.results import FrameResult, Person3D
 from hpe3d_ros.skeleton import H36M_BONES
-
-
-def draw_overlay(
-    image_rgb: np.ndarray, result: FrameResult | None, reason: str = ""
-) -> np.ndarray:
-    """(H, W, 3) RGB copy with 2D skeletons, ids and distances (or the failure reason)."""
-    if result is None:
-        out = np.ascontiguousarray(image_rgb).copy()
-        cv2.putText(out, f"FAILED: {reason}"[:90], (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                    (255, 64, 64), 1, cv2.LINE_AA)  # fmt: skip
-        return out
-    people = [
-        Person2D(d.keypoints_px, d.confidence, tuple(d.bbox_px), d.score, d.track_id)
-        for d in result.detections
-    ]
-    out = draw_people(image_rgb, people)
-    for p in result.people:
-        if p.num_hypotheses and np.isfinite(p.root_m).all():
-            x0, _, _, y1 = (round(float(v)) for v in p.bbox_px)
-            text = f"{np.linalg.norm(p.root_m):.1f}m +-{float(p.root_std_m[2]):.1f}"
-            cv2.putText(out, text, (x0, y1 + 11), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
-                        (255, 255, 255), 1, cv2.LINE_AA)  # fmt: skip
-    return out
 
 
 @dataclass
 class _Camera:
     chosen: set[int]
-    fps: float
     folder: Path
+    held: list[tuple[int | None, np.ndarray]] = field(default_factory=list)  # (stamp, frame)
     video: cv2.VideoWriter | None = None
     video_size: tuple[int, ...] = ()
     best: tuple | None = None  # (lifted count, index, overlay, result)
@@ -64,21 +41,22 @@ class Pictures:
         self.video_max_frames = video_max_frames
         self._cams: dict[tuple[str, str], _Camera] = {}
 
-    def plan(self, sequence: str, camera: str, n_frames: int | None, stamps: list[int]) -> None:
-        """Choose the overlay frames (``n_frames`` unknown: the first ones) and the MP4 rate."""
+    #: Frames held back to measure a camera's rate before its MP4 is opened.
+    RATE_FRAMES = 5
+
+    def plan(self, sequence: str, camera: str, n_frames: int | None) -> None:
+        """Choose the overlay frames (``n_frames`` unknown: the first ones)."""
         n = n_frames if n_frames else self.overlays
         k = min(self.overlays, n)
         chosen = {int(i) for i in np.linspace(0, n - 1, k + 2)[1:-1].round()} if k else set()
-        dt = np.diff(np.asarray(stamps, dtype=np.int64))
-        dt = dt[dt > 0]
-        fps = float(np.clip(1e9 / np.median(dt), 1.0, 60.0)) if dt.size else 10.0
-        self._cams[(sequence, camera)] = _Camera(chosen, fps, self.out_dir / sequence)
+        self._cams[(sequence, camera)] = _Camera(chosen, self.out_dir / sequence)
 
     def add(
         self,
         sequence: str,
         camera: str,
         index: int,
+        stamp_ns: int | None,
         image_rgb: np.ndarray | None,
         result: FrameResult | None,
         reason: str = "",
@@ -91,16 +69,9 @@ class Pictures:
             return
         overlay = None if image_rgb is None else draw_overlay(image_rgb, result, reason)
         if overlay is not None and index < self.video_max_frames:
-            if cam.video is None:
-                cam.folder.mkdir(parents=True, exist_ok=True)
-                path = cam.folder / f"overlay_{camera}.mp4"
-                h, w = overlay.shape[:2]
-                cam.video = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"),
-                                            cam.fps, (w, h))  # fmt: skip
-                cam.video_size = overlay.shape[:2]
-                cam.written.append(str(path))
-            if overlay.shape[:2] == cam.video_size:  # a frame of another size cannot go in
-                cam.video.write(cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+            cam.held.append((stamp_ns, overlay))
+            if cam.video is not None or len(cam.held) >= self.RATE_FRAMES:
+                self._flush(camera, cam)
         if not wanted:
             return
         cam.folder.mkdir(parents=True, exist_ok=True)
@@ -113,10 +84,30 @@ class Pictures:
             if lifted and (cam.best is None or lifted > cam.best[0]):
                 cam.best = (lifted, index, overlay, result)
 
+    def _flush(self, camera: str, cam: _Camera) -> None:
+        """Write the held frames, opening the MP4 at the rate their stamps show."""
+        if cam.video is None:
+            stamps = np.array([t for t, _ in cam.held if t is not None], dtype=np.int64)
+            dt = np.diff(stamps)
+            dt = dt[dt > 0]
+            fps = float(np.clip(1e9 / np.median(dt), 1.0, 60.0)) if dt.size else 10.0
+            cam.folder.mkdir(parents=True, exist_ok=True)
+            path = cam.folder / f"overlay_{camera}.mp4"
+            h, w = cam.held[0][1].shape[:2]
+            cam.video = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+            cam.video_size = (h, w)
+            cam.written.append(str(path))
+        for _, overlay in cam.held:
+            if overlay.shape[:2] == cam.video_size:  # a frame of another size cannot go in
+                cam.video.write(cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+        cam.held.clear()
+
     def close(self) -> list[str]:
         """Finish videos and draw the hypotheses figures; returns every file written."""
         out = []
         for (_, camera), cam in self._cams.items():
+            if cam.held:
+                self._flush(camera, cam)
             if cam.video is not None:
                 cam.video.release()
             if cam.best is not None:

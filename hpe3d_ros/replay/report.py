@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from hpe3d_ros.replay_gt import ERROR_COLUMNS, gt_tables
+from hpe3d_ros.replay.ground_truth import ERROR_COLUMNS, gt_tables
 from hpe3d_ros.results import FrameResult
 
 FRAME_COLUMNS = (

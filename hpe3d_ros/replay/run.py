@@ -1,80 +1,52 @@
-"""Offline evaluation: replay rosbag2 bags through exactly the node's pipeline.
+"""Offline evaluation: replay rosbag2 bags through exactly what the node runs.
 
-``hpe3d-replay BAG [BAG ...] --output OUT`` reads every frame of the camera topics (no drops:
-each input frame gives one row of ``OUT/frames.csv``, failed frames with their reason), runs
-the pipeline that ``config/pipeline.yaml`` describes, and writes
+:func:`replay` reads every message of a bag's camera topics in log-time order and hands it to
+that camera's :class:`~hpe3d_ros.runner.CameraRunner`, the per-frame runner the live node
+drives too: CameraInfo messages as they were recorded, frames one by one (never dropped:
+each input frame gives one row of ``frames.csv``, failed frames with their reason). It writes
 
-* ``OUT/bags/<sequence>/``: a bag (MCAP) with the node's output topics and types
-  (:mod:`hpe3d_ros.topics`), header stamps = input stamps, log times = input log times; one
-  message per topic per processed frame, as the live node publishes (failed frames: none),
+* ``OUT/bags/<sequence>/``: a bag (MCAP) with the node's output topics, types and messages
+  (:mod:`hpe3d_ros.ros.outputs`), header stamps = input stamps, log times = input log times,
   and ``/diagnostics`` every ``diagnostics.period_s`` of bag time;
 * ``OUT/frames.csv``, ``OUT/people.csv``, ``OUT/summary.json`` (all three byte-identical for
-  the same bags, parameters and seed) and ``OUT/timings.json`` (:mod:`hpe3d_ros.report`),
+  the same bags, parameters and seed) and ``OUT/timings.json`` (:mod:`hpe3d_ros.replay.report`),
   with GT errors when the bag carries ``gt_poses`` or ``--gt-npz`` is given
-  (:mod:`hpe3d_ros.replay_gt`);
+  (:mod:`hpe3d_ros.replay.ground_truth`, :mod:`hpe3d_ros.replay.evaluate`);
 * ``OUT/pictures/<sequence>/``: overlays, hypotheses plots, an MP4 per camera.
 
-Which topics are cameras and how frames meet their CameraInfo: :mod:`hpe3d_ros.replay_inputs`.
-Each bag is one sequence; tracks are reset between bags.
+Which topics are cameras: :mod:`hpe3d_ros.replay.inputs`. Each bag is one sequence; tracks
+are reset between bags.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
-from hpe3d_ros.bagio import BagReader, BagReadError, BagWriter, deserialize
-from hpe3d_ros.config import ConfigError, NodeConfig, load_config
+from hpe3d_ros.config import ConfigError, NodeConfig
 from hpe3d_ros.pipeline import Pipeline
-from hpe3d_ros.replay_frame import process_frame, stamp_ns
-from hpe3d_ros.replay_gt import Sidecar, gt_from_msg
-from hpe3d_ros.replay_inputs import (
-    CAMERA_INFO,
-    BagDiagnostics,
-    CameraInfoIndex,
-    discover_streams,
-    frame_seed,
-    output_messages,
-)
-from hpe3d_ros.replay_output import (
-    OutputError,
-    check_output,
-    clear_previous,
-    mark,
-    sequence_names,
-)
-from hpe3d_ros.replay_pictures import Pictures
-from hpe3d_ros.replay_signals import GracefulStop, Interrupted
-from hpe3d_ros.report import Tables, build_summary, format_summary, write_summary
+from hpe3d_ros.replay.bagio import BagReader, BagReadError, BagWriter, deserialize, serialize_ros
+from hpe3d_ros.replay.evaluate import frame_rows
+from hpe3d_ros.replay.ground_truth import Sidecar, gt_from_msg
+from hpe3d_ros.replay.inputs import CAMERA_INFO, Stream, discover_streams, read_frame
+from hpe3d_ros.replay.output import check_output, clear_previous, mark, sequence_names
+from hpe3d_ros.replay.pictures import Pictures
+from hpe3d_ros.replay.report import Tables, build_summary, write_summary
+from hpe3d_ros.replay.signals import GracefulStop, Interrupted
+from hpe3d_ros.ros.outputs import CameraHealth, OutputOptions, diagnostics_message, frame_messages
+from hpe3d_ros.runner import CameraRunner, Outcome
+from hpe3d_ros.stamps import stamp_to_ns
+from hpe3d_ros.topics import DIAGNOSTICS, OUTPUTS, output_topic
 
-__all__ = ["discover_streams", "frame_seed", "main", "replay"]
-
-
-def shipped_params() -> Path:
-    """``config/pipeline.yaml`` of a checkout, else of the installed package's share folder."""
-    here = Path(__file__).resolve().parents[1] / "config" / "pipeline.yaml"
-    if here.is_file():
-        return here
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return Path(get_package_share_directory("hpe3d_ros")) / "config" / "pipeline.yaml"
-    except Exception:  # not in an ament index: the pip world's prefix
-        return Path(sys.prefix) / "share" / "hpe3d_ros" / "config" / "pipeline.yaml"
-
-
-SHIPPED_PARAMS = shipped_params()
+DIAGNOSTICS_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
 
 
 def replay(
@@ -100,11 +72,11 @@ def replay(
     ``summary["bags"]`` carries the error and ``summary["complete"]`` is False. SIGINT and
     SIGTERM stop the replay after the frame in hand (a second one aborts that frame); the
     results so far are closed properly and ``summary["interrupted"]`` names the signal
-    (:mod:`hpe3d_ros.replay_signals`; pass ``stop`` when the caller already handles them).
+    (:mod:`hpe3d_ros.replay.signals`; pass ``stop`` when the caller already handles them).
 
     Raises:
         OutputError: ``out_dir`` holds results (without ``overwrite``) or data that a replay
-            did not write (:mod:`hpe3d_ros.replay_output`); nothing is deleted then.
+            did not write (:mod:`hpe3d_ros.replay.output`); nothing is deleted then.
         ValueError: the GT file is unusable.
     """
     out_dir = Path(out_dir)
@@ -190,15 +162,25 @@ class _Run:
     stop: GracefulStop
 
 
+@dataclass
+class _Bag:
+    """One bag's cameras as the node would run them, and its output bag."""
+
+    seq: str
+    streams: dict[str, Stream]  # image topic -> stream
+    runners: dict[str, CameraRunner]  # image topic -> runner
+    infos: dict[str, list[CameraRunner]]  # CameraInfo topic -> runners it calibrates
+    gts: dict[str, dict[int, np.ndarray]]  # GT topic -> stamp -> (P, 17, 3)
+    writer: BagWriter
+    counts: dict[str, int] = field(default_factory=dict)
+    pending: dict[str, tuple] = field(default_factory=dict)  # topic -> (frame | error, log ns)
+    next_diag_ns: int | None = None
+
+
 def _replay_bag(run: _Run, bag: Path, seq: str) -> dict[str, Any]:
-    """One bag (= one sequence): two passes (CameraInfo/GT, then frames); returns its info."""
-    cfg, pipeline, tables, pictures, stop = (
-        run.cfg,
-        run.pipeline,
-        run.tables,
-        run.pictures,
-        run.stop,
-    )
+    """One bag (= one sequence): GT first (evaluation only), then every camera message in
+    log-time order through the cameras' runners; returns the bag's entry of the summary."""
+    cfg, stop = run.cfg, run.stop
     info = _not_replayed(bag, seq, "")
     info["complete"] = True
     try:
@@ -213,248 +195,173 @@ def _replay_bag(run: _Run, bag: Path, seq: str) -> dict[str, Any]:
             info.update(complete=False, error=f"bag {bag}: {exc}")
             return info
         if not streams:
-            if reader.damage:
-                why = f"bag {bag} is damaged and no camera topic could be recovered " \
-                      f"({reader.damage})"  # fmt: skip
-            else:
-                why = (f"bag {bag}: no camera topics (an Image, CompressedImage or h36m17 "
-                       f"Keypoints2DArray topic with a camera_info topic beside it); topics: "
-                       f"{sorted(reader.topics)}")  # fmt: skip
+            why = (f"bag {bag} is damaged and no camera topic could be recovered ({reader.damage})"
+                   if reader.damage else
+                   f"bag {bag}: no camera topics (an Image, CompressedImage or h36m17 "
+                   f"Keypoints2DArray topic with a camera_info topic beside it); topics: "
+                   f"{sorted(reader.topics)}")  # fmt: skip
             info.update(complete=False, error=why)
             return info
         info["streams"] = [vars(s) for s in streams]
         if reader.damage:
             info["recovered_because"] = reader.damage
-        pipeline.reset()
-        calib = CameraInfoIndex(cfg["camera_info_tolerance_s"])
-        gts: dict[str, dict[int, np.ndarray]] = {}
-        try:
-            side = {s.info_topic for s in streams} | {s.gt_topic for s in streams if s.gt_topic}
-            for topic, msgtype, _, raw in reader.messages(side):
-                if stop.requested:
-                    break
-                try:
-                    msg = deserialize(raw, msgtype)
-                except Exception:  # frames needing it fail as "missing"
-                    continue
-                if msgtype == CAMERA_INFO:
-                    calib.add(topic, msg)
-                else:
-                    gts.setdefault(topic, {})[stamp_ns(msg)] = gt_from_msg(msg)
-        except BagReadError as exc:
-            info.update(complete=False, error=str(exc))
-        by_topic = {s.topic: s for s in streams}
-        counts = dict.fromkeys(by_topic, 0)
+        run.pipeline.reset()
+        gts = _read_gt(reader, streams, info)
+        b = _Bag(seq, {s.topic: s for s in streams}, {}, {}, gts,
+                 BagWriter(run.out_dir / "bags" / seq, run.storage))  # fmt: skip
         for s in streams:
-            pictures.plan(seq, s.camera, reader.counts.get(s.topic), calib.stamps(s.info_topic))
-        total = sum(reader.counts.get(t) or 0 for t in by_topic) or None
+            b.runners[s.topic] = CameraRunner(
+                s.camera, run.pipeline, frame_id=s.frame_id,
+                info_tolerance_s=cfg["camera_info_tolerance_s"],
+                stats_window_s=DIAG_WINDOW_S)  # fmt: skip
+            b.infos.setdefault(s.info_topic, []).append(b.runners[s.topic])
+            b.counts[s.topic] = 0
+            run.pictures.plan(seq, s.camera, reader.counts.get(s.topic))
         info["output_bag"] = f"bags/{seq}"
-        writer = BagWriter(run.out_dir / "bags" / seq, run.storage)
-        diag = BagDiagnostics([s.camera for s in streams], cfg, pipeline.model_id)
+        total = sum(reader.counts.get(t) or 0 for t in b.streams) or None
         t_loop = time.perf_counter()
         bar = tqdm(total=total, unit="frame", desc=seq, disable=not run.progress, file=sys.stderr)
         try:
-            for topic, msgtype, log_ns, raw in reader.messages(by_topic):
-                if stop.requested:
-                    break
-                s = by_topic[topic]
-                t = time.perf_counter()
-                with stop.abortable():
-                    frame, people, result, image = process_frame(
-                        seq,
-                        s,
-                        counts[topic],
-                        msgtype,
-                        log_ns,
-                        raw,
-                        calib,
-                        pipeline,
-                        run.sidecar,
-                        gts.get(s.gt_topic or "", {}),
-                    )
-                if result is not None:
-                    for out_topic, out_type, data in output_messages(result, cfg, image):
-                        writer.write(out_topic, out_type, log_ns, data)
-                    for stage, ms in result.timings_ms.items():
-                        run.timing.setdefault(stage, []).append(ms)
-                ms = 1e3 * (time.perf_counter() - t)
-                run.timing["frame_ms"].append(ms)
-                diag.on_frame(s.camera, log_ns, result is not None, frame["reason"], ms)
-                for out_topic, out_type, data in diag.due(log_ns):
-                    writer.write(out_topic, out_type, log_ns, data)
-                tables.add(frame, people)
-                pictures.add(seq, s.camera, counts[topic], image, result, frame["reason"])
-                counts[topic] += 1
-                bar.update()
-        except BagReadError as exc:
-            info.update(complete=False, error=str(exc))
+            try:
+                for topic, msgtype, log_ns, raw in reader.messages(b.streams.keys() | b.infos):
+                    if stop.requested:
+                        break
+                    if topic in b.infos:
+                        _camera_info(run, b, topic, raw)
+                    if topic in b.streams:
+                        _arrive(run, b, topic, msgtype, log_ns, raw)
+                        bar.update()
+            except BagReadError as exc:
+                info.update(complete=False, error=str(exc))
+            for topic in sorted(b.pending, key=lambda t: b.pending[t][1]):  # the bag's last frames
+                if not stop.requested:
+                    _process(run, b, topic)
         except Interrupted:  # a second signal aborted the frame in hand
             pass
         finally:
             run.timing["loop_s"].append(time.perf_counter() - t_loop)
             bar.close()
-            writer.close()
+            b.writer.close()
         if stop.requested:
-            why = f"bag {bag}: interrupted by {stop.name} after {sum(counts.values())} frames"
+            done = sum(b.counts.values())
+            why = f"bag {bag}: interrupted by {stop.name} after {done} frames"
             info.update(complete=False, interrupted=stop.name, error=why)
-        info["output_messages"] = dict(writer.counts)
-        info["frames"] = counts
+        info["output_messages"] = dict(b.writer.counts)
+        info["frames"] = dict(b.counts)
     return info
 
 
-def _parse_set(items: list[str]) -> dict[str, Any]:
-    out = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects name=value, got {item!r}")
-        out[name.strip()] = yaml.safe_load(value)
-    return out
+#: Window of the rates on ``/diagnostics`` (as the live node's).
+DIAG_WINDOW_S = 5.0
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="hpe3d-replay",
-        description="Replay rosbag2 bags (sqlite3/MCAP) through the hpe3d pipeline: output "
-        "bag, per-frame tables, JSON summary (with GT errors when GT is present), pictures.",
-    )
-    ap.add_argument("bags", nargs="+", type=Path, help="input bag folders (or .mcap/.db3 files)")
-    ap.add_argument("--output", "-o", type=Path, required=True, help="output folder")
-    ap.add_argument(
-        "--params-file",
-        type=Path,
-        default=SHIPPED_PARAMS,
-        help="node parameters YAML (default: the shipped config/pipeline.yaml)",
-    )
-    ap.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a parameter, e.g. --set lifter.num_hypotheses=20",
-    )
-    ap.add_argument("--seed", type=int, help="lifter seed (same as --set lifter.seed=N)")
-    ap.add_argument("--cameras", help="comma-separated configured cameras (default: discover)")
-    ap.add_argument(
-        "--gt-npz",
-        type=Path,
-        help="side-car ground truth: stamp_ns (N,), poses_m (N, 17, 3) optical-frame "
-        "metres, optional camera (N,); overrides gt_poses topics",
-    )
-    ap.add_argument(
-        "--storage",
-        choices=("mcap", "sqlite3"),
-        default="mcap",
-        help="storage of the output bag (default: mcap)",
-    )
-    ap.add_argument("--overlays", type=int, default=4, help="overlay PNGs per camera")
-    ap.add_argument(
-        "--video-max-frames",
-        type=int,
-        default=600,
-        help="frames per camera in the overlay MP4 (0: no video)",
-    )
-    ap.add_argument("--no-pictures", action="store_true", help="skip PNGs and MP4s")
-    ap.add_argument("--overwrite", action="store_true", help="replace earlier results in OUT")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = ap.parse_args(argv)
-    err = "hpe3d-replay: error:"
+def _read_gt(reader: BagReader, streams: list[Stream], info: dict) -> dict[str, dict]:
+    """Ground-truth poses of the bag by topic and stamp (not something the node sees)."""
+    gts: dict[str, dict[int, np.ndarray]] = {}
+    topics = {s.gt_topic for s in streams if s.gt_topic}
+    if not topics:
+        return gts
     try:
-        overrides = _parse_set(args.set)
-        if args.seed is not None:
-            overrides["lifter.seed"] = args.seed
-        cfg = load_config(args.params_file, **overrides)
-    except ConfigError as exc:
-        print(f"{err} {exc}", file=sys.stderr)
-        return 1
-    out = args.output
-    missing = [str(b) for b in args.bags if not os.path.lexists(b)]
-    if missing:
-        print(f"{err} no such bag: {', '.join(missing)} (nothing was written)", file=sys.stderr)
-        return 1
+        for topic, msgtype, _, raw in reader.messages(topics):
+            with contextlib.suppress(Exception):  # an unreadable GT message: no GT there
+                msg = deserialize(raw, msgtype)
+                gts.setdefault(topic, {})[stamp_to_ns(msg.header.stamp)] = gt_from_msg(msg)
+    except BagReadError as exc:
+        info.update(complete=False, error=str(exc))
+    return gts
+
+
+def _camera_info(run: _Run, b: _Bag, topic: str, raw: bytes) -> None:
+    """A recorded CameraInfo reaches the runners it calibrates. A frame held for its own
+    CameraInfo (the same stamp) is processed right after it; any other held frame before."""
     try:
-        check_output(out, args.bags, args.overwrite)  # again in replay(), before any delete
-    except OutputError as exc:
-        print(f"{err} {exc}", file=sys.stderr)
-        return 1
-    from hpe3d_ros.build import ModelLoadError, build_pipeline
-
-    with GracefulStop() as stop:
-        t0 = time.perf_counter()
-        try:
-            with stop.abortable():
-                pipeline = build_pipeline(cfg)
-        except ModelLoadError as exc:
-            print(f"{err} {exc}", file=sys.stderr)
-            return 1
-        except Interrupted:
-            pass
-        if stop.requested:
-            print(f"{err} interrupted by {stop.name} while loading the models; nothing was "
-                  f"written", file=sys.stderr)  # fmt: skip
-            return stop.exit_code
-        load_s = time.perf_counter() - t0
-        return _run(args, cfg, pipeline, load_s, stop)
+        msg = deserialize(raw, CAMERA_INFO)
+    except Exception:  # an unreadable CameraInfo is one the node never received
+        return
+    stamp = stamp_to_ns(msg.header.stamp)
+    for image_topic, runner in b.runners.items():
+        if runner not in b.infos[topic]:
+            continue
+        held = b.pending.get(image_topic)
+        pair = held is not None and not isinstance(held[0], str) and held[0].stamp_ns == stamp
+        if held is not None and not pair:
+            _process(run, b, image_topic)
+        runner.camera_info(msg)
+        if pair:
+            _process(run, b, image_topic)
 
 
-def _run(
-    args: argparse.Namespace,
-    cfg: NodeConfig,
-    pipeline: Pipeline,
-    load_s: float,
-    stop: GracefulStop,
-) -> int:
-    err, out = "hpe3d-replay: error:", args.output
+def _arrive(run: _Run, b: _Bag, topic: str, msgtype: str, log_ns: int, raw: bytes) -> None:
+    """A frame arrives: the one before it on this camera is processed, this one is held
+    until its own CameraInfo (same stamp), any other message of its camera, or the bag's end.
+
+    Camera drivers publish the image and then its CameraInfo; the node's worker takes a frame
+    a moment after it arrives, when that CameraInfo is there. Holding the frame for exactly
+    its pair gives the replay the same pairing, deterministically.
+    """
+    if topic in b.pending:
+        _process(run, b, topic)
     try:
-        summary = replay(
-            args.bags,
-            out,
-            cfg,
-            pipeline,
-            cameras=args.cameras.split(",") if args.cameras else None,
-            gt_npz=args.gt_npz,
-            storage=args.storage,
-            progress=not args.quiet,
-            overlays=0 if args.no_pictures else args.overlays,
-            video_max_frames=0 if args.no_pictures else args.video_max_frames,
-            params_file=str(args.params_file),
-            model_load_s=load_s,
-            overwrite=args.overwrite,
-            stop=stop,
-        )
-    except (ConfigError, BagReadError, ValueError) as exc:  # OutputError is a ValueError
-        print(f"{err} {exc}", file=sys.stderr)
-        return 1
-    print(format_summary(summary))
-    print(f"results: {out}/frames.csv, people.csv, summary.json, timings.json, bags/, pictures/")
-    return _exit_code(summary, out, err)
+        frame: Any = read_frame(raw, msgtype)
+    except ValueError as exc:
+        frame = str(exc)
+    b.pending[topic] = (frame, log_ns)
 
 
-def _exit_code(summary: dict[str, Any], out: Path, err: str) -> int:
-    """0 when every bag was read to its end and at least one frame was processed."""
-    if summary["interrupted"]:
-        print(f"{err} interrupted by {summary['interrupted']} after {summary['frames']} "
-              f"frames; the results so far are in {out}", file=sys.stderr)  # fmt: skip
-        return summary["exit_code"]
-    rc = 0
-    if not summary["complete"]:
-        for b in summary["bags"]:
-            if b["error"]:
-                print(
-                    f"{err} {b['error']} (results up to that point are in {out})", file=sys.stderr
-                )
-        rc = 1
-    if summary["frames_ok"] == 0:
-        kinds = sorted(
-            {k for c in summary["cameras"] for k in c["failures"]},
-            key=lambda k: -sum(c["failures"].get(k, 0) for c in summary["cameras"]),
-        )
-        why = f" (failures: {', '.join(kinds)})" if kinds else ""
-        print(f"{err} no frame could be processed: {summary['frames']} frames, 0 ok{why}",
-              file=sys.stderr)  # fmt: skip
-        rc = 1
-    return rc
+def _process(run: _Run, b: _Bag, topic: str) -> None:
+    """The held frame of a camera: the runner runs it, then outputs, rows, pictures."""
+    frame, log_ns = b.pending.pop(topic)
+    s, runner = b.streams[topic], b.runners[topic]
+    now = log_ns * 1e-9
+    t = time.perf_counter()
+    if isinstance(frame, str):
+        out = runner.unreadable(frame, now)
+    else:
+        with run.stop.abortable():
+            out = runner.arrive(frame, now) or runner.process(frame, time.monotonic(), now)
+    if out.ok:
+        for kind, msg in frame_messages(out.result, out.image, _options(run.cfg)):
+            b.writer.write(output_topic(s.camera, kind), OUTPUTS[kind], log_ns, serialize_ros(msg))
+        for stage, ms in out.result.timings_ms.items():
+            run.timing.setdefault(stage, []).append(ms)
+    run.timing["frame_ms"].append(1e3 * (time.perf_counter() - t))
+    _diagnostics(run, b, log_ns)
+    index = b.counts[topic]
+    base = {"sequence": b.seq, "camera": s.camera, "topic": topic, "index": index,
+            "log_time_ns": log_ns}  # fmt: skip
+    row, people = frame_rows(base, out, _gt(run, b, s, out))
+    run.tables.add(row, people)
+    stamp = None if out.frame is None else out.frame.stamp_ns
+    run.pictures.add(b.seq, s.camera, index, stamp, out.image, out.result, out.reason)
+    b.counts[topic] += 1
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _gt(run: _Run, b: _Bag, s: Stream, out: Outcome) -> np.ndarray | None:
+    if not out.ok:
+        return None
+    stamp = out.frame.stamp_ns
+    if run.sidecar is not None:
+        return run.sidecar.lookup(s.camera, stamp)
+    return b.gts.get(s.gt_topic or "", {}).get(stamp)
+
+
+def _diagnostics(run: _Run, b: _Bag, log_ns: int) -> None:
+    """``/diagnostics`` every ``diagnostics.period_s`` of bag time, as the node publishes it."""
+    period_ns = round(run.cfg["diagnostics.period_s"] * 1e9)
+    if b.next_diag_ns is None:
+        b.next_diag_ns = log_ns + period_ns
+    if log_ns < b.next_diag_ns:
+        return
+    b.next_diag_ns = log_ns + period_ns
+    now = log_ns * 1e-9
+    health = [CameraHealth(r.name, r.snapshot(now), len(r.calibration) > 0)
+              for r in b.runners.values()]  # fmt: skip
+    extra = {"lifter": run.pipeline.model_id, "detector": str(run.cfg.detector.get("mode", ""))}
+    msg = diagnostics_message(log_ns, "/hpe3d_pipeline", health,
+                              run.cfg["diagnostics.stale_timeout_s"], extra)  # fmt: skip
+    b.writer.write(DIAGNOSTICS, DIAGNOSTICS_TYPE, log_ns, serialize_ros(msg))
+
+
+def _options(cfg: NodeConfig) -> OutputOptions:
+    return OutputOptions(cfg["output.keypoints"], cfg["output.markers"],
+                         cfg["output.debug_image"], cfg["output.marker_lifetime_s"])  # fmt: skip
