@@ -2,15 +2,8 @@
 
 import pytest
 
-from hpe3d_ros.config import (
-    PARAMS,
-    ConfigError,
-    build_config,
-    camera_params,
-    load_config,
-    load_params_file,
-    read_params_file,
-)
+from hpe3d_ros.config import PARAMS, ConfigError, build_config, camera_params, load_config
+from hpe3d_ros.params_file import load_params_file, read_params_file
 from test.conftest import REPO
 
 SHIPPED = REPO / "config" / "pipeline.yaml"

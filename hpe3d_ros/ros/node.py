@@ -27,13 +27,7 @@ from visualization_msgs.msg import MarkerArray
 
 from hpe3d_ros.build import ModelLoadError, build_pipeline
 from hpe3d_ros.camera import CameraModel, CameraModelError
-from hpe3d_ros.config import (
-    NODE_NAME,
-    CameraConfig,
-    ConfigError,
-    load_params_file,
-    read_params_file,
-)
+from hpe3d_ros.config import NODE_NAME, CameraConfig, ConfigError
 from hpe3d_ros.imaging import (
     ImageDecodeError,
     check_compressed,
@@ -43,6 +37,7 @@ from hpe3d_ros.imaging import (
     encode_raw,
 )
 from hpe3d_ros.msg import Keypoints2DArray, PoseHypothesesArray
+from hpe3d_ros.params_file import load_params_file, read_params_file
 from hpe3d_ros.pipeline import PipelineInputError
 from hpe3d_ros.ros import diagnostics, process
 from hpe3d_ros.ros.conversions import (
