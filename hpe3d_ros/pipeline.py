@@ -238,7 +238,10 @@ class Pipeline:
                 track_id=int(track_id),
                 detection_score=float(score),
                 bbox_px=np.asarray(bbox, dtype=np.float32),
-                keypoints_px=kp[i].astype(np.float32),
+                # a joint treated as missing has NaN coordinates (the message's contract)
+                keypoints_px=np.where(lifted.confidence[i][:, None] > 0, kp[i], np.nan).astype(
+                    np.float32
+                ),
                 keypoint_conf=lifted.confidence[i].astype(np.float32),
                 root_m=lifted.root_m[i],
                 root_std_m=lifted.root_std_m[i].astype(np.float32),
@@ -276,7 +279,10 @@ def _detection(p: Person2DLike) -> Detection2D:
         track_id=int(p.track_id),
         score=float(p.score),
         bbox_px=np.asarray(p.box, dtype=np.float32),
-        keypoints_px=np.asarray(p.keypoints, dtype=np.float32),
+        # joints the detector marked unseen (score 0: cut off by the border) have NaN coordinates
+        keypoints_px=np.where(
+            np.asarray(p.scores)[:, None] > 0, np.asarray(p.keypoints), np.nan
+        ).astype(np.float32),
         confidence=np.asarray(p.scores, dtype=np.float32),
     )
 

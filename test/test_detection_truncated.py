@@ -79,9 +79,13 @@ def test_two_people_filling_a_1280x720_frame_are_lifted(with_ground: Pipeline) -
     for p in result.people:
         assert p.num_hypotheses == 50 and np.isfinite(p.root_m).all()
         assert (p.keypoint_conf[H36M_LEGS] == 0).all()
+        assert np.isnan(p.keypoints_px[H36M_LEGS]).all()  # the message's "missing" marks
+        assert np.isfinite(p.keypoints_px[p.keypoint_conf > 0]).all()
         assert 0.3 < p.root_m[2] < 6.0  # metres: beside the camera, not at the horizon
     for d in result.detections:  # the 2D message says the same: legs unseen
         assert (d.confidence[13:17] < 0.2).all()
+        unseen = d.confidence == 0
+        assert unseen.sum() >= 3 and np.isnan(d.keypoints_px[unseen]).all()
 
 
 def test_ground_scale_needs_a_seen_ankle_above_the_bottom_border() -> None:

@@ -23,8 +23,8 @@ def draw_people(
         cv2.rectangle(out, (x0, y0), (x1, y1), (0, 255, 0), 1)
         label = f"{p.score:.2f}" if p.track_id < 0 else f"#{p.track_id} {p.score:.2f}"
         cv2.putText(out, label, (x0, max(y0 - 3, 8)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0))
-        ok = p.scores >= min_score
-        pts = np.round(p.keypoints).astype(int)
+        ok = (p.scores >= min_score) & np.isfinite(p.keypoints).all(axis=1)
+        pts = np.round(np.nan_to_num(p.keypoints)).astype(int)  # unseen joints may be NaN
         for a, b in COCO_BONES:
             if ok[a] and ok[b]:
                 cv2.line(out, tuple(pts[a]), tuple(pts[b]), (200, 200, 200), 1, cv2.LINE_AA)
