@@ -128,9 +128,12 @@ class Driver:
 
 
 def run_fuzz(messages: int, seed: int = 0, rate_hz: float = 400.0,
-             log_path: Path | None = None) -> dict:  # fmt: skip
+             log_path: Path | None = None, image_qos: tuple[str, int] = ("reliable", 100),
+             ) -> dict:  # fmt: skip
+    """``image_qos``: the node's (qos.image_reliability, qos.image_depth); the default makes
+    DDS deliver (nearly) every message; the shipped ("best_effort", 1) keeps the newest."""
     params = {"camera_names": list(CAMERAS), "cameras": CAMERAS,
-              "qos": {"image_reliability": "reliable", "image_depth": 100},
+              "qos": {"image_reliability": image_qos[0], "image_depth": image_qos[1]},
               "lifter": {"num_hypotheses": 10}, "diagnostics": {"period_s": 0.5}}  # fmt: skip
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         yaml.safe_dump({"/**": {"ros__parameters": params}}, f)
@@ -185,6 +188,7 @@ def run_fuzz(messages: int, seed: int = 0, rate_hz: float = 400.0,
         drv.spin_for(6.0, tick=False)  # nothing in flight: the last frames finish, counters settle
         alive = proc.poll() is None
         hwm_end = proc_status_mb(proc.pid, "VmHWM") if alive else float("nan")
+        rss_end = {k: proc_status_mb(proc.pid, k) for k in ("RssAnon", "RssShmem")}
         cams = {c: {k: int(v[k]) for k in ("received", "processed", "dropped", "failed")}
                 for c in CAMERAS if (v := drv.values(c))}  # fmt: skip
         levels = {c: int(drv.values(c).get("level", -1)) for c in CAMERAS}
@@ -205,6 +209,7 @@ def run_fuzz(messages: int, seed: int = 0, rate_hz: float = 400.0,
         "kinds": dict(sorted(fuzzer.counts.items())), "fuzz_s": fuzz_s, "cameras": cams,
         "levels": levels, "good_rate_before_hz": base_rate, "good_rate_during_hz": fuzz_rate,
         "hwm_after_warmup_mb": hwm_warm, "hwm_end_mb": hwm_end, "rss_max_sampled_mb": rss_max,
+        "rss_end_mb": rss_end, "image_qos": image_qos,
         "log": log_stats(text[log_offset:]), "log_path": str(log_path),
     }  # fmt: skip
 
@@ -215,9 +220,18 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=400.0, help="pace outside bursts, msg/s")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log", type=Path, default=None, help="keep the node's log here")
+    ap.add_argument(
+        "--image-qos",
+        nargs=2,
+        default=["reliable", "100"],
+        metavar=("RELIABILITY", "DEPTH"),
+        help="the node's image subscription QoS",
+    )
     args = ap.parse_args()
-    r = run_fuzz(args.messages, args.seed, args.rate, args.log)
-    print(f"{r['messages']} messages in {r['fuzz_s']:.0f} s ({r['sent']}), "
+    qos = (args.image_qos[0], int(args.image_qos[1]))
+    r = run_fuzz(args.messages, args.seed, args.rate, args.log, qos)
+    print(f"image QoS {qos[0]} depth {qos[1]}: "
+          f"{r['messages']} messages in {r['fuzz_s']:.0f} s ({r['sent']}), "
           f"{len(r['kinds'])} kinds; node alive at the end: {r['alive']}, "
           f"exit status on SIGTERM: {r['exit_status']}\n")  # fmt: skip
     print("| camera | received | processed | dropped | failed | accounted |")
@@ -230,7 +244,9 @@ def main() -> int:
     print(
         f"\nmemory high-water mark (VmHWM): {r['hwm_after_warmup_mb']:.0f} MB after warm-up, "
         f"{r['hwm_end_mb']:.0f} MB at the end (+{r['hwm_end_mb'] - r['hwm_after_warmup_mb']:.0f}"
-        f" MB)\nlog during the fuzz: {lg['bytes']} bytes, {lg['lines']} lines "
+        f" MB; resident at the end: {r['rss_end_mb']['RssAnon']:.0f} MB anonymous, "
+        f"{r['rss_end_mb']['RssShmem']:.0f} MB shared memory)\n"
+        f"log during the fuzz: {lg['bytes']} bytes, {lg['lines']} lines "
         f"({lg['warn_lines']} WARN, {lg['foreign_lines']} not from the ROS logger), longest "
         f"{lg['longest_line']} characters\nhealthy camera: {r['good_rate_before_hz']:.2f} Hz "
         f"processed before, {r['good_rate_during_hz']:.2f} Hz during the fuzz"
