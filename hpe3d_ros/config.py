@@ -152,8 +152,8 @@ PARAMS: tuple[ParamSpec, ...] = (
       0.1, 3600.0),
     P("diagnostics.stall_warn_s", 5.0,
       "A frame waiting this long for the worker (nothing finishes) -> WARN", 0.5, 3600.0),
-    P("diagnostics.stall_error_s", 15.0, "... this long -> ERROR (must exceed stall_warn_s)",
-      1.0, 3600.0),
+    P("diagnostics.stall_error_s", 15.0,
+      "A frame waiting this long for the worker -> ERROR (more than stall_warn_s)", 1.0, 3600.0),
 )  # fmt: skip
 
 
