@@ -115,14 +115,14 @@ class MoveNetMultiPose:
         """Like :meth:`detect` with another person threshold (top-down proposals use a low one)."""
         image = to_rgb8(image_rgb)
         h, w = image.shape[:2]
-        found: list[tuple[Person2D, float]] = []
+        found: list[tuple[Person2D, float, Region]] = []
         runs = 0
         for p in self.plan(w, h):
             for region in p.regions:
                 runs += self._run_or_split(image, region, p.scale(region), threshold, found)
         if runs == 1:
-            return [person for person, _ in found]
-        return merge_passes(found, NET_MIN_PX, NET_MAX_PX)
+            return [person for person, _, _ in found]
+        return merge_passes(found, NET_MIN_PX, NET_MAX_PX, (w, h))
 
     def _run_or_split(
         self,
@@ -130,7 +130,7 @@ class MoveNetMultiPose:
         region: Region,
         scale: float,
         threshold: float,
-        found: list[tuple[Person2D, float]],
+        found: list[tuple[Person2D, float, Region]],
         depth: int = 0,
     ) -> int:
         """Run ``region`` at ``scale``; if all of MultiPose's slots are taken (a crowd), run
@@ -138,7 +138,7 @@ class MoveNetMultiPose:
         x0, y0, x1, y1 = region
         long_px = max(x1 - x0, y1 - y0)
         people = self._run_region(image, region, max(STRIDE, round(scale * long_px)), threshold)
-        found.extend((person, scale) for person in people)
+        found.extend((person, scale, region) for person in people)
         if len(people) < SLOTS or depth >= MAX_SPLITS or scale * long_px < 4 * NET_MIN_PX:
             return 1
         cols, rows = (2, 1) if x1 - x0 >= y1 - y0 else (1, 2)
