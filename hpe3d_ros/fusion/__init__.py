@@ -19,7 +19,14 @@ from hpe3d_ros.fusion.extrinsics import (
 )
 from hpe3d_ros.fusion.fuser import CameraStatus, FuserConfig, PeopleFuser
 from hpe3d_ros.fusion.observations import Observation, RootNoise, observations_from_result
-from hpe3d_ros.fusion.tracks import CONFIRMED, LOST, TENTATIVE, TRACK_STATES, TrackedPerson
+from hpe3d_ros.fusion.tracks import (
+    CONFIRMED,
+    LOST,
+    TENTATIVE,
+    TRACK_STATES,
+    PeopleList,
+    TrackedPerson,
+)
 from hpe3d_ros.fusion.transforms import Transform, TransformTree, TransformUnavailable
 
 __all__ = [
@@ -32,6 +39,7 @@ __all__ = [
     "FuserConfig",
     "Observation",
     "PeopleFuser",
+    "PeopleList",
     "RootNoise",
     "TrackedPerson",
     "Transform",

@@ -47,6 +47,7 @@ from hpe3d_ros.fusion.tracks import (
     CONFIRMED,
     LOST,
     TENTATIVE,
+    PeopleList,
     Track,
     TrackedPerson,
     ViewInfo,
@@ -204,6 +205,10 @@ class PeopleFuser:
             ))  # fmt: skip
         return sorted(out, key=lambda p: p.track_id)
 
+    def people_list(self, stamp_ns: int) -> PeopleList:
+        """:meth:`people` with the target frame and stamp: one ``~/people`` message."""
+        return PeopleList(self.config.target_frame, int(stamp_ns), self.people(stamp_ns))
+
     @property
     def tracks(self) -> list[Track]:
         """The live tracks (read-only use: tests, diagnostics)."""
@@ -218,7 +223,7 @@ class PeopleFuser:
         prepared = {}
         for i, tr in enumerate(tracks):
             x, P, shift, extra = self._at(tr, stamp)
-            prepared[i] = (x, P, shift, extra)
+            prepared[i] = (x, P, shift, extra, self._views_now(tr, camera_name, stamp))
             for j, o in enumerate(obs):
                 y, S = kalman.innovation(x, P, o.root_m + shift, o.root_cov + extra)
                 d2 = kalman.mahalanobis_sq(y, S)
@@ -230,21 +235,29 @@ class PeopleFuser:
         matches, _, new = assign(cost, np.isfinite(cost))
         for i, j in matches:
             tr, o = tracks[i], obs[j]
-            x, P, shift, extra = prepared[i]
-            tr.x, tr.P = kalman.update(x, P, o.root_m + shift, o.root_cov + extra)
+            x, P, shift, extra, views_now = prepared[i]
+            R = o.filter_covariance(views_now, cfg.noise.depth_correlation)
+            tr.x, tr.P = kalman.update(x, P, o.root_m + shift, R + extra)
             tr.t_ns = max(tr.t_ns, stamp)
             tr.views[camera_name] = o
             tr.hits += 1
             tr.version += 1
             if tr.state == LOST:
                 tr.state = CONFIRMED
-        for j in new:
+        for j in new:  # a new track starts from one calibrated monocular root
             x, P = kalman.initial_state(obs[j].root_m, obs[j].root_cov, cfg.motion)
             tr = Track(self._next_id, x, P, stamp, born_ns=stamp)
             tr.views[camera_name] = obs[j]
             self._tracks.append(tr)
             self._next_id += 1
         self._merge(stamp)
+
+    def _views_now(self, tr: Track, camera_name: str, stamp: int) -> int:
+        """Cameras (this one included) whose sight of the track is within the skew."""
+        skew = round(self.config.max_stamp_skew_s * 1e9)
+        others = sum(1 for cam, v in tr.views.items()
+                     if cam != camera_name and abs(stamp - v.stamp_ns) <= skew)  # fmt: skip
+        return 1 + others
 
     def _at(self, tr: Track, stamp: int):
         """A track's state for a measurement at ``stamp``: (x, P, shift, extra_cov).

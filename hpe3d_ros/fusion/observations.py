@@ -17,7 +17,7 @@ least-squares intersection of the two rays, which is how the fused root comes "f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,17 +39,26 @@ class RootNoise:
     depth_floor: float = 0.03  # fraction of the distance, the least depth uncertainty
     across_px: float = 3.0  # angular error across the ray, in pixels of the camera
     across_floor_m: float = 0.04  # pelvis position inside the body outline
+    #: frames over which one person's monocular depth error persists (body size, pose): the
+    #: tracker counts each frame's depth as 1/depth_correlation of a measurement, and one
+    #: moment's views of several cameras as one (their lifts misjudge the same body alike)
+    depth_correlation: float = 10.0
 
-    def covariance_optical(
-        self, root_m: np.ndarray, root_std_m: np.ndarray, focal_px: float
-    ) -> np.ndarray:
-        """(3, 3) covariance in the optical frame of one root (3,) with spread (3,)."""
+    def sigmas(self, root_m: np.ndarray, root_std_m: np.ndarray, focal_px: float):
+        """(unit ray (3,), sigma along it, sigma across it) of one root (3,), spread (3,)."""
         root = np.asarray(root_m, dtype=np.float64)
         dist = float(np.linalg.norm(root))
         r = root / max(dist, 1e-6)
         spread = float(np.linalg.norm(np.nan_to_num(np.asarray(root_std_m, np.float64))))
         s_along = max(self.depth_scale * spread, self.depth_floor * dist)
         s_across = float(np.hypot(self.across_floor_m, dist * self.across_px / focal_px))
+        return r, s_along, s_across
+
+    def covariance_optical(
+        self, root_m: np.ndarray, root_std_m: np.ndarray, focal_px: float
+    ) -> np.ndarray:
+        """(3, 3) covariance in the optical frame of one root (3,) with spread (3,)."""
+        r, s_along, s_across = self.sigmas(root_m, root_std_m, focal_px)
         rr = np.outer(r, r)
         return s_along**2 * rr + s_across**2 * (np.eye(3) - rr)
 
@@ -65,6 +74,7 @@ class Observation:
         score: detection score.
         root_m: (3,) root in the target frame.
         root_cov: (3, 3) its covariance (:class:`RootNoise`).
+        ray: (3,) unit viewing ray to the root; along_var: the part of ``root_cov`` along it.
         hypotheses_m: (K, J, 3) absolute hypotheses in the target frame.
         keypoints_px: (J, 2) raw-image pixels (NaN where missing); keypoint_conf: (J,).
         camera: the camera model; T_target_camera: its pose (for reprojection).
@@ -82,6 +92,14 @@ class Observation:
     keypoint_conf: np.ndarray
     camera: CameraModel
     T_target_camera: Transform
+    ray: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    along_var: float = 0.0
+
+    def filter_covariance(self, views_now: int, correlation: float) -> np.ndarray:
+        """(3, 3) measurement covariance for the tracker: the depth part inflated by
+        ``correlation`` frames and by the number of cameras seeing the person now."""
+        inflate = max(correlation * views_now, 1.0) - 1.0
+        return self.root_cov + inflate * self.along_var * np.outer(self.ray, self.ray)
 
     @property
     def relative_hypotheses_m(self) -> np.ndarray:
@@ -101,7 +119,9 @@ def person_observation(
     root = np.asarray(person.root_m, dtype=np.float64)
     if person.num_hypotheses == 0 or not np.isfinite(root).all() or root[2] <= 0:
         return None
-    cov_cam = noise.covariance_optical(root, person.root_std_m, 0.5 * (camera.fx + camera.fy))
+    focal = 0.5 * (camera.fx + camera.fy)
+    cov_cam = noise.covariance_optical(root, person.root_std_m, focal)
+    r, s_along, _ = noise.sigmas(root, person.root_std_m, focal)
     return Observation(
         camera_name=result.camera_name,
         frame_id=result.frame_id,
@@ -115,6 +135,8 @@ def person_observation(
         keypoint_conf=np.asarray(person.keypoint_conf, dtype=np.float64),
         camera=camera,
         T_target_camera=T_target_camera,
+        ray=T_target_camera.rotate(r),
+        along_var=s_along**2,
     )
 
 

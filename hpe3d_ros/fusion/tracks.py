@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hpe3d_ros.fusion.observations import Observation
+from hpe3d_ros.skeleton import H36M_JOINT_NAMES, H36M_LAYOUT_ID
 
 TENTATIVE, CONFIRMED, LOST = "tentative", "confirmed", "lost"
 #: Every state, in the order of the message constants.
@@ -77,6 +78,17 @@ class TrackedPerson:
         if self.num_hypotheses == 0:
             return np.full((self.hypotheses_m.shape[1], 3), np.nan, np.float32)
         return self.hypotheses_m.std(axis=0)
+
+
+@dataclass
+class PeopleList:
+    """Everybody in the target frame at one stamp: what ``~/people`` carries."""
+
+    frame_id: str  # the target frame
+    stamp_ns: int
+    people: list[TrackedPerson] = field(default_factory=list)
+    joint_layout: str = H36M_LAYOUT_ID
+    joint_names: tuple[str, ...] = H36M_JOINT_NAMES
 
 
 @dataclass

@@ -13,9 +13,11 @@ import colorsys
 import numpy as np
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point
+from scipy.spatial.transform import Rotation
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
+from hpe3d_ros.fusion.tracks import PeopleList
 from hpe3d_ros.results import FrameResult, Person3D
 from hpe3d_ros.ros.conversions import ns_to_stamp
 from hpe3d_ros.skeleton import H36M_BONES
@@ -48,8 +50,12 @@ def person_markers(
     header,
     lifetime_s: float,
     max_hypotheses: int = 8,
+    up: tuple[float, float, float] = (0.0, -1.0, 0.0),
 ) -> list[Marker]:
-    """Markers for one person; ``index`` keeps marker ids unique within the array."""
+    """Markers for one person; ``index`` keeps marker ids unique within the array.
+
+    ``up``: the frame's up direction, for the label above the head (optical frames: -y).
+    """
     if person.num_hypotheses == 0 or not np.isfinite(person.root_m).all():
         return []
     mean = person.mean_pose_m
@@ -92,7 +98,8 @@ def person_markers(
     label.scale.z = 0.25
     label.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=0.9)
     head = mean[10]
-    label.pose.position = Point(x=float(head[0]), y=float(head[1]) - 0.3, z=float(head[2]))
+    above = head + 0.3 * np.asarray(up, dtype=np.float64)
+    label.pose.position = Point(x=float(above[0]), y=float(above[1]), z=float(above[2]))
     who = f"id {person.track_id}" if person.track_id >= 0 else "person"
     label.text = f"{who}  {float(np.linalg.norm(person.root_m)):.1f} m"
     return [bones, joints, cloud, label]
@@ -106,3 +113,39 @@ def markers_from_result(result: FrameResult, lifetime_s: float = 0.5) -> MarkerA
     for i, person in enumerate(result.people):
         out.markers.extend(person_markers(person, i, header, lifetime_s))
     return out
+
+
+def people_markers(people: PeopleList, lifetime_s: float = 0.5) -> MarkerArray:
+    """``~/people`` as markers in the target frame (z up): per person the skeleton, joints,
+    hypotheses and "id · distance" label in the colour of its global track id, and its
+    position's 90 % covariance ellipsoid; DELETEALL first."""
+    header = Header(stamp=ns_to_stamp(people.stamp_ns), frame_id=people.frame_id)
+    out = MarkerArray(markers=[Marker(header=header, action=Marker.DELETEALL)])
+    life = Duration(sec=int(lifetime_s), nanosec=int((lifetime_s % 1) * 1e9))
+    for i, p in enumerate(people.people):
+        j = p.hypotheses_m.shape[1]
+        std = np.sqrt(np.diag(p.position_cov))
+        as_person = Person3D(p.track_id, p.score, np.zeros(4, np.float32),
+                             np.full((j, 2), np.nan, np.float32), np.ones(j, np.float32),
+                             p.position_m, std, p.hypotheses_m)  # fmt: skip
+        out.markers.extend(person_markers(as_person, i, header, lifetime_s, up=(0.0, 0.0, 1.0)))
+        out.markers.append(_covariance_marker(p.position_m, p.position_cov, i, header, life,
+                                              track_colour(p.track_id, alpha=0.3)))  # fmt: skip
+    return out
+
+
+def _covariance_marker(mean, cov, index: int, header, life, colour: ColorRGBA) -> Marker:
+    """A SPHERE scaled and turned to the 90 % ellipsoid of a 3x3 covariance."""
+    vals, vecs = np.linalg.eigh(0.5 * (cov + np.transpose(cov)))
+    if np.linalg.det(vecs) < 0:
+        vecs[:, 0] = -vecs[:, 0]
+    m = Marker(header=header, ns="position_covariance", id=index, type=Marker.SPHERE,
+               action=Marker.ADD, lifetime=life, color=colour)  # fmt: skip
+    m.pose.position = Point(x=float(mean[0]), y=float(mean[1]), z=float(mean[2]))
+    x, y, z, w = Rotation.from_matrix(vecs).as_quat()
+    m.pose.orientation.x, m.pose.orientation.y = float(x), float(y)
+    m.pose.orientation.z, m.pose.orientation.w = float(z), float(w)
+    # chi-square 3 dof, 90 %: 6.251; the diameter is twice the semi-axis
+    axes = 2.0 * np.sqrt(6.251 * np.clip(vals, 1e-8, None))
+    m.scale.x, m.scale.y, m.scale.z = (float(a) for a in axes)
+    return m
