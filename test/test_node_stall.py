@@ -121,6 +121,45 @@ def test_a_blocked_worker_goes_warn_then_error_and_recovers(monkeypatch):
         assert all(ch.stats.snapshot()["processed"] > 0 for ch in node.channels)
 
 
+class SlowDetector:
+    """0.3 s per frame: slow, but working."""
+
+    def detect(self, image_rgb):
+        time.sleep(0.3)
+        return []
+
+
+@pytest.mark.dds
+def test_a_slow_worker_serving_many_cameras_is_not_stalled(monkeypatch):
+    """Four cameras at 10 Hz and 0.3 s per frame: each camera's frame waits ~1.2 s for its
+    turn, longer than stall_warn_s, yet the worker finishes a frame every 0.3 s."""
+    cams = ["a", "b", "c", "d"]
+    overrides = {"camera_names": cams, "diagnostics.period_s": 0.2,
+                 "diagnostics.stall_warn_s": 1.0, "diagnostics.stall_error_s": 3.0}  # fmt: skip
+    with running_node(monkeypatch, Pipeline(SlowDetector(), NoLifter()), overrides, "slow") as (
+        node, drv,
+    ):  # fmt: skip
+        diags = []
+        drv.create_subscription(DiagnosticArray, "/diagnostics", diags.append, RELIABLE)
+        pubs = {c: (drv.create_publisher(Image, f"/{c}/camera/image_raw", RELIABLE),
+                    drv.create_publisher(CameraInfo, f"/{c}/camera/camera_info", RELIABLE))
+                for c in cams}  # fmt: skip
+        rgb = np.zeros((48, 64, 3), np.uint8)
+        assert wait_for(lambda: all(p[0].get_subscription_count() for p in pubs.values()), 20)
+        end = time.monotonic() + 4.0
+        while time.monotonic() < end:
+            for c, (img, info) in pubs.items():
+                stamp = time.time_ns()
+                info.publish(info_msg(camera_for(rgb), stamp, f"{c}_optical"))
+                img.publish(image_msg(rgb, stamp, f"{c}_optical"))
+            time.sleep(0.1)
+        waited = max(ch.slot.waiting_s() for ch in node.channels)
+        for c in cams:
+            assert not [m for _, m in _levels(diags, c) if "stalled" in m], _levels(diags, c)
+        assert all(ch.stats.snapshot()["processed"] >= 2 for ch in node.channels)
+    assert waited > 0.6  # frames did wait long; the worker kept finishing others
+
+
 HANGING_NODE = """
 import sys, threading
 import hpe3d_ros.ros.node as node

@@ -24,9 +24,10 @@ def stream_level(
 ) -> tuple[int, str]:
     """(level, message) of one camera from its :meth:`StreamStats.snapshot`.
 
-    ``snap["waiting_s"]`` (optional) is how long its oldest unfinished frame has waited: a
-    worker that stops finishing frames while they arrive is *stalled*, WARN after
-    ``stall_warn_s`` and ERROR after ``stall_error_s``, never "0.0 Hz processed" and OK.
+    ``snap["waiting_s"]`` (optional) is how long its oldest unfinished frame has waited
+    while the worker finished nothing: a worker that stops finishing frames while they
+    arrive is *stalled*, WARN after ``stall_warn_s`` and ERROR after ``stall_error_s``, never
+    "0.0 Hz processed" and OK.
     """
     silent = snap["silent_s"]
     waiting = snap.get("waiting_s", 0.0)

@@ -140,6 +140,7 @@ class PipelineNode(Node):
         self._publish_lock = threading.Lock()  # shutdown() closes publishing under it
         self._closed = False
         self._busy: tuple[str, float] | None = None  # (camera, since) while processing
+        self._last_finish = time.monotonic()  # the worker last finished a frame (any camera)
         self._worker = threading.Thread(target=self._work, name="hpe3d-worker", daemon=True)
         self._worker.start()
 
@@ -187,10 +188,16 @@ class PipelineNode(Node):
                     self._fail(ch, "publish", f"{type(exc).__name__}: {exc}", type(exc).__name__)
                 finally:
                     self._busy = None
+                    self._last_finish = time.monotonic()
                     ch.slot.done()
             if not busy:
                 self._wake.wait(0.05)
                 self._wake.clear()
+
+    def _stalled_s(self, ch: CameraChannel) -> float:
+        """How long this camera's oldest frame has waited while the worker finished nothing
+        (a slow but working round-robin over many cameras is not a stall)."""
+        return min(ch.slot.waiting_s(), time.monotonic() - self._last_finish)
 
     def busy_text(self) -> str:
         busy = self._busy
@@ -280,7 +287,7 @@ class PipelineNode(Node):
             diagnostics.camera_status(
                 self.get_fully_qualified_name(),
                 ch.cfg.name,
-                {**ch.stats.snapshot(), "waiting_s": ch.slot.waiting_s(), "worker": worker},
+                {**ch.stats.snapshot(), "waiting_s": self._stalled_s(ch), "worker": worker},
                 self.config["diagnostics.stale_timeout_s"],
                 len(ch.info) > 0,
                 extra,
