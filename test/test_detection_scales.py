@@ -5,6 +5,7 @@ Frames and boxes counted by eye: test/data/eval (see its LICENSE.md and make_eva
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 
@@ -168,3 +169,21 @@ def test_a_crowd_beyond_the_six_slots_of_one_pass_is_found(
     assert len(det.detect(image)) == 8
     monkeypatch.setattr(multipose, "MAX_SPLITS", 0)
     assert len(det.detect(image)) == multipose.SLOTS  # without the split: 6 at most
+
+
+def test_hd_frame_people_once_across_three_scales_and_many_tiles(
+    detector: Detector, frames: dict
+) -> None:
+    """vtest 260 up-scaled to 1920x1080: coarse, middle and 8 fine tiles; 7 people, once each."""
+    frame = frames["vtest_0260.jpg"]
+    sx, sy = 1920 / 768, 1080 / 576
+    image = cv2.resize(read_rgb(frame.path), (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    assert [len(p.regions) for p in detector.plan(1920, 1080)] == [1, 2, 8]
+    people = detector.detect(image)
+    labels = [
+        dataclasses.replace(lab, box=(lab.box[0] * sx, lab.box[1] * sy, lab.box[2] * sx,
+                                      lab.box[3] * sy))
+        for lab in frame.people
+    ]  # fmt: skip
+    assigned, false_people = match(people, tuple(labels))
+    assert min(assigned) >= 0 and false_people == 0 and len(people) == 7
