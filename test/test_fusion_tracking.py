@@ -95,8 +95,8 @@ def test_synthetic_rig_gives_one_fused_person_where_each_stands():
         # the fused covariance holds the truth and is tighter than one camera's
         d = p.position_m - truth[i, 0]
         assert d @ np.linalg.solve(p.position_cov, d) < 11.3
-        one = min(np.linalg.det(o.root_cov) for o in fuser.tracks[0].views.values())
-        assert np.linalg.det(p.position_cov) < 0.01 * one
+        one = min(np.linalg.eigvalsh(o.root_cov).max() for o in fuser.tracks[0].views.values())
+        assert np.linalg.eigvalsh(p.position_cov).max() < 0.25 * one  # the depth cigar shrank
     assert all(fuser.status(c.name).frames == 10 for c in rig)
 
 

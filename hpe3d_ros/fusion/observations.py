@@ -13,6 +13,13 @@ with ``r`` the unit ray to the root, ``s_along`` the pipeline's spread scaled by
 plus a floor. Two cameras' cigars cross where the person stands: their information sum is the
 least-squares intersection of the two rays, which is how the fused root comes "from both rays"
 (:func:`hpe3d_ros.fusion.views.fuse_gaussians`).
+
+Two errors of a monocular root do not average out: the depth along the ray and, with the
+ground prior, the pelvis height (a misjudged leg length pins the body too low or too high).
+They come from the lifter's view of one body, so they persist from frame to frame and are
+shared by cameras that see the person from similar directions. The tracker therefore counts
+them as one measurement per ``depth_correlation`` frames and per moment, whatever the number of
+cameras (:meth:`Observation.filter_covariance`); only the across-ray geometry adds up.
 """
 
 from __future__ import annotations
@@ -30,19 +37,22 @@ from hpe3d_ros.results import FrameResult, Person3D
 class RootNoise:
     """How a monocular root's spread becomes a calibrated 3x3 covariance (see module doc).
 
-    Defaults were fitted on training-subject mocap by ``benchmarks/bench_fusion.py
-    --calibrate`` (so that 90 % ellipsoids hold 90 % of the truth) and checked on the test
-    subjects (BENCHMARKS.md, "Fusion").
+    Defaults were chosen on training-subject mocap (``benchmarks/bench_fusion.py
+    --calibrate``: the fused 90 % ellipsoids hold about 90 % of the truth) and checked on
+    the test subjects (BENCHMARKS.md, "Multi-camera fusion").
     """
 
-    depth_scale: float = 1.6  # x the pipeline's spread along the ray
+    depth_scale: float = 1.3  # x the pipeline's spread along the ray
     depth_floor: float = 0.03  # fraction of the distance, the least depth uncertainty
-    across_px: float = 3.0  # angular error across the ray, in pixels of the camera
+    across_px: float = 2.0  # angular error across the ray, in pixels of the camera
     across_floor_m: float = 0.04  # pelvis position inside the body outline
     #: frames over which one person's monocular depth error persists (body size, pose): the
     #: tracker counts each frame's depth as 1/depth_correlation of a measurement, and one
     #: moment's views of several cameras as one (their lifts misjudge the same body alike)
-    depth_correlation: float = 10.0
+    depth_correlation: float = 5.0
+    #: the pelvis height error of a ground-pinned body (legs misjudged), in the target's z
+    #: (up, REP-103); persists like the depth error. 0 without the ground prior.
+    height_sigma_m: float = 0.08
 
     def sigmas(self, root_m: np.ndarray, root_std_m: np.ndarray, focal_px: float):
         """(unit ray (3,), sigma along it, sigma across it) of one root (3,), spread (3,)."""
@@ -74,7 +84,8 @@ class Observation:
         score: detection score.
         root_m: (3,) root in the target frame.
         root_cov: (3, 3) its covariance (:class:`RootNoise`).
-        ray: (3,) unit viewing ray to the root; along_var: the part of ``root_cov`` along it.
+        bias_cov: (3, 3) the part of ``root_cov`` that persists over frames and is shared by
+            cameras (depth along the ray, pelvis height): see :meth:`filter_covariance`.
         hypotheses_m: (K, J, 3) absolute hypotheses in the target frame.
         keypoints_px: (J, 2) raw-image pixels (NaN where missing); keypoint_conf: (J,).
         camera: the camera model; T_target_camera: its pose (for reprojection).
@@ -92,14 +103,13 @@ class Observation:
     keypoint_conf: np.ndarray
     camera: CameraModel
     T_target_camera: Transform
-    ray: np.ndarray = field(default_factory=lambda: np.zeros(3))
-    along_var: float = 0.0
+    bias_cov: np.ndarray = field(default_factory=lambda: np.zeros((3, 3)))
 
     def filter_covariance(self, views_now: int, correlation: float) -> np.ndarray:
-        """(3, 3) measurement covariance for the tracker: the depth part inflated by
+        """(3, 3) measurement covariance for the tracker: the persistent part inflated by
         ``correlation`` frames and by the number of cameras seeing the person now."""
         inflate = max(correlation * views_now, 1.0) - 1.0
-        return self.root_cov + inflate * self.along_var * np.outer(self.ray, self.ray)
+        return self.root_cov + inflate * self.bias_cov
 
     @property
     def relative_hypotheses_m(self) -> np.ndarray:
@@ -120,8 +130,12 @@ def person_observation(
     if person.num_hypotheses == 0 or not np.isfinite(root).all() or root[2] <= 0:
         return None
     focal = 0.5 * (camera.fx + camera.fy)
-    cov_cam = noise.covariance_optical(root, person.root_std_m, focal)
+    cov = T_target_camera.rotate_covariance(
+        noise.covariance_optical(root, person.root_std_m, focal)
+    )
     r, s_along, _ = noise.sigmas(root, person.root_std_m, focal)
+    ray = T_target_camera.rotate(r)
+    bias = s_along**2 * np.outer(ray, ray) + np.diag([0.0, 0.0, noise.height_sigma_m**2])
     return Observation(
         camera_name=result.camera_name,
         frame_id=result.frame_id,
@@ -129,14 +143,13 @@ def person_observation(
         camera_track_id=int(person.track_id),
         score=float(person.detection_score),
         root_m=T_target_camera.apply(root),
-        root_cov=T_target_camera.rotate_covariance(cov_cam),
+        root_cov=cov + np.diag([0.0, 0.0, noise.height_sigma_m**2]),
         hypotheses_m=T_target_camera.apply(person.hypotheses_m),
         keypoints_px=np.asarray(person.keypoints_px, dtype=np.float64),
         keypoint_conf=np.asarray(person.keypoint_conf, dtype=np.float64),
         camera=camera,
         T_target_camera=T_target_camera,
-        ray=T_target_camera.rotate(r),
-        along_var=s_along**2,
+        bias_cov=bias,
     )
 
 
