@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from hpe3d_ros import metrics
 from hpe3d_ros.lifting import load_lifter
 from hpe3d_ros.lifting.body import (
     BONE_LIMITS_M,
@@ -15,7 +16,7 @@ from hpe3d_ros.lifting.body import (
     bone_lengths_t,
     forward_kinematics,
 )
-from hpe3d_ros.lifting.body_model import CALIB_KNOTS
+from hpe3d_ros.lifting.body_model import CALIB_KNOTS, SIZE_KNOTS
 from hpe3d_ros.lifting.gcn import GraphEncoder, skeleton_adjacency
 from hpe3d_ros.lifting.model import ModelConfig, build_model
 from hpe3d_ros.lifting.normalize import N_FEATURES, N_NOISE_FEATURES, prepare_inputs
@@ -89,14 +90,15 @@ def test_noise_level_and_calibration_widen_the_hypotheses(tmp_path):
     lifter, model = _body_lifter(tmp_path)
     kp, conf = _people(4)
     model.calib_values.copy_(torch.linspace(0.5, 3.0, len(CALIB_KNOTS)))
-    model.calib_unknown.fill_(1.7)
+    model.calib_unknown.copy_(torch.linspace(1.0, 2.2, len(SIZE_KNOTS)))
     exact, _ = prepare_inputs(kp, conf, 0.2, np.zeros((4, 17)), noise_features=True)
     noisy, _ = prepare_inputs(kp, conf, 0.2, np.full((4, 17), 0.05), noise_features=True)
     unknown, _ = prepare_inputs(kp, conf, 0.2, None, noise_features=True)
     t = [model.temperature_scale(torch.from_numpy(f)) for f in (exact, noisy, unknown)]
     torch.testing.assert_close(t[0], torch.full((4,), 0.5))
     assert (t[1] > 2.0).all()
-    torch.testing.assert_close(t[2], torch.full((4,), 1.7))
+    size = torch.from_numpy(unknown[:, N_FEATURES - 1])
+    torch.testing.assert_close(t[2], 1.0 + 1.2 * (size.clamp(-1.5, 1.5) + 1.5) / 3.0)
     # the runtime accepts a scalar, (N,) or (N, 17) noise std
     a = lifter.features(kp, conf, 0.05)[0]
     np.testing.assert_array_equal(a, lifter.features(kp, conf, np.full(4, 0.05))[0])
@@ -123,3 +125,58 @@ def test_onnx_export_reproduces_the_body_lifter(tmp_path, encoder):
     lifter, _ = _body_lifter(tmp_path, encoder)
     path = export_lifter(lifter, tmp_path / "lifter.onnx")
     assert verify_lifter_onnx(lifter, path) < 1e-5
+
+
+def test_condition_calibration_recovers_the_factor_of_each_noise_level():
+    from hpe3d_ros.lifting.runtime import latent_noise
+    from training.condition_calibration import fit_condition_calibration
+
+    torch.manual_seed(1)
+    cfg = ModelConfig(arch="bodyvae", noise_input=True, width=32, n_blocks=1, cond_dim=16,
+                      latent_dim=4, dec_width=16, dropout=0.0)  # fmt: skip
+    model = build_model(cfg).eval()
+    n = 400
+    kp, conf = _people(4 * n, seed=3)
+    kp = kp * 0.3
+    spread = np.sqrt((kp - kp.mean(1, keepdims=True)) ** 2).mean()
+    levels = [0.0, 0.02 * spread, 0.2 * spread, np.nan]  # exact, two noise levels, unknown
+    std = np.repeat(np.array(levels), n)[:, None] * np.ones((1, 17))
+    feats, _ = prepare_inputs(kp, conf, 0.2, std, noise_features=True)
+    x = torch.from_numpy(feats)
+    truth_values = torch.linspace(0.6, 1.6, len(CALIB_KNOTS))
+    with torch.no_grad():  # the truth: one draw per person at known per-level factors
+        model.calib_values.copy_(truth_values)
+        model.calib_unknown.fill_(1.3)
+        eps = torch.from_numpy(latent_noise(4 * n, 1, 4, seed=9, dof=5.0))
+        target = model.decode(model.encode(x), eps, 1.3).numpy().reshape(4 * n, 16, 3)
+        level, _ = model.noise_level(x)
+    fit = fit_condition_calibration(model, feats, target, temperature=1.3, dof=5.0, k=200)
+    rows = fit["groups"]
+    assert sum(r["samples"] for r in rows if r["mode"] == "unknown") == n
+    # unknown level: calibrated as a whole through the fitted size curve
+    with torch.no_grad():
+        cond = model.encode(x[3 * n :])
+        eps = torch.from_numpy(latent_noise(n, 200, 4, seed=2, dof=5.0))
+        h = model.decode(cond, eps, 1.3).numpy().reshape(n, 200, 16, 3)
+    assert metrics.coverage(h, target[3 * n :]).mean() == pytest.approx(0.9, abs=0.03)
+    assert 1.0 < np.median(fit["unknown"]) < 1.7
+    for r in rows:
+        if "factor" in r:  # every fitted group is calibrated on its own samples
+            assert r["coverage"] == pytest.approx(0.9, abs=0.02)
+    fitted = np.array(fit["values"])
+    knots = np.array(fit["knots"])
+    for lv in np.unique(level[: 3 * n].numpy().round(4)):
+        got = np.interp(lv, knots, fitted)
+        true = np.interp(lv, knots, truth_values.numpy())
+        assert got == pytest.approx(true, rel=0.2)
+
+
+def test_checkpoint_with_one_unknown_factor_still_loads(tmp_path):
+    _body_lifter(tmp_path)
+    ck = torch.load(tmp_path / "body_mlp.pt", weights_only=True)
+    ck["state_dict"]["calib_unknown"] = torch.tensor([1.25])
+    del ck["state_dict"]["size_knots"]
+    torch.save(ck, tmp_path / "old.pt")
+    old = load_lifter(tmp_path / "old.pt")
+    torch.testing.assert_close(old.model.calib_unknown, torch.full((len(SIZE_KNOTS),), 1.25))
+    torch.testing.assert_close(old.model.size_knots, torch.tensor(SIZE_KNOTS, dtype=torch.float32))

@@ -6,8 +6,9 @@ Training ends with :func:`fit_calibration` (see :func:`training.train.train`); t
 command applies it to an existing checkpoint, e.g. one trained before the Student-t
 candidates existed. The validation views are rebuilt exactly as training built them (the
 checkpoint's own training config and seed); the test subjects are never read. Only
-``temperature``, ``latent_dof`` and the ``val_*`` metrics change: the weights are copied
-bit for bit.
+``temperature``, ``latent_dof``, the per-condition factors of noise-aware body lifters
+(``calib_values``, ``calib_unknown``; :mod:`training.condition_calibration`) and the
+``val_*`` metrics change: the weights are copied bit for bit.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 
 from hpe3d_ros import metrics
 from hpe3d_ros.lifting.runtime import Lifter, latent_noise
+from training.condition_calibration import calibration_views, fit_condition_calibration
 from training.run_config import TrainConfig, validation_set
 
 #: Student-t degrees of freedom tried by :func:`fit_calibration` (inf = Gaussian).
@@ -75,8 +77,19 @@ def fit_calibration(
     return {**best, "candidates": rows}
 
 
-def calibrate(src: str | Path, dst: str | Path, k: int = 200, data: str | None = None) -> dict:
-    """Fit (temperature, latent_dof) for checkpoint ``src``, write it to ``dst``; the fit."""
+def calibrate(
+    src: str | Path,
+    dst: str | Path,
+    k: int = 200,
+    data: str | None = None,
+    keep_global: bool = False,
+) -> dict:
+    """Fit (temperature, latent_dof) for checkpoint ``src``, write it to ``dst``; the fit.
+
+    Noise-aware body lifters also get their per-condition factors
+    (:mod:`training.condition_calibration`). ``keep_global``: keep the checkpoint's
+    temperature and dof, fit only those factors.
+    """
     ck = torch.load(src, map_location="cpu", weights_only=True)
     lifter = Lifter(ck)
     if not lifter.latent_dim:
@@ -84,16 +97,26 @@ def calibrate(src: str | Path, dst: str | Path, k: int = 200, data: str | None =
     cfg = TrainConfig.from_dict(ck["train_config"])
     if data:
         cfg.data = data
-    val = validation_set(cfg)
     model = lifter.model
-    fit = fit_calibration(
-        model,
-        torch.from_numpy(val.feats),
-        val.target_v,
-        lifter.target_mean.numpy(),
-        model.target_std.numpy(),
-        k=k,
-    )
+    if keep_global:
+        fit = {"temperature": lifter.temperature, "latent_dof": lifter.latent_dof}
+    else:
+        val = validation_set(cfg)
+        fit = fit_calibration(
+            model,
+            torch.from_numpy(val.feats),
+            val.target_v,
+            lifter.target_mean.numpy(),
+            model.target_std.numpy(),
+            k=k,
+        )
+    if cfg.model.noise_input and hasattr(model, "calib_values"):
+        fit["conditions"] = fit_condition_calibration(
+            model, *calibration_views(cfg), fit["temperature"], fit["latent_dof"]
+        )
+        for name in ("calib_values", "calib_unknown"):
+            old = ck["state_dict"][name]
+            ck["state_dict"][name] = getattr(model, name).detach().to(old.dtype).clone()
     ck["temperature"] = float(fit["temperature"])
     ck["latent_dof"] = float(fit["latent_dof"])
     # the fit's keys are the same on every run: a previous calibration's are overwritten
@@ -109,17 +132,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", type=int, default=200, help="hypotheses per person in the fit")
     parser.add_argument("--data", help="mocap .npz (default: the checkpoint's training data)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--keep-global", action="store_true", help="keep temperature and dof; fit only the "
+        "per-condition factors of a noise-aware lifter"
+    )  # fmt: skip
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    fit = calibrate(args.src, args.dst, args.k, args.data)
-    print("| latent dof | temperature | val coverage | val best-of-K mm | val mean-of-K mm |")
-    print("|---|---|---|---|---|")
-    for r in fit["candidates"]:
-        print(
-            f"| {r['latent_dof']:g} | {r['temperature']:.3f} | {r['coverage']:.3f} | "
-            f"{r['best_of_k_mm']:.1f} | {r['mean_of_k_mm']:.1f} |"
-        )
+    fit = calibrate(args.src, args.dst, args.k, args.data, args.keep_global)
+    if "candidates" in fit:
+        print("| latent dof | temperature | val coverage | val best-of-K mm | val mean-of-K mm |")
+        print("|---|---|---|---|---|")
+        for r in fit["candidates"]:
+            print(
+                f"| {r['latent_dof']:g} | {r['temperature']:.3f} | {r['coverage']:.3f} | "
+                f"{r['best_of_k_mm']:.1f} | {r['mean_of_k_mm']:.1f} |"
+            )
     print(f"chosen: latent_dof {fit['latent_dof']:g}, temperature {fit['temperature']:.3f}")
+    if "conditions" in fit:
+        print("| noise level | knot | samples | mean feature | factor | val coverage |")
+        print("|---|---|---|---|---|---|")
+        for r in fit["conditions"]["groups"]:
+            if "factor" not in r:
+                print(f"| {r['mode']} | {r['knot']:.2f} | {r['samples']} | | too few | |")
+                continue
+            cells = f"{r['mean_feature']:.2f} | {r['factor']:.3f} | {r['coverage']:.3f}"
+            print(f"| {r['mode']} | {r['knot']:.2f} | {r['samples']} | {cells} |")
     print(f"wrote {args.dst}")
 
 

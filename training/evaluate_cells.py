@@ -153,7 +153,7 @@ def evaluate(
                 int(s): (float(np.median(true[subj == s])), float(np.median(pred[subj == s])))
                 for s in np.unique(subj)
             }
-            entry[mode] = {"cells": cells, "stature": fit}
+            entry[mode] = {"cells": cells, "stature": fit, "deterministic": not lifter.latent_dim}
         report["models"][name] = entry
     return report
 
@@ -177,6 +177,8 @@ def print_tables(report: dict) -> None:
         print("|---|---|" + "---|" * len(cells))
         for name, entry in report["models"].items():
             for mode, r in entry.items():
+                if key.startswith("cov90") and r.get("deterministic"):
+                    continue
                 vals = [fmt.format(r["cells"][c][key]) for c in cells]
                 print(f"| {name} | {mode} | " + " | ".join(vals) + " |")
     print("\nOverall (mean over the 9 cells) and body consistency\n")

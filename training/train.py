@@ -28,6 +28,7 @@ from hpe3d_ros import metrics
 from hpe3d_ros.lifting.model import build_model
 from hpe3d_ros.lifting.runtime import make_checkpoint
 from training.calibrate import fit_calibration
+from training.condition_calibration import calibration_views, fit_condition_calibration
 from training.data import generate
 from training.mocap import split_indices
 from training.run_config import TrainConfig, load_run_mocap, run_templates, validation_set
@@ -251,6 +252,13 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
                     f"mean {r['mean_of_k_mm']:.1f} mm"
                 )
             tqdm.write(f"chosen: dof {dof:g}, temperature {temperature:.3f}")
+        if cfg.model.noise_input and hasattr(model, "calib_values"):
+            views = calibration_views(cfg, mocap)
+            fit["conditions"] = fit_condition_calibration(model, *views, temperature, dof)
+            if not quiet:
+                cond = fit["conditions"]
+                tqdm.write(f"per-condition factors: given {cond['values']}, "
+                           f"unknown {cond['unknown']}")  # fmt: skip
     ck = make_checkpoint(
         model,
         mean,

@@ -50,6 +50,11 @@ TYPICAL_BONES_M = np.array(
 #: joints (log of noise / spread, see normalize.noise_level_features), from exact 2D (the
 #: first knot) up in steps of 0.5 (a factor 2.1 in noise relative to the person's size).
 CALIB_KNOTS = EXACT_NOISE_LEVEL + np.arange(8) * 0.5
+#: Knots of the temperature when the noise level is not given: the person's log 2D size
+#: feature (normalize: (log spread + 3) / 1.5; -1 is about 40 m away for a 60 deg, 1280 px
+#: camera, +1 about 2.5 m): detectors have a pixel floor, so smaller people are noisier.
+SIZE_KNOTS = np.arange(-1.5, 1.51, 0.5)
+_LOG_SPREAD = N_FEATURES - 1  # index of the log-spread feature
 
 
 class BodyCVAE(CVAELifter):
@@ -71,7 +76,8 @@ class BodyCVAE(CVAELifter):
         # per-condition temperature factors (training.calibrate fits them; 1 = as trained)
         self.register_buffer("calib_knots", torch.tensor(CALIB_KNOTS, dtype=torch.float32))
         self.register_buffer("calib_values", torch.ones(len(CALIB_KNOTS)))
-        self.register_buffer("calib_unknown", torch.ones(1))
+        self.register_buffer("size_knots", torch.tensor(SIZE_KNOTS, dtype=torch.float32))
+        self.register_buffer("calib_unknown", torch.ones(len(SIZE_KNOTS)))
 
     # ----------------------------------------------------------------- per person
     def body(self, c: torch.Tensor) -> torch.Tensor:
@@ -81,22 +87,34 @@ class BodyCVAE(CVAELifter):
     def temperature_scale(self, feats: torch.Tensor) -> torch.Tensor:
         """(N, F) features -> (N,) factor on the temperature for the input's noise level.
 
-        Piecewise linear in the mean noise-level feature over the knots when the noise level
-        is given, ``calib_unknown`` when it is not; all ones for lifters without noise input.
+        Piecewise linear in the mean noise-level feature over :data:`CALIB_KNOTS` when the
+        noise level is given, in the person's log size over :data:`SIZE_KNOTS` when it is
+        not; all ones for lifters without noise input.
         """
         if not self.cfg.noise_input:
             return feats.new_ones(feats.shape[0])
+        x, given = self.noise_level(feats)
+        known = _interp(x, self.calib_knots, self.calib_values)
+        unknown = _interp(feats[:, _LOG_SPREAD], self.size_knots, self.calib_unknown)
+        return given * known + (1.0 - given) * unknown
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints from before the size knots hold one "unknown" factor: repeat it
+        key = prefix + "calib_unknown"
+        if key in state_dict and state_dict[key].numel() == 1:
+            state_dict[key] = state_dict[key].expand(len(SIZE_KNOTS)).clone()
+            state_dict.setdefault(prefix + "size_knots", self.size_knots.clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @staticmethod
+    def noise_level(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, F) noise-aware features -> mean noise-level feature of the visible joints
+        (N,) and the "given" flag (N,) (1 = the level was passed, 0 = unknown)."""
         j = N_JOINTS
         valid = feats[:, 2 * j : 3 * j]
         level = feats[:, N_FEATURES : N_FEATURES + j]
-        given = feats[:, N_FEATURES + j]
         x = (level * valid).sum(1) / valid.sum(1).clamp_min(1.0)
-        knots = self.calib_knots
-        step = knots[1] - knots[0]
-        x = x.clamp(knots[0], knots[-1])
-        w = torch.relu(1.0 - (x[:, None] - knots[None, :]).abs() / step)
-        known = (w * self.calib_values).sum(1)
-        return given * known + (1.0 - given) * self.calib_unknown
+        return x, feats[:, N_FEATURES + j]
 
     def encode(self, feats: torch.Tensor) -> tuple[torch.Tensor, ...]:
         c = self.cond_net(feats)
@@ -158,3 +176,11 @@ class BodyCVAE(CVAELifter):
             "mpjpe_m": self.mpjpe_m(pred_q, target).mean(),
             "mpjpe_mean_of_m_m": mean_err,
         }
+
+
+def _interp(x: torch.Tensor, knots: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear ``values`` at ``x`` (N,) over evenly spaced ``knots``, flat beyond
+    (hat functions: plain arithmetic, so it exports to ONNX as it is)."""
+    step = knots[1] - knots[0]
+    x = x.clamp(knots[0], knots[-1])
+    return (torch.relu(1.0 - (x[:, None] - knots[None, :]).abs() / step) * values).sum(1)

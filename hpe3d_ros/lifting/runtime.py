@@ -106,9 +106,10 @@ class Lifter:
     Attributes:
         joint_names: H36M-17 names, the output joint order.
         latent_dim: length of the noise vector per hypothesis (0 for the baseline).
-        arch: ``"baseline"``, ``"cvae"`` or ``"xvae"``.
+        arch: ``"baseline"``, ``"cvae"``, ``"xvae"`` or ``"bodyvae"`` (one body per person).
         temperature: scale on the latent noise (fitted on validation data; 1 = as trained).
         latent_dof: Student-t degrees of freedom of the latent noise (``inf`` = Gaussian).
+        noise_aware: the network takes the 2D noise level (``noise_std`` of :meth:`sample`).
     """
 
     def __init__(self, checkpoint: dict, device: str = "cpu") -> None:
@@ -131,6 +132,7 @@ class Lifter:
         self.joint_names: tuple[str, ...] = tuple(checkpoint["joint_names"])
         self.arch = self.cfg.arch
         self.latent_dim = self.model.latent_dim
+        self.noise_aware = bool(self.cfg.noise_input)
         self._graph = LifterGraph(self)
 
     # ------------------------------------------------------------------ public API
