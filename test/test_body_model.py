@@ -180,3 +180,20 @@ def test_checkpoint_with_one_unknown_factor_still_loads(tmp_path):
     old = load_lifter(tmp_path / "old.pt")
     torch.testing.assert_close(old.model.calib_unknown, torch.full((len(SIZE_KNOTS),), 1.25))
     torch.testing.assert_close(old.model.size_knots, torch.tensor(SIZE_KNOTS, dtype=torch.float32))
+
+
+def test_detector_noise_model():
+    from hpe3d_ros.lifting.noise import DETECTOR_NOISE_FRACTION, detector_noise_std
+
+    kp = np.zeros((2, 17, 2))
+    kp[:, :, 1] = np.linspace(-0.5, 0.5, 17)  # 1.0 tall in normalised units
+    kp[1] *= 0.01  # the same person 100 times further
+    conf = np.full((2, 17), 0.7)
+    conf[0, 3] = 0.0
+    kp[0, 4] = np.nan
+    std = detector_noise_std(kp, conf, focal_px=1000.0)
+    assert std.shape == (2, 17) and std[0, 3] == 0 and std[0, 4] == 0
+    assert std[0, 0] == pytest.approx(np.hypot(DETECTOR_NOISE_FRACTION, 1e-3))
+    assert std[1, 0] == pytest.approx(np.hypot(DETECTOR_NOISE_FRACTION * 0.01, 1e-3))
+    low = detector_noise_std(kp, np.full((2, 17), 0.3), focal_px=1000.0)
+    assert (low[1] / std[1] == pytest.approx(1.3 / 0.9)) and (low[0, 5] > std[0, 5])
