@@ -44,6 +44,8 @@ setup(
         "zstandard",
         "lz4",
     ],
+    # hpe3d-fleet only (hpe3d_ros/fleet/; the node and hpe3d-replay never import it)
+    extras_require={"fleet": ["ray"]},
     # Every command is also a ROS executable (hpe3d-replay -> `ros2 run hpe3d_ros hpe3d_replay`):
     # scripts/ has one launcher each, installed by CMakeLists.txt (test/test_packaging.py).
     entry_points={
@@ -53,6 +55,7 @@ setup(
             "hpe3d-make-bag = hpe3d_ros.replay.make_bag:main",
             "hpe3d-export = hpe3d_ros.export:main",
             "hpe3d-build-engine = hpe3d_ros.backends.tensorrt_engine:main",
+            "hpe3d-fleet = hpe3d_ros.fleet:main",
         ]
     },
 )

@@ -37,6 +37,9 @@ PYTHON_DEPS: dict[str, tuple[str, str | None]] = {
     "zstandard": ("zstandard", None),
     "lz4": ("lz4", None),
 }
+#: Optional: import name -> (PyPI name, setup.py extra); imported only by hpe3d_ros/fleet/
+#: (``hpe3d-fleet``), never by the node or hpe3d-replay; a README pip step, no rosdep key.
+OPTIONAL_DEPS: dict[str, tuple[str, str]] = {"ray": ("ray", "fleet")}
 #: ROS packages the Python code imports (package.xml names them as they are).
 ROS_DEPS = {
     "rclpy", "rcl_interfaces", "sensor_msgs", "std_msgs", "geometry_msgs", "visualization_msgs",
@@ -125,13 +128,16 @@ def _third_party_imports() -> dict[str, set[str]]:
 
 def test_every_imported_library_is_declared_and_every_declared_one_is_used():
     imports = _third_party_imports()
-    declared = set(PYTHON_DEPS) | ROS_DEPS
+    declared = set(PYTHON_DEPS) | set(OPTIONAL_DEPS) | ROS_DEPS
     undeclared = {m: sorted(f) for m, f in imports.items() if m not in declared}
     assert not undeclared, (
         "declare these in package.xml (rosdep key) or as a README pip step, in setup.py's "
         f"install_requires and in PYTHON_DEPS here: {undeclared}"
     )
     assert declared == set(imports), "declared but imported nowhere"
+    for name in OPTIONAL_DEPS:
+        outside = [f for f in imports[name] if not f.startswith("hpe3d_ros/fleet/")]
+        assert not outside, f"{name} is for hpe3d-fleet only: {outside}"
 
 
 def _package_xml_depends() -> set[str]:
@@ -153,6 +159,11 @@ def test_package_xml_declares_the_rosdep_keys_and_names_the_pip_steps():
 def test_setup_py_and_the_lock_agree_with_package_xml():
     requires = _setup_keywords()["install_requires"]
     assert sorted(requires) == sorted(pypi for pypi, _ in PYTHON_DEPS.values())
+    extras: dict[str, list[str]] = {}
+    for pypi, extra in OPTIONAL_DEPS.values():
+        extras.setdefault(extra, []).append(pypi)
+    assert _setup_keywords().get("extras_require", {}) == extras
+    requires = [*requires, *(p for p, _ in OPTIONAL_DEPS.values())]
 
     def norm(name: str) -> str:
         return re.sub(r"[-_.]+", "-", name).lower()
@@ -174,6 +185,8 @@ def test_readme_gives_the_pip_step_for_what_rosdep_does_not_install():
     for pypi, key in PYTHON_DEPS.values():
         if key is None or key.endswith("-pip"):
             assert re.search(rf"\b{pypi}\b", pip_text), f"README pip step lacks {pypi}"
+    for pypi, _ in OPTIONAL_DEPS.values():
+        assert re.search(rf"\b{pypi}\b", pip_text), f"README pip step lacks {pypi}"
     # Ubuntu 24.04 (PEP 668): both ways are spelt out
     assert "--break-system-packages" in section and "--system-site-packages" in section
     assert "PIP_BREAK_SYSTEM_PACKAGES" in section
