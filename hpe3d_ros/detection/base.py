@@ -25,7 +25,9 @@ class Person2D:
 
     Attributes:
         keypoints: (17, 2) float32 pixel coordinates (x, y), COCO-17 order.
-        scores: (17,) float32 per-joint confidence in [0, 1].
+        scores: (17,) float32 per-joint confidence in [0, 1]; exactly 0 marks a joint the
+            image does not show (cut off by its border; :mod:`~.truncation`), whose position
+            is the network's guess.
         box: (x0, y0, x1, y1) pixels, x0 <= x1, y0 <= y1.
         score: person confidence in [0, 1] (backend-specific meaning, see the backend).
         track_id: identity across frames from :class:`~hpe3d_ros.detection.tracking.Tracker`;
