@@ -32,6 +32,7 @@ from test.helpers.fleet_bags import (
     cwd,
     fleet_command,
     make_campaign,
+    output_messages,
     same_tables,
     single_machine,
 )
@@ -95,14 +96,16 @@ def _outcomes(out: Path) -> dict[str, int]:
     return json.loads((out / "timings.json").read_text())["outcomes"]
 
 
-def _assert_same_as(out: Path, refs: dict[str, Path]) -> None:
+def _assert_same_as(out: Path, refs: dict[str, Path], messages: bool = False) -> None:
     for name, ref in refs.items():
         assert same_tables(out / "bags" / name, ref) == [], name
+        if messages:  # the output bag: the same messages (diagnostics: the same log times)
+            assert output_messages(out / "bags" / name) == output_messages(ref), name
 
 
 def test_two_workers_give_the_tables_of_one_machine(first_run, refs):
     out, result = first_run
-    _assert_same_as(out, refs)
+    _assert_same_as(out, refs, messages=True)
     recs = {r["name"]: r for r in result["results"]}
     assert {n: r["status"] for n, r in recs.items()} == {
         "run0": "ok",

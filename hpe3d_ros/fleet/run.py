@@ -126,7 +126,8 @@ def run_fleet(entries: list[BagEntry], out: Path, opts: FleetOptions) -> dict[st
                 todo.append(e)
         facts = _replay(todo, spec, cfg, opts, results) if todo else {}
         stale_after = store.remove_attempts(out)
-        records = [{**results[e.name], "labels": e.labels, "name": e.name} for e in entries]
+        now = {e.name: {"name": e.name, "bag": e.bag, "labels": e.labels} for e in entries}
+        records = [{**results[e.name], **now[e.name]} for e in entries]
         tabs = tables.build(records)
         run = {
             "run_key": run_key,

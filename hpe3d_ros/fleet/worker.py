@@ -142,13 +142,14 @@ def replay_entry(spec: RunSpec, entry: BagEntry, node_id: str = "") -> dict[str,
         cfg, pipeline, load_s, loaded = _pipeline(spec)
         log.info("bag %s: replaying on pid %d (%s)", entry.name, os.getpid(), base["host"])
         attempt = store.new_attempt(out, entry.name)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         try:
             summary = _replay(spec, entry, attempt, cfg, pipeline, load_s if loaded else 0.0)
             record = _record(base, summary, attempt, key, sha, gt_sha, fp, spec.run_key)
             record.update(
                 hash_s=hash_s,
                 replay_s=time.perf_counter() - t1,
+                replay_cpu_s=time.process_time() - c1,
                 model_load_s=load_s if loaded else 0.0,
             )
             store.write_json(attempt / store.RECORD, record)

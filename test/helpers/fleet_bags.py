@@ -77,6 +77,22 @@ def single_machine(root: Path, rels: list[str], out: Path, params_file: str) -> 
     return refs
 
 
+def output_messages(out: Path) -> dict[str, list[tuple[int, bytes]]]:
+    """The output bag(s) of one replay folder: topic -> [(log time, raw message)].
+
+    ``/diagnostics`` keeps only its log times: its latency values are wall-clock figures of
+    the run (``latency_p50_ms``...), so two replays of the same bag differ there.
+    """
+    from hpe3d_ros.replay.bagio import BagReader
+
+    got: dict[str, list[tuple[int, bytes]]] = {}
+    for bag in sorted((out / "bags").iterdir()):
+        with BagReader(bag) as r:
+            for topic, _, t, raw in r.messages(r.topics):
+                got.setdefault(topic, []).append((t, b"" if topic == "/diagnostics" else raw))
+    return got
+
+
 def same_tables(a: Path, b: Path) -> list[str]:
     """The per-bag files (tables and summary) that differ between two output folders."""
     return [f for f in TABLES if (a / f).read_bytes() != (b / f).read_bytes()]
