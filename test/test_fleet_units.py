@@ -7,6 +7,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -339,3 +340,14 @@ def test_gpu_tasks_only_when_the_parameters_ask_for_a_gpu():
     assert wants_gpu({"lifter.device": "cuda"})
     assert wants_gpu({"detector.backend": "tensorrt"})
     assert wants_gpu({"lifter.backend": "auto", "detector.backend": "onnxruntime-cuda"})
+
+
+def test_an_address_where_no_cluster_answers_fails_at_once(tmp_path, capsys):
+    bag = _bag(tmp_path / "run1")
+    t0 = time.monotonic()
+    rc = main(
+        ["run", str(bag), "-o", str(tmp_path / "out"), "--address", "127.0.0.1:1", "--quiet"]
+    )
+    assert rc == 1 and time.monotonic() - t0 < 30
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("hpe3d-fleet: error: no Ray cluster answers at 127.0.0.1:1")

@@ -173,7 +173,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # every worker's status line, not a count
-    from hpe3d_ros.fleet.run import FleetOptions, Stopped, run_fleet
+    from hpe3d_ros.fleet.run import ClusterError, FleetOptions, Stopped, run_fleet
 
     err = f"{PROG}: error:"
     try:
@@ -207,7 +207,7 @@ def _run(args: argparse.Namespace) -> int:
     old = {s: signal.signal(s, signals) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         result = run_fleet(entries, args.output, opts)
-    except (ConfigError, StoreError) as exc:
+    except (ConfigError, StoreError, ClusterError) as exc:
         print(f"{err} {exc}", file=sys.stderr)
         return 1
     except ModuleNotFoundError as exc:

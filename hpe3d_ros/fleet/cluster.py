@@ -16,6 +16,7 @@ Without an address the driver starts a local Ray instance (``num_cpus`` settable
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 import time
 from collections import deque
@@ -28,7 +29,7 @@ from tqdm import tqdm
 
 from hpe3d_ros.fleet import store
 from hpe3d_ros.fleet.inputs import BagEntry
-from hpe3d_ros.fleet.run import Stopped
+from hpe3d_ros.fleet.run import ClusterError, Stopped
 from hpe3d_ros.fleet.worker import RunSpec, replay_entry
 
 log = logging.getLogger("hpe3d_ros.fleet")
@@ -46,16 +47,37 @@ def connect(
         return False
     common = {"log_to_driver": True, "logging_level": logging.WARNING}
     if address:
-        ray.init(address=address, **common)
-    else:
-        ray.init(
-            num_cpus=num_cpus,
-            num_gpus=num_gpus,
-            include_dashboard=False,
-            object_store_memory=object_store_mb << 20,
-            **common,
-        )
+        _answers(address)
+    try:
+        if address:
+            ray.init(address=address, **common)
+        else:
+            ray.init(
+                num_cpus=num_cpus,
+                num_gpus=num_gpus,
+                include_dashboard=False,
+                object_store_memory=object_store_mb << 20,
+                **common,
+            )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ClusterError(f"cannot {'join' if address else 'start'} Ray: {first}") from exc
     return True
+
+
+def _answers(address: str, timeout_s: float = 10.0) -> None:
+    """Fail fast on a ``HOST:PORT`` where nothing listens (``ray.init`` would retry for
+    minutes); ``auto`` and ``ray://`` addresses are left to Ray."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ClusterError(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
+            f"'ray start --head', or leave out --address for a local instance"
+        ) from exc
 
 
 def resources() -> dict[str, float]:

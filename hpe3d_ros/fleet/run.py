@@ -31,6 +31,10 @@ class Stopped(Exception):
     """The run was asked to stop (a signal); the bags in flight were cancelled."""
 
 
+class ClusterError(RuntimeError):
+    """No Ray cluster could be started or joined (the message says why, in one line)."""
+
+
 @dataclass
 class FleetOptions:
     """How to replay (as ``hpe3d-replay``'s options) and where (Ray)."""
