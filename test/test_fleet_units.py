@@ -351,3 +351,20 @@ def test_an_address_where_no_cluster_answers_fails_at_once(tmp_path, capsys):
     assert rc == 1 and time.monotonic() - t0 < 30
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("hpe3d-fleet: error: no Ray cluster answers at 127.0.0.1:1")
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--workers", "0"],
+        ["--retries", "-1"],
+        ["--num-cpus", "0"],
+        ["--cpus-per-bag", "0"],
+        ["--gpus-per-bag", "-0.5"],
+    ],
+)
+def test_impossible_ray_options_are_refused(tmp_path, capsys, option):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "bag", "-o", str(tmp_path / "out"), *option])
+    assert exc.value.code == 2 and f"argument {option[0]}: must be" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -65,6 +65,18 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _at_least(low: float, kind: type = int, above: bool = False) -> Any:
+    """argparse type: a number >= ``low`` (> ``low`` with ``above``)."""
+
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value < low or (above and value == low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if above else '>='} {low}: {text}")
+        return value
+
+    return parse
+
+
 def _run_parser(sub: Any, shipped: Path) -> None:
     ap = sub.add_parser("run", help="replay bags on Ray into OUT (resumes an earlier run)")
     ap.add_argument(
@@ -100,20 +112,25 @@ def _run_parser(sub: Any, shipped: Path) -> None:
         "--address",
         help="join this Ray cluster (HOST:PORT or 'auto'); default: start a local Ray instance",
     )
-    ray_opts.add_argument("--num-cpus", type=int, help="CPUs of the local instance (default: all)")
     ray_opts.add_argument(
-        "--workers", type=int, help="bags in flight (default: CPUs / --cpus-per-bag)"
+        "--num-cpus", type=_at_least(1), help="CPUs of the local instance (default: all)"
     )
-    ray_opts.add_argument("--cpus-per-bag", type=float, default=1.0)
+    ray_opts.add_argument(
+        "--workers", type=_at_least(1), help="bags in flight (default: CPUs / --cpus-per-bag)"
+    )
+    ray_opts.add_argument("--cpus-per-bag", type=_at_least(0, float, above=True), default=1.0)
     ray_opts.add_argument(
         "--gpus-per-bag",
-        type=float,
+        type=_at_least(0, float),
         help="GPU share of a bag's task (0.5: "
         "two per GPU; default: 1 when the cluster has GPUs and the "
         "parameters ask for cuda, else 0)",
     )
     ray_opts.add_argument(
-        "--retries", type=int, default=3, help="retries of a bag whose worker died (default 3)"
+        "--retries",
+        type=_at_least(0),
+        default=3,
+        help="retries of a bag whose worker died (default 3)",
     )
     ap.add_argument(
         "--rerun",
