@@ -114,9 +114,9 @@ def calibrate(
         fit["conditions"] = fit_condition_calibration(
             model, *calibration_views(cfg), fit["temperature"], fit["latent_dof"]
         )
-        for name in ("calib_values", "calib_unknown"):
-            old = ck["state_dict"][name]
-            ck["state_dict"][name] = getattr(model, name).detach().to(old.dtype).clone()
+        dtype = ck["state_dict"]["calib_values"].dtype
+        for name in ("calib_knots", "calib_values", "size_knots", "calib_unknown"):
+            ck["state_dict"][name] = getattr(model, name).detach().to(dtype).clone()
     ck["temperature"] = float(fit["temperature"])
     ck["latent_dof"] = float(fit["latent_dof"])
     # the fit's keys are the same on every run: a previous calibration's are overwritten

@@ -191,21 +191,44 @@ def print_tables(report: dict) -> None:
         for mode, r in entry.items():
             rows = list(r["cells"].values())
             subj = np.mean([list(x["cov90 per subject"].values()) for x in rows], axis=0)
+            cov = (
+                "n/a | n/a | n/a | n/a"
+                if r.get("deterministic")
+                else f"{np.mean([x['cov90'] for x in rows]):.3f} | "
+                f"{min(x['cov90'] for x in rows):.3f} / {max(x['cov90'] for x in rows):.3f} | "
+                f"{min(x['cov90 min joint'] for x in rows):.2f} | {subj.min():.3f}"
+            )
             print(
                 f"| {name} | {mode} | {np.mean([x['MPJPE'] for x in rows]):.1f} | "
                 f"{np.mean([x['P-MPJPE'] for x in rows]):.1f} | "
-                f"{np.mean([x['best-of-K'] for x in rows]):.1f} | "
-                f"{np.mean([x['cov90'] for x in rows]):.3f} | "
-                f"{min(x['cov90'] for x in rows):.3f} / {max(x['cov90'] for x in rows):.3f} | "
-                f"{min(x['cov90 min joint'] for x in rows):.2f} | {subj.min():.3f} | "
+                f"{np.mean([x['best-of-K'] for x in rows]):.1f} | {cov} | "
                 f"{max(x['bone spread mm'] for x in rows):.1f} | "
                 f"{max(x['max bone m'] for x in rows):.2f} | {r['stature']['slope']:.2f} |"
             )
 
 
+def print_ratios(report: dict, reference: str) -> None:
+    """Mean-of-K and best-of-K MPJPE of every model over ``reference``'s MPJPE, per cell."""
+    ref_entry = report["models"][reference]
+    ref = ref_entry.get("given", ref_entry.get("unknown"))
+    cells = [c.name for c in CELLS]
+    for key in ("MPJPE", "best-of-K"):
+        print(f"\n{key} / {reference} MPJPE per cell\n")
+        print("| model | mode | " + " | ".join(cells) + " | mean |")
+        print("|---|---|" + "---|" * (len(cells) + 1))
+        for name, entry in report["models"].items():
+            if name == reference:
+                continue
+            for mode, r in entry.items():
+                base = ref_entry.get(mode, ref)["cells"]
+                q = [r["cells"][c][key] / base[c]["MPJPE"] for c in cells]
+                vals = " | ".join(f"{v:.3f}" for v in q)
+                print(f"| {name} | {mode} | {vals} | {np.mean(q):.3f} |")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", nargs="+", required=True)
+    parser.add_argument("--weights", nargs="+")
     parser.add_argument("--names", nargs="+")
     parser.add_argument("--split", default="test", choices=["test", "val"])
     parser.add_argument("--k", type=int, default=200)
@@ -214,13 +237,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--modes", nargs="+", default=["given", "unknown"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", help="write all figures here")
+    parser.add_argument("--reference", help="name of the model the ratio tables divide by")
+    parser.add_argument("--from-json", help="print the tables of an earlier --json run")
     args = parser.parse_args(argv)
+    if args.from_json:
+        report = json.loads(Path(args.from_json).read_text())
+        print_tables(report)
+        if args.reference:
+            print_ratios(report, args.reference)
+        return
+    if not args.weights:
+        parser.error("--weights is required (or --from-json)")
     torch.set_num_threads(args.threads)
     names = args.names or [Path(w).stem for w in args.weights]
     report = evaluate(
         args.weights, names, args.split, args.k, args.seed, args.stride, tuple(args.modes)
     )
     print_tables(report)
+    if args.reference:
+        print_ratios(report, args.reference)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
 

@@ -103,6 +103,7 @@ class BodyCVAE(CVAELifter):
         key = prefix + "calib_unknown"
         if key in state_dict and state_dict[key].numel() == 1:
             state_dict[key] = state_dict[key].expand(len(SIZE_KNOTS)).clone()
+        if key in state_dict:
             state_dict.setdefault(prefix + "size_knots", self.size_knots.clone())
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
