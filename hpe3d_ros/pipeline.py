@@ -19,6 +19,7 @@ import numpy as np
 
 from hpe3d_ros.camera import CameraModel
 from hpe3d_ros.frames import ground_plane_optical
+from hpe3d_ros.lifting.noise import detector_noise_std
 from hpe3d_ros.placement import GroundPrior, ground_scale, solve_root_translation
 from hpe3d_ros.results import Detection2D, FrameResult, Person3D
 from hpe3d_ros.skeleton import COCO_JOINT_NAMES, H36M_JOINT_NAMES
@@ -197,9 +198,11 @@ class Pipeline:
         root = np.full((n, 3), np.nan)
         root_std = np.full((n, 3), np.nan)
         if lifted.any():
-            rel = self.lifter.sample(
-                kp_norm[lifted].astype(np.float32), conf[lifted].astype(np.float32), k, seed
-            )
+            extra = {}  # noise-aware lifters are told how noisy the keypoints are
+            if getattr(self.lifter, "noise_aware", False):
+                extra["noise_std"] = detector_noise_std(kp_norm[lifted], conf[lifted], camera.fx)
+            kp_in, conf_in = kp_norm[lifted].astype(np.float32), conf[lifted].astype(np.float32)
+            rel = self.lifter.sample(kp_in, conf_in, k, seed, **extra)
             w = conf[lifted]
             mean = rel.mean(axis=1)
             # the ground prior pins an ankle: only for people whose ankle is seen

@@ -197,3 +197,35 @@ def test_detector_noise_model():
     assert std[1, 0] == pytest.approx(np.hypot(DETECTOR_NOISE_FRACTION * 0.01, 1e-3))
     low = detector_noise_std(kp, np.full((2, 17), 0.3), focal_px=1000.0)
     assert (low[1] / std[1] == pytest.approx(1.3 / 0.9)) and (low[0, 5] > std[0, 5])
+
+
+def test_pipeline_passes_the_noise_level_to_noise_aware_lifters():
+    from hpe3d_ros.camera import CameraModel
+    from hpe3d_ros.lifting.noise import detector_noise_std
+    from hpe3d_ros.pipeline import Pipeline
+
+    class Recorder:
+        """Wraps the shipped lifter; records what ``sample`` is given."""
+
+        def __init__(self, noise_aware: bool) -> None:
+            self.inner, self.noise_aware, self.calls = load_lifter(), noise_aware, []
+            self.joint_names = self.inner.joint_names
+
+        def sample(self, kp, conf, k, seed, **kwargs):
+            self.calls.append((kp, conf, kwargs))
+            return self.inner.sample(kp, conf, k, seed)
+
+    cam = CameraModel.from_fov(1280, 720, 60.0, np.zeros(5), "plumb_bob")
+    kp_norm, conf = _people(2)
+    px = cam.normalized_to_pixel(kp_norm * 0.3)
+    for aware in (False, True):
+        rec = Recorder(aware)
+        out = Pipeline(detector=None, lifter=rec).lift_keypoints(px, conf, cam, seed=0)
+        assert out.lifted.all() and np.isfinite(out.root_m).all()
+        kp, c, kwargs = rec.calls[0]
+        if not aware:
+            assert kwargs == {}
+            continue
+        np.testing.assert_allclose(kwargs["noise_std"], detector_noise_std(kp, c, cam.fx),
+                                   rtol=1e-5)  # fmt: skip
+        assert (kwargs["noise_std"] > 0).all()

@@ -13,9 +13,11 @@ Figures per model, mode and cell: MPJPE and P-MPJPE of the mean of K, best-of-K 
 coverage of nominal 90 % per-joint radial intervals (mean over the 16 non-root joints, the
 worst joint, the worst subject), the spread of each bone's length across the K hypotheses
 of a person (mm; median over people, the worst bone, and its 99th percentile), the longest
-bone of any hypothesis (m), and the stature regression: predicted against true bone-chain
-stature (ankle-knee-hip-pelvis-thorax-nose-head top, left/right averaged) over all people
-of the exact-2D cells (slope of the least-squares line; per-subject medians too).
+bone of any hypothesis (m), and two stature regressions over all people of the exact-2D
+cells (slope of the least-squares line of predicted on true; per-subject medians too): the
+bone-chain stature (ankle-knee-hip-pelvis-thorax-nose-head top, left/right averaged: the
+body alone) and the standing height per frame (head top above the lower ankle: body and
+pose, the shared data README's stature).
 """
 
 from __future__ import annotations
@@ -41,6 +43,16 @@ def stature(poses: np.ndarray) -> np.ndarray:
     b = bone_lengths(poses)
     legs = 0.5 * (b[..., [0, 1, 2]].sum(-1) + b[..., [3, 4, 5]].sum(-1))
     return legs + b[..., 6:10].sum(-1)
+
+
+def standing_height(poses: np.ndarray) -> np.ndarray:
+    """(..., 17, 3) camera frame -> (...) head top above the lower ankle along camera -y.
+
+    The README's per-frame stature (pose-dependent: a crouch is shorter); the evaluation
+    camera is level within 5 deg, so camera -y is the vertical to 0.4 %.
+    """
+    y = poses[..., 1]
+    return np.maximum(y[..., 3], y[..., 6]) - y[..., 10]
 
 
 def covered_flags(hyps: np.ndarray, gt: np.ndarray, level: float = 0.9) -> np.ndarray:
@@ -71,6 +83,8 @@ def run_cell(lifter, batch, k: int, seed: int, noise_given: bool, chunk: int = 1
             "max_bone": bones.max(axis=(1, 2)),
             "stature": stature(hyps).mean(axis=1),
             "stature_true": stature(gt),
+            "height": standing_height(hyps).mean(axis=1),
+            "height_true": standing_height(gt),
         }
         for name, v in cols.items():
             out.setdefault(name, []).append(v)
@@ -138,21 +152,24 @@ def evaluate(
         noise_aware = bool(getattr(lifter.cfg, "noise_input", False))
         entry: dict = {}
         for mode in modes if noise_aware else ("unknown",):
-            cells, st_pred, st_true, st_subj = {}, [], [], []
+            cells, exact = {}, []
             for cell in CELLS:
                 res = run_cell(lifter, views[cell.name], k, seed, mode == "given")
                 cells[cell.name] = summarise(res, subjects)
                 if cell.noise_px == 0:
-                    st_pred.append(res["stature"])
-                    st_true.append(res["stature_true"])
-                    st_subj.append(subjects)
+                    exact.append(res)
                 log(f"{name} [{mode}] {cell.name}: " + _short(cells[cell.name]))
-            pred, true, subj = map(np.concatenate, (st_pred, st_true, st_subj))
-            fit = stature_fit(pred, true)
-            fit["per subject"] = {
-                int(s): (float(np.median(true[subj == s])), float(np.median(pred[subj == s])))
-                for s in np.unique(subj)
-            }
+            subj = np.concatenate([subjects] * len(exact))
+            fit = {}
+            for key in ("stature", "height"):
+                pred = np.concatenate([r[key] for r in exact])
+                true = np.concatenate([r[key + "_true"] for r in exact])
+                fit[key] = stature_fit(pred, true)
+                fit[key]["per subject"] = {
+                    int(s): (float(np.median(true[subj == s])), float(np.median(pred[subj == s])))
+                    for s in np.unique(subj)
+                }
+            fit = {**fit["stature"], "height": fit["height"]}
             entry[mode] = {"cells": cells, "stature": fit, "deterministic": not lifter.latent_dim}
         report["models"][name] = entry
     return report
@@ -184,9 +201,9 @@ def print_tables(report: dict) -> None:
     print("\nOverall (mean over the 9 cells) and body consistency\n")
     print(
         "| model | mode | MPJPE | P-MPJPE | best-of-K | cov90 | worst cell cov | worst joint "
-        "| worst subject | bone spread mm | max bone m | stature slope |"
+        "| worst subject | bone spread mm | max bone m | stature slope | height slope |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, entry in report["models"].items():
         for mode, r in entry.items():
             rows = list(r["cells"].values())
@@ -203,7 +220,8 @@ def print_tables(report: dict) -> None:
                 f"{np.mean([x['P-MPJPE'] for x in rows]):.1f} | "
                 f"{np.mean([x['best-of-K'] for x in rows]):.1f} | {cov} | "
                 f"{max(x['bone spread mm'] for x in rows):.1f} | "
-                f"{max(x['max bone m'] for x in rows):.2f} | {r['stature']['slope']:.2f} |"
+                f"{max(x['max bone m'] for x in rows):.2f} | {r['stature']['slope']:.2f} | "
+                f"{r['stature']['height']['slope']:.2f} |"
             )
 
 
