@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from hpe3d_ros.config import NodeConfig
+from hpe3d_ros.config import DetectorConfig, NodeConfig
 from hpe3d_ros.pipeline import Pipeline
 
 
@@ -23,44 +23,52 @@ def model_id(path: Path) -> str:
     return f"{path.name}@{digest}"
 
 
+def build_detector(det: DetectorConfig):
+    """The 2D detector ``detector.*`` describe, on its backend.
+
+    Raises:
+        ModelLoadError: a missing or corrupt model file (the message names it).
+    """
+    from hpe3d_ros.backends.detector import use_detector_backend
+    from hpe3d_ros.detection import load_detector
+
+    try:
+        detector = load_detector(
+            det.name, det.device, mode=det.mode, input_size=det.input_size, tiles=det.tiles,
+            coarse_size=det.coarse_size, min_person_px=det.min_person_px,
+            person_threshold=det.person_threshold, threads=det.threads,
+            model_path=det.model_path or None,
+        )  # fmt: skip
+        return use_detector_backend(detector, det.backend, det.threads)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load the 2D detector: {exc}") from exc
+
+
 def build_pipeline(cfg: NodeConfig) -> Pipeline:
     """Load the detector and lifter the configuration names and wire the pipeline."""
     from hpe3d_ros.backends import BackendUnavailable, load_backend_lifter
-    from hpe3d_ros.backends.detector import use_detector_backend
-    from hpe3d_ros.detection import load_detector
     from hpe3d_ros.detection.smoothing import KeypointSmoother
     from hpe3d_ros.detection.tracking import Tracker
     from hpe3d_ros.lifting import DEFAULT_WEIGHTS
 
-    det_args = dict(cfg.detector)
-    try:
-        detector = load_detector(det_args.pop("name"), det_args.pop("device"), **det_args)
-        detector = use_detector_backend(
-            detector, cfg.values.get("detector.backend", "onnxruntime-cpu"), det_args["threads"]
-        )
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise ModelLoadError(f"cannot load the 2D detector: {exc}") from exc
-    weights = Path(cfg.lifter_weights) if cfg.lifter_weights else DEFAULT_WEIGHTS
+    detector = build_detector(cfg.detector)
+    weights = Path(cfg.lifter.weights) if cfg.lifter.weights else DEFAULT_WEIGHTS
     if not weights.is_file():
         raise ModelLoadError(f"lifter weights not found: {weights}")
     try:
-        lifter = load_backend_lifter(
-            weights,
-            backend=cfg.values.get("lifter.backend", "auto"),
-            device=cfg.lifter_device,
-            threads=cfg.values.get("lifter.threads", 1),
-        )
+        lf = cfg.lifter
+        lifter = load_backend_lifter(weights, backend=lf.backend, device=lf.device,
+                                     threads=lf.threads)  # fmt: skip
     except BackendUnavailable as exc:  # its message names each backend's file and reason
         raise ModelLoadError(f"cannot run the lifter {weights.name}: {exc}") from exc
     except Exception as exc:  # corrupt checkpoints raise many types
         raise ModelLoadError(f"cannot load lifter weights {weights}: {exc}") from exc
-    tracking = dict(cfg.tracking)
-    smoothing = dict(cfg.smoothing)
+    tracking, smoothing = cfg.tracking, cfg.smoothing
     return Pipeline(
         detector,
         lifter,
         cfg.pipeline,
-        tracker_factory=(lambda: Tracker(**tracking)) if tracking else None,
+        tracker_factory=(lambda: Tracker(**vars(tracking))) if tracking else None,
         model_id=model_id(weights),
-        smoother_factory=(lambda: KeypointSmoother(**smoothing)) if smoothing else None,
+        smoother_factory=(lambda: KeypointSmoother(**vars(smoothing))) if smoothing else None,
     )

@@ -168,6 +168,8 @@ def camera_params(name: str) -> tuple[ParamSpec, ...]:
         P(pre + "compressed", False, "Subscribe sensor_msgs/CompressedImage on image_topic"),
         P(pre + "frame_id", "", "Override the optical frame id of this camera's outputs",
           max_chars=256, pattern=r"[!-~]*", pattern_text="printable ASCII, no spaces"),
+        P(pre + "rectified", False,
+          "Images are rectified (e.g. image_rect): use CameraInfo P, not K and D"),
     )  # fmt: skip
 
 
@@ -177,22 +179,90 @@ class CameraConfig:
     image_topic: str
     camera_info_topic: str
     compressed: bool = False
-    frame_id: str = ""
+    frame_id: str = ""  # "" keeps the image header's frame id
+    rectified: bool = False  # images already undistorted: the camera model is CameraInfo P
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """``detector.*``: which 2D detector, where it runs, how it covers the image."""
+
+    name: str
+    model_path: str  # "" = the shipped weights
+    mode: str
+    device: str
+    backend: str
+    input_size: int
+    tiles: tuple[int, int]  # (0, 0) = planned from min_person_px
+    coarse_size: int
+    min_person_px: int
+    person_threshold: float
+    threads: int
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    max_missed: int
+    min_iou: float
+
+
+@dataclass(frozen=True)
+class SmoothingConfig:
+    min_cutoff: float  # Hz
+    beta: float
+
+
+@dataclass(frozen=True)
+class LifterConfig:
+    """``lifter.*`` that choose the model and its runtime (sampling is in PipelineConfig)."""
+
+    weights: str  # "" = the shipped default weights
+    device: str
+    backend: str
+    threads: int
+
+
+@dataclass(frozen=True)
+class QosConfig:
+    image_reliability: str
+    image_depth: int
+    camera_info_reliability: str
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Which optional outputs every camera has (``output.*``)."""
+
+    keypoints: bool = True
+    markers: bool = True
+    debug_image: bool = False
+    marker_lifetime_s: float = 0.5
+
+
+@dataclass(frozen=True)
+class DiagnosticsConfig:
+    period_s: float
+    stale_timeout_s: float
+    stall_warn_s: float
+    stall_error_s: float
 
 
 @dataclass(frozen=True)
 class NodeConfig:
+    """Everything the node, the replay and the fleet need, typed; ``values`` keeps the flat
+    ``name -> value`` map only to echo the parameters into reports."""
+
     cameras: tuple[CameraConfig, ...]
     pipeline: PipelineConfig
-    detector: dict[str, Any] = field(default_factory=dict)  # load_detector keyword args
-    tracking: dict[str, Any] = field(default_factory=dict)  # Tracker args; {} = disabled
-    smoothing: dict[str, Any] = field(default_factory=dict)  # KeypointSmoother args; {} = off
-    lifter_weights: str = ""
-    lifter_device: str = "cpu"
-    values: dict[str, Any] = field(default_factory=dict)  # every parameter, flat
-
-    def __getitem__(self, name: str) -> Any:
-        return self.values[name]
+    detector: DetectorConfig
+    tracking: TrackingConfig | None  # None: no ids across frames
+    smoothing: SmoothingConfig | None  # None: no One-Euro filter
+    lifter: LifterConfig
+    qos: QosConfig
+    output: OutputConfig
+    diagnostics: DiagnosticsConfig
+    camera_info_tolerance_s: float
+    values: dict[str, Any] = field(default_factory=dict)
 
 
 def all_specs(values: dict[str, Any]) -> tuple[ParamSpec, ...]:
@@ -271,16 +341,43 @@ def build_config(values: dict[str, Any]) -> NodeConfig:
     names = v["camera_names"]
     if len(set(names)) != len(names):
         raise ConfigError(f"parameter 'camera_names' has duplicate names: {names}")
-    cameras = tuple(
-        CameraConfig(
-            name=n,
-            image_topic=v[f"cameras.{n}.image_topic"],
-            camera_info_topic=v[f"cameras.{n}.camera_info_topic"],
-            compressed=v[f"cameras.{n}.compressed"],
-            frame_id=v[f"cameras.{n}.frame_id"],
-        )
-        for n in names
-    )
+    cameras = tuple(CameraConfig(n, **_section(v, f"cameras.{n}.")) for n in names)
+    _check_combinations(v)
+    height = v["placement.camera_height_m"]
+    return NodeConfig(
+        cameras=cameras,
+        pipeline=PipelineConfig(
+            num_hypotheses=v["lifter.num_hypotheses"],
+            min_keypoint_confidence=v["lifter.min_keypoint_confidence"],
+            min_visible_joints=v["lifter.min_visible_joints"],
+            seed=v["lifter.seed"],
+            camera_height_m=height if height > 0 else None,
+            camera_pitch_deg=v["placement.camera_pitch_deg"],
+            ground_weight=v["placement.ground_weight"],
+        ),
+        detector=DetectorConfig(**_section(v, "detector.", tiles=tuple(v["detector.tiles"]))),
+        tracking=TrackingConfig(v["tracking.max_missed"], v["tracking.min_iou"])
+        if v["tracking.enabled"] else None,
+        smoothing=SmoothingConfig(v["smoothing.min_cutoff_hz"], v["smoothing.beta"])
+        if v["smoothing.enabled"] else None,
+        lifter=LifterConfig(v["lifter.weights"], v["lifter.device"], v["lifter.backend"],
+                            v["lifter.threads"]),
+        qos=QosConfig(**_section(v, "qos.")),
+        output=OutputConfig(**_section(v, "output.")),
+        diagnostics=DiagnosticsConfig(**_section(v, "diagnostics.")),
+        camera_info_tolerance_s=v["camera_info_tolerance_s"],
+        values=v,
+    )  # fmt: skip
+
+
+def _section(v: dict[str, Any], prefix: str, **replace: Any) -> dict[str, Any]:
+    """The parameters ``prefix*`` as keyword arguments of their dataclass."""
+    out = {k[len(prefix) :]: val for k, val in v.items() if k.startswith(prefix)}
+    return out | replace
+
+
+def _check_combinations(v: dict[str, Any]) -> None:
+    """Rules between parameters (each parameter alone was checked by :func:`resolve`)."""
     tiles = v["detector.tiles"]
     if min(tiles) == 0 and max(tiles) != 0:
         raise ConfigError(
@@ -298,54 +395,11 @@ def build_config(values: dict[str, Any]) -> NodeConfig:
             f"{v['detector.input_size']} ask for {units:g} tiles of 512 px per frame; at most "
             f"{MAX_DETECTOR_TILE_UNITS} can keep up with a camera"
         )
-    height = v["placement.camera_height_m"]
-    pipeline = PipelineConfig(
-        num_hypotheses=v["lifter.num_hypotheses"],
-        min_keypoint_confidence=v["lifter.min_keypoint_confidence"],
-        min_visible_joints=v["lifter.min_visible_joints"],
-        seed=v["lifter.seed"],
-        camera_height_m=height if height > 0 else None,
-        camera_pitch_deg=v["placement.camera_pitch_deg"],
-        ground_weight=v["placement.ground_weight"],
-    )
-    detector = {
-        "name": v["detector.name"],
-        "device": v["detector.device"],
-        "mode": v["detector.mode"],
-        "input_size": v["detector.input_size"],
-        "tiles": tuple(tiles),
-        "coarse_size": v["detector.coarse_size"],
-        "min_person_px": v["detector.min_person_px"],
-        "person_threshold": v["detector.person_threshold"],
-        "threads": v["detector.threads"],
-    }
-    if v["detector.model_path"]:
-        detector["model_path"] = v["detector.model_path"]
-    tracking = (
-        {"max_missed": v["tracking.max_missed"], "min_iou": v["tracking.min_iou"]}
-        if v["tracking.enabled"]
-        else {}
-    )
     if v["diagnostics.stall_error_s"] <= v["diagnostics.stall_warn_s"]:
         raise ConfigError("parameter 'diagnostics.stall_error_s' must exceed "
                           "'diagnostics.stall_warn_s'")  # fmt: skip
-    if v["smoothing.enabled"] and not tracking:
+    if v["smoothing.enabled"] and not v["tracking.enabled"]:
         raise ConfigError("parameter 'smoothing.enabled' needs 'tracking.enabled' (per-id filter)")
-    smoothing = (
-        {"min_cutoff": v["smoothing.min_cutoff_hz"], "beta": v["smoothing.beta"]}
-        if v["smoothing.enabled"]
-        else {}
-    )
-    return NodeConfig(
-        cameras=cameras,
-        pipeline=pipeline,
-        detector=detector,
-        tracking=tracking,
-        smoothing=smoothing,
-        lifter_weights=v["lifter.weights"],
-        lifter_device=v["lifter.device"],
-        values=v,
-    )
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> NodeConfig:

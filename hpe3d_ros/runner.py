@@ -32,6 +32,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +124,7 @@ class Outcome:
     camera: CameraModel | None = None  # the calibration the frame was processed with
     kind: str = ""  # failure kind ("" when processed)
     message: str = ""
+    code: str = ""  # finer reason of a failure, for throttling (e.g. ImageDecodeError.reason)
     latency_ms: float = float("nan")
 
     @property
@@ -136,9 +138,9 @@ class Outcome:
 
 
 class _Failed(Exception):
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, code: str = "") -> None:
         super().__init__(message)
-        self.kind = kind
+        self.kind, self.code = kind, code
 
 
 class Calibration:
@@ -259,6 +261,8 @@ class CameraRunner:
         info_tolerance_s: CameraInfo stamp tolerance (0: the latest CameraInfo).
         rectified: the images are rectified: use CameraInfo P, not K and D.
         stats_window_s: window of the rates in :attr:`stats`.
+        clock: the clock of :meth:`process`'s ``arrived`` for latencies (``time.monotonic``
+            live); None measures none (a replay's outputs must not depend on the machine).
     """
 
     def __init__(
@@ -270,8 +274,10 @@ class CameraRunner:
         info_tolerance_s: float = 0.0,
         rectified: bool = False,
         stats_window_s: float = 5.0,
+        clock: Callable[[], float] | None = time.monotonic,
     ) -> None:
         self.name = name
+        self.clock = clock
         self.pipeline = pipeline
         self.frame_id = frame_id
         self.calibration = Calibration(info_tolerance_s, rectified)
@@ -305,7 +311,7 @@ class CameraRunner:
             elif frame.kind == COMPRESSED:
                 check_compressed(frame.data, frame.format)
         except ImageDecodeError as exc:
-            return self._failed(self._outcome(frame), DECODE, str(exc), now)
+            return self._failed(self._outcome(frame), DECODE, str(exc), now, exc.reason)
         return None
 
     def _outcome(self, frame: Frame) -> Outcome:
@@ -314,8 +320,8 @@ class CameraRunner:
     def process(self, frame: Frame, arrived: float, now: float) -> Outcome:
         """Run one frame that :meth:`arrive` accepted.
 
-        ``arrived``: ``time.monotonic()`` when it arrived (latency is measured from there);
-        ``now``: the driver's clock when processing ends is taken for the statistics.
+        ``arrived``: :attr:`clock` when it arrived (latency is measured from there);
+        ``now``: the driver's clock (as in :meth:`arrive`) for the statistics.
         """
         out = self._outcome(frame)
         try:
@@ -326,13 +332,16 @@ class CameraRunner:
                 out.image = self._decode(frame)
                 out.result = self._run(out.image, camera, out.frame_id, frame.stamp_ns)
         except _Failed as exc:
-            return self._failed(out, exc.kind, str(exc), now)
-        out.latency_ms = 1e3 * (time.monotonic() - arrived)
+            return self._failed(out, exc.kind, str(exc), now, exc.code)
+        if self.clock is not None:
+            out.latency_ms = 1e3 * (self.clock() - arrived)
         self.stats.on_processed(out.latency_ms, now)
         return out
 
-    def _failed(self, out: Outcome, kind: str, message: str, now: float) -> Outcome:
-        out.kind, out.message = kind, message
+    def _failed(
+        self, out: Outcome, kind: str, message: str, now: float, code: str = ""
+    ) -> Outcome:
+        out.kind, out.message, out.code = kind, message, code
         self.stats.on_failed(kind, message)
         return out
 
@@ -343,7 +352,7 @@ class CameraRunner:
                 return decode_compressed(frame.data, frame.format)
             return decode_raw(frame.data, frame.width, frame.height, frame.encoding, frame.step)
         except ImageDecodeError as exc:
-            raise _Failed(DECODE, str(exc)) from exc
+            raise _Failed(DECODE, str(exc), exc.reason) from exc
 
     def _run(self, image: np.ndarray, camera: CameraModel, frame_id: str, stamp: int):
         try:

@@ -24,7 +24,8 @@ def test_shipped_config_listens_to_front_camera():
     assert cam.image_topic == "/front/camera/image_raw"
     assert cam.camera_info_topic == "/front/camera/camera_info"
     assert cfg.pipeline.num_hypotheses == 50 and cfg.pipeline.camera_height_m is None
-    assert cfg.detector["mode"] == "bottom_up" and cfg.tracking["max_missed"] == 10
+    assert cfg.detector.mode == "bottom_up" and cfg.tracking.max_missed == 10
+    assert cfg.output.markers and cfg.diagnostics.period_s == 1.0 and not cam.rectified
 
 
 def test_more_cameras_with_default_topics():
@@ -36,7 +37,7 @@ def test_more_cameras_with_default_topics():
 def test_ground_prior_and_tracking_switches():
     cfg = build_config({"placement.camera_height_m": 1.4, "tracking.enabled": False})
     assert cfg.pipeline.camera_height_m == 1.4 and cfg.pipeline.ground is not None
-    assert cfg.tracking == {}
+    assert cfg.tracking is None and cfg.smoothing is None
 
 
 @pytest.mark.parametrize(
@@ -129,7 +130,7 @@ def test_values_at_the_bounds_are_accepted(values):
 def test_every_default_is_inside_its_own_constraints():
     cfg = build_config({})
     for spec in (*PARAMS, *camera_params("front")):
-        assert cfg[spec.name] == spec.default
+        assert cfg.values[spec.name] == spec.default
         assert spec.description
 
 

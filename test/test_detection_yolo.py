@@ -81,14 +81,14 @@ def test_requires_a_model_path_and_bottom_up() -> None:
 def test_reachable_from_the_config_with_a_user_weights_path(fake_model: Path) -> None:
     """detector.name + detector.model_path build this backend through the node's builder."""
     from hpe3d_ros.backends.detector import use_detector_backend
+    from hpe3d_ros.build import build_detector
     from hpe3d_ros.config import ConfigError, load_config
     from hpe3d_ros.detection.yolo_pose_onnx import YoloPoseOnnx
 
     cfg = load_config(
         None, **{"detector.name": "yolo_pose_onnx", "detector.model_path": str(fake_model)}
     )
-    args = dict(cfg.detector)
-    det = load_detector(args.pop("name"), args.pop("device"), **args)
+    det = build_detector(cfg.detector)
     assert isinstance(det, YoloPoseOnnx) and det.input_size == S  # the file's own size
     assert len(det.detect(np.zeros((480, 640, 3), np.uint8))) == 2
     # another runtime opens the user's file, not the shipped MoveNet one

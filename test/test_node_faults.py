@@ -97,7 +97,7 @@ def test_backend_errors_cost_frames_not_the_node_and_silence_is_reported(running
     time.sleep(1.0)
     send(12)
     time.sleep(0.5)
-    stats = node.channels[0].stats.snapshot()
+    stats = node.channels[0].runner.stats.snapshot()
     assert stats["failed"] >= 3 and stats["processed"] >= 6
     assert "CUDA error" in stats["last_error"]
     assert len(outs) == stats["processed"]  # every processed frame was published

@@ -63,7 +63,7 @@ def test_a_flood_of_distinct_bad_inputs_logs_a_few_short_lines(monkeypatch, capf
                 raw.publish(image_msg(rgb, time.time_ns(), "cam_optical"))
                 sent += 1
             time.sleep(0.002)  # reliable QoS delivers everything at this pace
-        stats = node.channels[0].stats
+        stats = node.channels[0].runner.stats
         assert wait_for(lambda: stats.snapshot()["received"] >= sent, 60), stats.snapshot()
         elapsed = time.monotonic() - t0
         time.sleep(0.5)

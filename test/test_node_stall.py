@@ -109,7 +109,7 @@ def test_a_blocked_worker_goes_warn_then_error_and_recovers(monkeypatch):
             first_error = next(i for i, (lv, _) in enumerate(levels) if lv == ERROR)
             assert first_warn < first_error  # WARN, then ERROR
         assert "busy with camera" in _levels(diags, "a")[-1][1]
-        assert node.channels[0].stats.snapshot()["processed"] == 0
+        assert node.channels[0].runner.stats.snapshot()["processed"] == 0
 
         detector.release.set()  # the backend comes back
         n = len(diags)
@@ -118,7 +118,7 @@ def test_a_blocked_worker_goes_warn_then_error_and_recovers(monkeypatch):
             after = [lv for d in diags[n:] for s in d.status if s.hardware_id == c
                      for lv in [s.level]]  # fmt: skip
             assert after and after[-1] == OK, (c, _levels(diags, c)[-3:])
-        assert all(ch.stats.snapshot()["processed"] > 0 for ch in node.channels)
+        assert all(ch.runner.stats.snapshot()["processed"] > 0 for ch in node.channels)
 
 
 class SlowDetector:
@@ -156,7 +156,7 @@ def test_a_slow_worker_serving_many_cameras_is_not_stalled(monkeypatch):
         waited = max(ch.slot.waiting_s() for ch in node.channels)
         for c in cams:
             assert not [m for _, m in _levels(diags, c) if "stalled" in m], _levels(diags, c)
-        assert all(ch.stats.snapshot()["processed"] >= 2 for ch in node.channels)
+        assert all(ch.runner.stats.snapshot()["processed"] >= 2 for ch in node.channels)
     assert waited > 0.6  # frames did wait long; the worker kept finishing others
 
 

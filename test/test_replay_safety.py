@@ -282,14 +282,21 @@ def test_output_stamps_are_the_input_stamps(tmp_path):
     assert [(t.sec, t.nanosec) for t in got] == stamps
 
 
-def test_summary_is_byte_identical_wherever_the_run_writes(tmp_path):
-    bag = _tiny_bag(tmp_path / "seq", n=4)
+def test_results_are_byte_identical_wherever_the_run_writes(tmp_path):
+    bag = _tiny_bag(tmp_path / "seq", n=25)  # 2.5 s at 10 Hz: /diagnostics twice
     runs = [tmp_path / "a", tmp_path / "deeper" / "b"]
     for out in runs:
         assert main([str(bag), "-o", str(out), *FAST]) == 0
     for name in ("frames.csv", "people.csv", "summary.json"):
         assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), name
+    bag_files = sorted(p.name for p in (runs[0] / "bags" / "seq").iterdir())
+    assert any(f.endswith(".mcap") for f in bag_files)
+    for name in bag_files:  # the output bag too, /diagnostics included (no wall-clock values)
+        a, b = (r / "bags" / "seq" / name for r in runs)
+        assert a.read_bytes() == b.read_bytes(), name
     summary = json.loads((runs[0] / "summary.json").read_text())
     assert "timings" not in summary and summary["bags"][0]["output_bag"] == "bags/seq"
     timings = json.loads((runs[0] / "timings.json").read_text())
-    assert timings["frames_per_s"] > 0 and timings["stage_ms"]["frame_ms"]["n"] == 4
+    assert timings["frames_per_s"] > 0 and timings["stage_ms"]["frame_ms"]["n"] == 25
+    with BagReader(runs[0] / "bags" / "seq") as r:
+        assert r.counts["/diagnostics"] == 2

@@ -41,7 +41,7 @@ from hpe3d_ros.replay.output import check_output, clear_previous, mark, sequence
 from hpe3d_ros.replay.pictures import Pictures
 from hpe3d_ros.replay.report import Tables, build_summary, write_summary
 from hpe3d_ros.replay.signals import GracefulStop, Interrupted
-from hpe3d_ros.ros.outputs import CameraHealth, OutputOptions, diagnostics_message, frame_messages
+from hpe3d_ros.ros.outputs import CameraHealth, diagnostics_message, frame_messages
 from hpe3d_ros.runner import CameraRunner, Outcome
 from hpe3d_ros.stamps import stamp_to_ns
 from hpe3d_ros.topics import DIAGNOSTICS, OUTPUTS, output_topic
@@ -212,8 +212,8 @@ def _replay_bag(run: _Run, bag: Path, seq: str) -> dict[str, Any]:
         for s in streams:
             b.runners[s.topic] = CameraRunner(
                 s.camera, run.pipeline, frame_id=s.frame_id,
-                info_tolerance_s=cfg["camera_info_tolerance_s"],
-                stats_window_s=DIAG_WINDOW_S)  # fmt: skip
+                info_tolerance_s=cfg.camera_info_tolerance_s,
+                stats_window_s=DIAG_WINDOW_S, clock=None)  # fmt: skip
             b.infos.setdefault(s.info_topic, []).append(b.runners[s.topic])
             b.counts[s.topic] = 0
             run.pictures.plan(seq, s.camera, reader.counts.get(s.topic))
@@ -318,9 +318,9 @@ def _process(run: _Run, b: _Bag, topic: str) -> None:
         out = runner.unreadable(frame, now)
     else:
         with run.stop.abortable():
-            out = runner.arrive(frame, now) or runner.process(frame, time.monotonic(), now)
+            out = runner.arrive(frame, now) or runner.process(frame, 0.0, now)
     if out.ok:
-        for kind, msg in frame_messages(out.result, out.image, _options(run.cfg)):
+        for kind, msg in frame_messages(out.result, out.image, run.cfg.output):
             b.writer.write(output_topic(s.camera, kind), OUTPUTS[kind], log_ns, serialize_ros(msg))
         for stage, ms in out.result.timings_ms.items():
             run.timing.setdefault(stage, []).append(ms)
@@ -347,7 +347,7 @@ def _gt(run: _Run, b: _Bag, s: Stream, out: Outcome) -> np.ndarray | None:
 
 def _diagnostics(run: _Run, b: _Bag, log_ns: int) -> None:
     """``/diagnostics`` every ``diagnostics.period_s`` of bag time, as the node publishes it."""
-    period_ns = round(run.cfg["diagnostics.period_s"] * 1e9)
+    period_ns = round(run.cfg.diagnostics.period_s * 1e9)
     if b.next_diag_ns is None:
         b.next_diag_ns = log_ns + period_ns
     if log_ns < b.next_diag_ns:
@@ -356,12 +356,7 @@ def _diagnostics(run: _Run, b: _Bag, log_ns: int) -> None:
     now = log_ns * 1e-9
     health = [CameraHealth(r.name, r.snapshot(now), len(r.calibration) > 0)
               for r in b.runners.values()]  # fmt: skip
-    extra = {"lifter": run.pipeline.model_id, "detector": str(run.cfg.detector.get("mode", ""))}
+    extra = {"lifter": run.pipeline.model_id, "detector": run.cfg.detector.mode}
     msg = diagnostics_message(log_ns, "/hpe3d_pipeline", health,
-                              run.cfg["diagnostics.stale_timeout_s"], extra)  # fmt: skip
+                              run.cfg.diagnostics.stale_timeout_s, extra)  # fmt: skip
     b.writer.write(DIAGNOSTICS, DIAGNOSTICS_TYPE, log_ns, serialize_ros(msg))
-
-
-def _options(cfg: NodeConfig) -> OutputOptions:
-    return OutputOptions(cfg["output.keypoints"], cfg["output.markers"],
-                         cfg["output.debug_image"], cfg["output.marker_lifetime_s"])  # fmt: skip

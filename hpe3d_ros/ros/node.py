@@ -1,8 +1,11 @@
 """The pipeline node: cameras in, 3D skeletons, hypotheses, keypoints and diagnostics out.
 
-Wiring only. Subscription callbacks just put the newest frame into a per-camera slot
-(counting the frame they replace as dropped); one worker thread takes slots round-robin and
-runs :class:`hpe3d_ros.pipeline.Pipeline`. A bad frame is counted and reported (throttled) and
+Wiring only: subscriptions, QoS, one worker thread and publishing. Each camera has a
+:class:`~hpe3d_ros.runner.CameraRunner` (the per-frame runner the replay drives too): the
+subscription callback hands it the frame (a malformed header is refused at once) and puts
+the frame into the camera's newest-frame slot, counting the frame it replaces as dropped;
+the worker takes slots round-robin, lets the runner process the frame and publishes what
+:mod:`hpe3d_ros.ros.outputs` builds. A bad frame is counted and reported (throttled) and
 never stops the node or the other cameras.
 """
 
@@ -26,45 +29,36 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
 from hpe3d_ros.build import ModelLoadError, build_pipeline
-from hpe3d_ros.camera import CameraModel, CameraModelError
 from hpe3d_ros.config import NODE_NAME, CameraConfig, ConfigError
-from hpe3d_ros.imaging import (
-    ImageDecodeError,
-    check_compressed,
-    check_raw_header,
-    decode_compressed,
-    decode_raw,
-    encode_raw,
-)
 from hpe3d_ros.msg import Keypoints2DArray, PoseHypothesesArray
 from hpe3d_ros.params_file import load_params_file, read_params_file
-from hpe3d_ros.pipeline import PipelineInputError
-from hpe3d_ros.ros import diagnostics, process
-from hpe3d_ros.ros.conversions import (
-    hypotheses_to_msg,
-    keypoints_to_msg,
-    stamp_is_valid,
-    stamp_to_ns,
-)
-from hpe3d_ros.ros.markers import markers_from_result
+from hpe3d_ros.ros import process
+from hpe3d_ros.ros.outputs import CameraHealth, diagnostics_message, frame_messages
 from hpe3d_ros.ros.params import declare_and_read
-from hpe3d_ros.streams import CameraInfoCache, LatestSlot, MissingCameraInfo, StreamStats, Throttle
+from hpe3d_ros.runner import COMPRESSED, RAW, CameraRunner, Frame, Outcome, frame_from_msg
+from hpe3d_ros.stamps import stamp_is_valid
+from hpe3d_ros.streams import LatestSlot, Throttle
 from hpe3d_ros.topics import DIAGNOSTICS
 from hpe3d_ros.untrusted import one_line, show
 
 #: How long shutdown waits for the frame in flight before giving up on the worker.
 SHUTDOWN_WAIT_S = 5.0
+#: Message type and queue depth of each per-camera output (kinds of :mod:`hpe3d_ros.topics`).
+PUBLISHED = {
+    "hypotheses": (PoseHypothesesArray, 10),
+    "keypoints": (Keypoints2DArray, 10),
+    "markers": (MarkerArray, 10),
+    "debug_image": (Image, 2),
+}
 
 
 @dataclass
 class CameraChannel:
-    """Runtime state of one camera."""
+    """One camera: its runner, its newest-frame slot, its publishers."""
 
     cfg: CameraConfig
-    info: CameraInfoCache
+    runner: CameraRunner
     slot: LatestSlot = field(default_factory=LatestSlot)
-    stats: StreamStats = field(default_factory=StreamStats)
-    info_frame_id: str = ""
     pubs: dict = field(default_factory=dict)
     subs: list = field(default_factory=list)
 
@@ -85,35 +79,25 @@ class PipelineNode(Node):
         for path in params_files:  # ConfigError: caught in main()
             n = len(load_params_file(path, fqn))
             self.get_logger().info(f"{n} parameters for {fqn} from {path}")
-        self.config = declare_and_read(self)  # ConfigError: caught in main()
-        self.pipeline = build_pipeline(self.config)  # ModelLoadError: caught in main()
+        self.config = cfg = declare_and_read(self)  # ConfigError: caught in main()
+        self.pipeline = build_pipeline(cfg)  # ModelLoadError: caught in main()
         self.throttle = Throttle(5.0)
-        v = self.config.values
         self.get_logger().info(
-            f"detector {self.config.detector['name']} ({self.config.detector['mode']}, "
-            f"{self.config.detector['device']}); lifter {self.pipeline.model_id} on "
-            f"{self.config.lifter_device}, K={self.config.pipeline.num_hypotheses}"
+            f"detector {cfg.detector.name} ({cfg.detector.mode}, {cfg.detector.device}); "
+            f"lifter {self.pipeline.model_id} on {cfg.lifter.device}, "
+            f"K={cfg.pipeline.num_hypotheses}"
         )
-        img_qos = _qos(v["qos.image_reliability"], v["qos.image_depth"])
-        info_qos = _qos(v["qos.camera_info_reliability"], 5)
+        img_qos = _qos(cfg.qos.image_reliability, cfg.qos.image_depth)
+        info_qos = _qos(cfg.qos.camera_info_reliability, 5)
         self.channels: list[CameraChannel] = []
-        for cam in self.config.cameras:
-            ch = CameraChannel(cam, CameraInfoCache(v["camera_info_tolerance_s"]))
-            ch.pubs["hypotheses"] = self.create_publisher(
-                PoseHypothesesArray, f"~/{cam.name}/hypotheses", 10
-            )
-            if v["output.keypoints"]:
-                ch.pubs["keypoints"] = self.create_publisher(
-                    Keypoints2DArray, f"~/{cam.name}/keypoints", 10
-                )
-            if v["output.markers"]:
-                ch.pubs["markers"] = self.create_publisher(
-                    MarkerArray, f"~/{cam.name}/markers", 10
-                )
-            if v["output.debug_image"]:
-                ch.pubs["debug_image"] = self.create_publisher(
-                    Image, f"~/{cam.name}/debug_image", 2
-                )
+        for cam in cfg.cameras:
+            runner = CameraRunner(cam.name, self.pipeline, frame_id=cam.frame_id,
+                                  info_tolerance_s=cfg.camera_info_tolerance_s,
+                                  rectified=cam.rectified)  # fmt: skip
+            ch = CameraChannel(cam, runner)
+            for kind, (msg_type, depth) in PUBLISHED.items():
+                if kind == "hypotheses" or getattr(cfg.output, kind):
+                    ch.pubs[kind] = self.create_publisher(msg_type, f"~/{cam.name}/{kind}", depth)
             msg_type = CompressedImage if cam.compressed else Image
             ch.subs.append(
                 self.create_subscription(
@@ -131,10 +115,11 @@ class PipelineNode(Node):
             self.channels.append(ch)
             self.get_logger().info(
                 f"camera {cam.name}: {cam.image_topic} ({msg_type.__name__}, "
-                f"{v['qos.image_reliability']}) + {cam.camera_info_topic}"
-            )
+                f"{cfg.qos.image_reliability}) + {cam.camera_info_topic}"
+                + (" (rectified: CameraInfo P)" if cam.rectified else "")
+            )  # fmt: skip
         self.diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
-        self.create_timer(v["diagnostics.period_s"], self._publish_diagnostics)
+        self.create_timer(cfg.diagnostics.period_s, self._publish_diagnostics)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._publish_lock = threading.Lock()  # shutdown() closes publishing under it
@@ -146,31 +131,24 @@ class PipelineNode(Node):
 
     # ---------------------------------------------------------------- callbacks
     def _on_image(self, ch: CameraChannel, msg) -> None:
-        ch.stats.on_receive()
+        t = time.monotonic()
+        frame = frame_from_msg(msg, COMPRESSED if isinstance(msg, CompressedImage) else RAW)
         # header checks cost next to nothing: a malformed frame or a decompression bomb never
         # waits for (or displaces a good frame from) the worker
-        try:
-            if isinstance(msg, Image):
-                check_raw_header(msg.width, msg.height, msg.encoding, msg.step, len(msg.data))
-            else:
-                check_compressed(msg.data, msg.format)
-        except ImageDecodeError as exc:
-            return self._fail(ch, "decode", str(exc), exc.reason)
-        if ch.slot.put((msg, time.monotonic())):
-            ch.stats.on_drop()
+        rejected = ch.runner.arrive(frame, t)
+        if rejected is not None:
+            return self._report(ch, rejected)
+        if not stamp_is_valid(msg.header.stamp):
+            self._warn(ch, "stamp", f"stamp nanosec {msg.header.stamp.nanosec} >= 10^9 is "
+                                    "invalid; passed through unchanged")  # fmt: skip
+        if ch.slot.put((frame, t)):
+            ch.runner.stats.on_drop()
         self._wake.set()
 
     def _on_info(self, ch: CameraChannel, msg: CameraInfo) -> None:
-        try:
-            model = CameraModel.from_camera_info_fields(
-                msg.width, msg.height, msg.k, msg.d, msg.distortion_model
-            )
-        except CameraModelError as exc:
-            ch.info.last_error = one_line(exc)
-            self._warn(ch, "camera_info", f"invalid CameraInfo ignored: {exc}", "invalid")
-            return
-        ch.info_frame_id = msg.header.frame_id
-        ch.info.add(stamp_to_ns(msg.header.stamp), model)
+        why = ch.runner.camera_info(msg)
+        if why:
+            self._warn(ch, "camera_info", f"invalid CameraInfo: {why}", "invalid")
 
     # ---------------------------------------------------------------- worker
     def _work(self) -> None:
@@ -185,7 +163,9 @@ class PipelineNode(Node):
                 try:
                     self._process(ch, *item)
                 except Exception as exc:  # building or publishing outputs: never kill the worker
-                    self._fail(ch, "publish", f"{type(exc).__name__}: {exc}", type(exc).__name__)
+                    name = type(exc).__name__
+                    ch.runner.stats.on_failed("publish", f"{name}: {exc}")
+                    self._warn(ch, "publish", f"{name}: {exc}", name)
                 finally:
                     self._busy = None
                     self._last_finish = time.monotonic()
@@ -193,6 +173,21 @@ class PipelineNode(Node):
             if not busy:
                 self._wake.wait(0.05)
                 self._wake.clear()
+
+    def _process(self, ch: CameraChannel, frame: Frame, t_rx: float) -> None:
+        info_frame = ch.runner.calibration.frame_id
+        if info_frame and frame.frame_id != info_frame:
+            self._warn(ch, "frame_id", f"image frame {show(frame.frame_id)} != "
+                                       f"CameraInfo frame {show(info_frame)}")  # fmt: skip
+        out = ch.runner.process(frame, t_rx, time.monotonic())
+        if not out.ok:
+            return self._report(ch, out)
+        msgs = frame_messages(out.result, out.image, self.config.output)
+        with self._publish_lock:
+            if self._closed:  # shutting down: publishers may be gone
+                return
+            for kind, msg in msgs:
+                ch.pubs[kind].publish(msg)
 
     def _stalled_s(self, ch: CameraChannel) -> float:
         """How long this camera's oldest frame has waited while the worker finished nothing
@@ -205,69 +200,9 @@ class PipelineNode(Node):
             return "idle"
         return f"busy with camera {busy[0]} for {time.monotonic() - busy[1]:.1f} s"
 
-    def _process(self, ch: CameraChannel, msg, t_rx: float) -> None:
-        stamp_ns = stamp_to_ns(msg.header.stamp)  # outputs carry this very stamp, bit for bit
-        if not stamp_is_valid(msg.header.stamp):
-            self._warn(ch, "stamp", f"stamp nanosec {msg.header.stamp.nanosec} >= 10^9 is "
-                                    "invalid; passed through unchanged")  # fmt: skip
-        try:
-            if isinstance(msg, CompressedImage):
-                image = decode_compressed(msg.data, msg.format)
-            else:
-                image = decode_raw(msg.data, msg.width, msg.height, msg.encoding, msg.step)
-            camera = ch.info.lookup(stamp_ns)
-            if ch.info_frame_id and msg.header.frame_id != ch.info_frame_id:
-                self._warn(
-                    ch,
-                    "frame_id",
-                    f"image frame {show(msg.header.frame_id)} != "
-                    f"CameraInfo frame {show(ch.info_frame_id)}",
-                )
-            frame_id = ch.cfg.frame_id or msg.header.frame_id
-            result = self.pipeline.process(
-                image, camera, camera_name=ch.cfg.name, frame_id=frame_id, stamp_ns=stamp_ns
-            )
-        except MissingCameraInfo as exc:
-            return self._fail(ch, "camera_info", f"frame skipped: {exc}", "missing")
-        except ImageDecodeError as exc:
-            return self._fail(ch, "decode", str(exc), exc.reason)
-        except PipelineInputError as exc:
-            return self._fail(ch, "input", str(exc))
-        except Exception as exc:  # a backend failing mid-stream costs one frame, not the node
-            name = type(exc).__name__
-            return self._fail(ch, "pipeline", f"{name}: {exc}", name)
-        outputs = [("hypotheses", hypotheses_to_msg(result))]
-        if "keypoints" in ch.pubs:
-            outputs.append(("keypoints", keypoints_to_msg(result)))
-        if "markers" in ch.pubs:
-            lifetime = self.config["output.marker_lifetime_s"]
-            outputs.append(("markers", markers_from_result(result, lifetime)))
-        if "debug_image" in ch.pubs:
-            outputs.append(("debug_image", self._debug_image(msg, image, result)))
-        with self._publish_lock:
-            if self._closed:  # shutting down: publishers may be gone
-                return
-            for topic, out in outputs:
-                ch.pubs[topic].publish(out)
-        ch.stats.on_processed(1e3 * (time.monotonic() - t_rx))
-
-    def _debug_image(self, msg, image, result) -> Image:
-        from hpe3d_ros.detection.base import Person2D
-        from hpe3d_ros.detection.draw import draw_people
-
-        people = [
-            Person2D(d.keypoints_px, d.confidence, tuple(d.bbox_px), d.score, d.track_id)
-            for d in result.detections
-        ]
-        data, step = encode_raw(draw_people(image, people), "rgb8")
-        out = Image(header=msg.header, height=image.shape[0], width=image.shape[1])
-        out.header.frame_id = result.frame_id
-        out.encoding, out.step, out.data = "rgb8", step, data
-        return out
-
-    def _fail(self, ch: CameraChannel, kind: str, message: str, reason: str = "") -> None:
-        ch.stats.on_failed(kind, message)
-        self._warn(ch, kind, message, reason)
+    def _report(self, ch: CameraChannel, out: Outcome) -> None:
+        """A failed frame (already counted by the runner), logged at most once per kind."""
+        self._warn(ch, out.kind, out.reason, out.code)
 
     def _warn(self, ch: CameraChannel, kind: str, message: str, reason: str = "") -> None:
         """At most one line per camera, kind and reason code every 5 s, whatever the text
@@ -280,24 +215,21 @@ class PipelineNode(Node):
 
     # ---------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
-        extra = {"lifter": self.pipeline.model_id, "detector": str(self.config.detector["mode"])}
-        stall = (self.config["diagnostics.stall_warn_s"], self.config["diagnostics.stall_error_s"])
-        worker = self.busy_text()
-        statuses = [
-            diagnostics.camera_status(
-                self.get_fully_qualified_name(),
+        d = self.config.diagnostics
+        now, worker = time.monotonic(), self.busy_text()
+        health = [
+            CameraHealth(
                 ch.cfg.name,
-                {**ch.stats.snapshot(), "waiting_s": self._stalled_s(ch), "worker": worker},
-                self.config["diagnostics.stale_timeout_s"],
-                len(ch.info) > 0,
-                extra,
-                stall,
+                {**ch.runner.snapshot(now), "waiting_s": self._stalled_s(ch), "worker": worker},
+                len(ch.runner.calibration) > 0,
             )
             for ch in self.channels
         ]
-        self.diag_pub.publish(
-            diagnostics.diagnostic_array(self.get_clock().now().to_msg(), statuses)
-        )
+        extra = {"lifter": self.pipeline.model_id, "detector": self.config.detector.mode}
+        stamp = self.get_clock().now().nanoseconds
+        self.diag_pub.publish(diagnostics_message(
+            stamp, self.get_fully_qualified_name(), health, d.stale_timeout_s, extra,
+            (d.stall_warn_s, d.stall_error_s)))  # fmt: skip
 
     def shutdown(self, timeout_s: float = SHUTDOWN_WAIT_S) -> bool:
         """Stop the worker (its frame in flight is finished and published) and close

@@ -17,6 +17,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image
 
+from hpe3d_ros.config import OutputConfig
 from hpe3d_ros.imaging import encode_raw
 from hpe3d_ros.overlay import draw_overlay
 from hpe3d_ros.results import FrameResult
@@ -25,18 +26,8 @@ from hpe3d_ros.ros.conversions import hypotheses_to_msg, keypoints_to_msg, ns_to
 from hpe3d_ros.ros.markers import markers_from_result
 
 
-@dataclass(frozen=True)
-class OutputOptions:
-    """Which optional outputs a camera has (``output.*`` parameters)."""
-
-    keypoints: bool = True
-    markers: bool = True
-    debug_image: bool = False
-    marker_lifetime_s: float = 0.5
-
-
 def frame_messages(
-    result: FrameResult, image: np.ndarray | None, opts: OutputOptions
+    result: FrameResult, image: np.ndarray | None, opts: OutputConfig
 ) -> list[tuple[str, Any]]:
     """``(kind, message)`` for one processed frame, kinds in publishing order.
 
