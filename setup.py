@@ -53,7 +53,7 @@ setup(
             "hpe3d-pipeline = hpe3d_ros.ros.node:main",
             "hpe3d-replay = hpe3d_ros.replay:main",
             "hpe3d-make-bag = hpe3d_ros.replay.make_bag:main",
-            "hpe3d-export = hpe3d_ros.export:main",
+            "hpe3d-export = hpe3d_ros.backends.export:main",
             "hpe3d-build-engine = hpe3d_ros.backends.tensorrt_engine:main",
             "hpe3d-fleet = hpe3d_ros.fleet:main",
         ]

@@ -32,7 +32,7 @@ from visualization_msgs.msg import MarkerArray  # noqa: E402
 from hpe3d_ros.camera import CameraModel  # noqa: E402
 from hpe3d_ros.imaging import encode_raw  # noqa: E402
 from hpe3d_ros.ros.conversions import ns_to_stamp, stamp_to_ns  # noqa: E402
-from hpe3d_ros.topics import output_topic  # noqa: E402
+from hpe3d_ros.ros.topics import output_topic  # noqa: E402
 
 
 def nest(flat: dict) -> dict:

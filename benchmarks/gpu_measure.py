@@ -75,8 +75,8 @@ def calibration_file(ctx: Ctx) -> Path | None:
 def make_lifter(ctx: Ctx, backend: str, weights: Path) -> BackendLifter:
     """A lifter on ``backend``; BackendUnavailable (with the reason) where it cannot run."""
     if backend == "onnxruntime-cpu-fp16":
+        from hpe3d_ros.backends.export import export_lifter_file
         from hpe3d_ros.backends.onnxruntime_backend import OnnxRuntimeCore
-        from hpe3d_ros.export import export_lifter_file
 
         path = export_lifter_file(weights, ctx.onnx_dir, half=True)
         core = OnnxRuntimeCore(path, "cpu", ctx.threads)

@@ -108,7 +108,7 @@ def device_call(carry: list[Path]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hpe3d_ros.export import OneLineParser
+    from hpe3d_ros.backends.export import OneLineParser
 
     parser = OneLineParser(prog="gpu_prepare", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=CARRY, help="carry folder")

@@ -173,7 +173,7 @@ def update_file(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hpe3d_ros.export import OneLineParser
+    from hpe3d_ros.backends.export import OneLineParser
 
     parser = OneLineParser(prog="gpu_report", description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, help="gpu_results.json of a run")

@@ -275,7 +275,7 @@ def run_all(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hpe3d_ros.export import OneLineParser
+    from hpe3d_ros.backends.export import OneLineParser
 
     parser = OneLineParser(prog="gpu_run", description=__doc__.splitlines()[0])
     default_out = Path(os.environ["OUT"]) if os.environ.get("OUT") else ROOT / "build" / "gpu"

@@ -50,7 +50,7 @@ from hpe3d_ros.pipeline import Pipeline, PipelineInputError
 from hpe3d_ros.results import FrameResult
 from hpe3d_ros.skeleton import H36M_JOINT_NAMES, H36M_LAYOUT_ID
 from hpe3d_ros.stamps import stamp_to_ns
-from hpe3d_ros.streams import StreamStats
+from hpe3d_ros.stream_stats import StampGaps, StreamStats
 
 RAW, COMPRESSED, KEYPOINTS = "raw", "compressed", "keypoints"
 MISSING_INFO = "missing CameraInfo"
@@ -208,47 +208,6 @@ class Calibration:
         if isinstance(model, str):
             raise _Failed(BAD_INFO, model)
         return model
-
-
-class StampGaps:
-    """Frames lost before they reached us, estimated from the image stamps.
-
-    A camera publishes at a steady period. Frames that DDS loses (a best-effort frame larger
-    than the transport's segment, a publisher without the shared-memory profile) never reach
-    a callback, so receive and drop counters cannot see them; holes in the stamp sequence can.
-    The period is the median of the last :attr:`HISTORY` regular stamp steps (after
-    :attr:`WARMUP` of them); a step over 1.5 periods counts ``round(step / period) - 1`` lost
-    frames. A stamp that goes backwards (a restarted driver, a looped bag) starts over.
-    """
-
-    HISTORY, WARMUP = 64, 8
-
-    def __init__(self) -> None:
-        self._steps: deque[int] = deque(maxlen=self.HISTORY)
-        self._last: int | None = None
-        self.lost = 0
-        self.gaps = 0
-
-    def add(self, stamp_ns: int) -> None:
-        last, self._last = self._last, stamp_ns
-        if last is None or stamp_ns == last:
-            return
-        step = stamp_ns - last
-        if step < 0:
-            self._steps.clear()
-            return
-        if len(self._steps) >= self.WARMUP:
-            period = float(np.median(self._steps))
-            if step > 1.5 * period:
-                self.lost += max(1, round(step / period) - 1)
-                self.gaps += 1
-                return
-        self._steps.append(step)
-
-    def snapshot(self) -> dict[str, float | int]:
-        period = float(np.median(self._steps)) if len(self._steps) >= self.WARMUP else 0.0
-        return {"lost_before_node": self.lost, "stamp_gaps": self.gaps,
-                "period_ms": period / 1e6}  # fmt: skip
 
 
 class CameraRunner:

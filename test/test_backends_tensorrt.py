@@ -108,9 +108,9 @@ def test_a_builder_without_gpu_still_builds_every_engine(tmp_path, model):
         if mark.args[0]:
             pytest.skip(mark.kwargs["reason"])
     from hpe3d_ros.backends.detector import DEFAULT_SIZES
+    from hpe3d_ros.backends.export import export_lifter
     from hpe3d_ros.backends.tensorrt_engine import build_engine, detector_profile, lifter_profile
     from hpe3d_ros.detection.movenet_multipose import MULTIPOSE_ONNX
-    from hpe3d_ros.export import export_lifter
     from hpe3d_ros.lifting import load_lifter
     from hpe3d_ros.lifting.runtime import WEIGHTS_DIR
 

@@ -120,7 +120,7 @@ def test_graph_encoder_uses_the_skeleton_graph():
 @pytest.mark.parametrize("encoder", ["mlp", "gcn"])
 def test_onnx_export_reproduces_the_body_lifter(tmp_path, encoder):
     pytest.importorskip("onnxruntime")
-    from hpe3d_ros.export import export_lifter, verify_lifter_onnx
+    from hpe3d_ros.backends.export import export_lifter, verify_lifter_onnx
 
     lifter, _ = _body_lifter(tmp_path, encoder)
     path = export_lifter(lifter, tmp_path / "lifter.onnx")

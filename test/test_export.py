@@ -10,8 +10,8 @@ import onnx
 import pytest
 
 from hpe3d_ros.backends.base import BackendLifter
+from hpe3d_ros.backends.export import OPSET, export_lifter, export_lifter_file, main
 from hpe3d_ros.backends.onnxruntime_backend import OnnxRuntimeCore
-from hpe3d_ros.export import OPSET, export_lifter, export_lifter_file, main
 from hpe3d_ros.lifting import load_lifter
 from hpe3d_ros.lifting.runtime import WEIGHTS_DIR
 
@@ -166,7 +166,7 @@ def test_an_unreadable_cache_folder_falls_back_and_names_it(tmp_path, caplog):
 
 
 def test_an_interrupted_export_leaves_no_cache_entry(tmp_path, monkeypatch):
-    import hpe3d_ros.export as export
+    import hpe3d_ros.backends.export as export
 
     def half_written(lifter, path, *args, **kwargs):
         Path(path).write_bytes(b"\x08\x07partial")
@@ -210,7 +210,7 @@ def test_cli_commands_print_no_traceback(tmp_path):
     import sys
 
     for module, args, code in [
-        ("hpe3d_ros.export", ["--weights", "missing.pt"], 1),
+        ("hpe3d_ros.backends.export", ["--weights", "missing.pt"], 1),
         ("hpe3d_ros.backends.tensorrt_engine", ["--weights", "missing.pt"], 1),
         ("hpe3d_ros.backends.tensorrt_engine", ["--sizes", "12"], 2),
         ("hpe3d_ros.backends.tensorrt_engine", ["--cache-dir", __file__], 1),

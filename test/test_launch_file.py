@@ -62,7 +62,7 @@ def test_sets_the_shared_memory_profile_and_compiles():
 def test_rviz_layout_shows_the_node_outputs():
     import yaml
 
-    from hpe3d_ros.topics import output_topic
+    from hpe3d_ros.ros.topics import output_topic
 
     layout = yaml.safe_load((REPO / "config" / "hpe3d.rviz").read_text())
     displays = layout["Visualization Manager"]["Displays"]

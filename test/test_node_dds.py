@@ -23,7 +23,7 @@ from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from hpe3d_ros.msg import Keypoints2DArray, PoseHypothesesArray  # noqa: E402
 from hpe3d_ros.ros.conversions import hypotheses_from_msg, stamp_to_ns  # noqa: E402
-from hpe3d_ros.topics import output_topic  # noqa: E402
+from hpe3d_ros.ros.topics import output_topic  # noqa: E402
 from test.conftest import REPO  # noqa: E402
 from test.helpers.ros_io import (  # noqa: E402
     camera_for,

@@ -14,7 +14,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from hpe3d_ros.pipeline import Pipeline  # noqa: E402
-from hpe3d_ros.streams import Throttle  # noqa: E402
+from hpe3d_ros.ros.throttle import Throttle  # noqa: E402
 from hpe3d_ros.untrusted import one_line, show  # noqa: E402
 from test.helpers.node_harness import NobodyDetector, NoLifter, running_node, wait_for  # noqa: E402
 from test.helpers.ros_io import camera_for, image_msg, info_msg  # noqa: E402

@@ -19,7 +19,7 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from hpe3d_ros.pipeline import Pipeline  # noqa: E402
 from hpe3d_ros.ros.diagnostics import stream_level  # noqa: E402
-from hpe3d_ros.streams import LatestSlot  # noqa: E402
+from hpe3d_ros.ros.slot import LatestSlot  # noqa: E402
 from test.conftest import REPO  # noqa: E402
 from test.helpers.node_harness import NoLifter, running_node, wait_for  # noqa: E402
 from test.helpers.ros_io import camera_for, image_msg, info_msg  # noqa: E402

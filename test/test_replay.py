@@ -34,7 +34,7 @@ from hpe3d_ros.replay.make_bag import (
     write_sidecar,
 )
 from hpe3d_ros.ros.conversions import hypotheses_from_msg
-from hpe3d_ros.topics import output_topic
+from hpe3d_ros.ros.topics import output_topic
 from test.conftest import TEST_DATA
 
 K = 5

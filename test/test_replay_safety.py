@@ -25,7 +25,7 @@ from hpe3d_ros.replay import main
 from hpe3d_ros.replay.bagio import BagReader
 from hpe3d_ros.replay.make_bag import read_images, write_image_bag
 from hpe3d_ros.replay.output import MARKER, OutputError, check_output, sequence_names
-from hpe3d_ros.topics import output_topic
+from hpe3d_ros.ros.topics import output_topic
 from test.conftest import REPO, TEST_DATA
 
 pytestmark = pytest.mark.skipif(not DEFAULT_WEIGHTS.exists(), reason="no lifter weights yet")

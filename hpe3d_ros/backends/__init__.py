@@ -4,7 +4,7 @@
   a :class:`BackendLifter` with the API of :class:`~hpe3d_ros.lifting.runtime.Lifter`,
   its network running on PyTorch, ONNX Runtime or a TensorRT engine, with automatic fallback
   and one log line naming the backend that runs.
-* :mod:`hpe3d_ros.lifting.graph`: the exported graph; :mod:`hpe3d_ros.export` writes it as ONNX.
+* :mod:`hpe3d_ros.lifting.graph`: the exported graph; :mod:`.export` writes it as ONNX.
 * :mod:`.tensorrt_engine`: engine building and cache (``hpe3d-build-engine``);
   :mod:`.tensorrt_backend`: the engine runner.
 * :mod:`.detector`: the MoveNet detector on ONNX Runtime CUDA/TensorRT EPs or an engine.

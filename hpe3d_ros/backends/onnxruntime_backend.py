@@ -43,7 +43,7 @@ def open_ort_session(path: str | Path, device: str = "cpu", threads: int = 2):
 
 
 class OnnxRuntimeCore(SessionCore):
-    """Runs an exported lifter graph (:func:`hpe3d_ros.export.export_lifter`)."""
+    """Runs an exported lifter graph (:func:`hpe3d_ros.backends.export.export_lifter`)."""
 
     def __init__(self, onnx_path: str | Path, device: str = "cpu", threads: int = 2) -> None:
         self._bind(open_ort_session(onnx_path, device, threads))

@@ -73,8 +73,8 @@ def make_core(
             torch.set_num_threads(cpu_threads_for_torch(threads))
         return TorchCore(lifter, "cuda" if name == "torch-cuda" else "cpu")
     if name.startswith("onnxruntime-"):
+        from hpe3d_ros.backends.export import export_lifter_file
         from hpe3d_ros.backends.onnxruntime_backend import OnnxRuntimeCore
-        from hpe3d_ros.export import export_lifter_file
 
         device = name.split("-", 1)[1]
         try:  # cheap checks before the export (about a second)

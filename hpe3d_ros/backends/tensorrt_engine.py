@@ -10,7 +10,7 @@ the vehicle builds its engines ahead of time on the target (Jetson) with::
 
 Precision: with a TensorRT that still has precision flags (8.x-10.x) FP16 is a builder flag on
 the float32 ONNX; strongly typed builders (TensorRT 11, TensorRT-RTX) get the float16 ONNX
-instead (:func:`hpe3d_ros.export.export_lifter` with ``half=True``). INT8 uses the implicit
+instead (:func:`.export.export_lifter` with ``half=True``). INT8 uses the implicit
 quantisation calibrator where it exists (TensorRT <= 10; removed in 11, which needs a Q/DQ
 ONNX), fed the 2D keypoints of ``--calibration``.
 """
@@ -206,7 +206,7 @@ def lifter_engine(
     ``calibration``: int8 only, an ``.npz`` of 2D keypoints
     (:mod:`hpe3d_ros.backends.int8_calibration`); None = synthetic keypoints.
     """
-    from hpe3d_ros.export import export_lifter_file
+    from hpe3d_ros.backends.export import export_lifter_file
     from hpe3d_ros.lifting import load_lifter
 
     cache = Path(cache_dir or default_cache_dir())
@@ -235,7 +235,7 @@ def _size(text: str) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     """``hpe3d-build-engine``: 0 with the engine's path logged; 1 (one line) when none."""
-    from hpe3d_ros.export import OneLineParser, one_line
+    from hpe3d_ros.backends.export import OneLineParser, one_line
 
     parser = OneLineParser(prog="hpe3d-build-engine", description=__doc__.splitlines()[0])
     parser.add_argument(

@@ -42,9 +42,9 @@ from hpe3d_ros.replay.pictures import Pictures
 from hpe3d_ros.replay.report import Tables, build_summary, write_summary
 from hpe3d_ros.replay.signals import GracefulStop, Interrupted
 from hpe3d_ros.ros.outputs import CameraHealth, diagnostics_message, frame_messages
+from hpe3d_ros.ros.topics import DIAGNOSTICS, OUTPUTS, output_topic
 from hpe3d_ros.runner import CameraRunner, Outcome
 from hpe3d_ros.stamps import stamp_to_ns
-from hpe3d_ros.topics import DIAGNOSTICS, OUTPUTS, output_topic
 
 DIAGNOSTICS_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
 

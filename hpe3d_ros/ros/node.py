@@ -35,15 +35,16 @@ from hpe3d_ros.params_file import load_params_file, read_params_file
 from hpe3d_ros.ros import process
 from hpe3d_ros.ros.outputs import CameraHealth, diagnostics_message, frame_messages
 from hpe3d_ros.ros.params import declare_and_read
+from hpe3d_ros.ros.slot import LatestSlot
+from hpe3d_ros.ros.throttle import Throttle
+from hpe3d_ros.ros.topics import DIAGNOSTICS
 from hpe3d_ros.runner import COMPRESSED, RAW, CameraRunner, Frame, Outcome, frame_from_msg
 from hpe3d_ros.stamps import stamp_is_valid
-from hpe3d_ros.streams import LatestSlot, Throttle
-from hpe3d_ros.topics import DIAGNOSTICS
 from hpe3d_ros.untrusted import one_line, show
 
 #: How long shutdown waits for the frame in flight before giving up on the worker.
 SHUTDOWN_WAIT_S = 5.0
-#: Message type and queue depth of each per-camera output (kinds of :mod:`hpe3d_ros.topics`).
+#: Message type and queue depth of each per-camera output (kinds of :mod:`hpe3d_ros.ros.topics`).
 PUBLISHED = {
     "hypotheses": (PoseHypothesesArray, 10),
     "keypoints": (Keypoints2DArray, 10),

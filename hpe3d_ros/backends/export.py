@@ -14,8 +14,8 @@ The detector needs no export: it already runs the MoveNet ONNX files shipped in
 
 Usage::
 
-    python -m hpe3d_ros.export                      # default lifter -> build/export/
-    python -m hpe3d_ros.export --weights hpe3d_ros/weights/lifter_baseline.pt --detector
+    python -m hpe3d_ros.backends.export                      # default lifter -> build/export/
+    python -m hpe3d_ros.backends.export --weights hpe3d_ros/weights/lifter_baseline.pt --detector
 """
 
 from __future__ import annotations
