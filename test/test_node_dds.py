@@ -9,7 +9,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections import defaultdict
 
 import numpy as np
 import pytest
@@ -19,12 +18,11 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed"
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
-from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
+from visualization_msgs.msg import Marker  # noqa: E402
 
-from hpe3d_ros.msg import Keypoints2DArray, PoseHypothesesArray  # noqa: E402
 from hpe3d_ros.ros.conversions import hypotheses_from_msg, stamp_to_ns  # noqa: E402
-from hpe3d_ros.ros.topics import output_topic  # noqa: E402
 from test.conftest import REPO  # noqa: E402
+from test.helpers.node_process import NodeUnderTest  # noqa: E402
 from test.helpers.ros_io import (  # noqa: E402
     camera_for,
     compressed_msg,
@@ -47,59 +45,6 @@ def write_params(path, cameras: dict[str, dict]) -> None:
         "output": {"debug_image": True},
     }
     path.write_text(yaml.safe_dump({"hpe3d_pipeline": {"ros__parameters": params}}))
-
-
-class NodeUnderTest:
-    """The node process plus a test node that publishes cameras and records outputs."""
-
-    def __init__(self, params_file, log_file):
-        self.log_file = log_file
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hpe3d_ros.ros.node", "--params-file", str(params_file)],
-            cwd=REPO,
-            stdout=log_file.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-        rclpy.init()
-        self.node = rclpy.create_node("node_test_driver")
-        self.got: dict[str, list] = defaultdict(list)
-
-    def listen(self, camera: str) -> None:
-        for kind, typ in (
-            ("hypotheses", PoseHypothesesArray),
-            ("keypoints", Keypoints2DArray),
-            ("markers", MarkerArray),
-            ("debug_image", Image),
-        ):
-            key = f"{camera}/{kind}"
-            self.node.create_subscription(
-                typ, output_topic(camera, kind), lambda m, k=key: self.got[k].append(m), RELIABLE
-            )
-
-    def spin_until(self, done, timeout_s: float, tick=None) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"node exited {self.proc.returncode}:\n{self.log()}")
-            if tick is not None:
-                tick()
-            rclpy.spin_once(self.node, timeout_sec=0.2)
-            if done():
-                return True
-        return False
-
-    def log(self, tail: int = 4000) -> str:
-        text = self.log_file.read_text(errors="replace")
-        return text[-tail:] if tail else text
-
-    def close(self) -> None:
-        self.node.destroy_node()
-        rclpy.try_shutdown()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 @pytest.fixture
