@@ -244,4 +244,8 @@ def load_lifter(path: str | Path | None = None, device: str = "cpu") -> Lifter:
     if not path.is_file():
         raise FileNotFoundError(f"lifter weights not found: {path}")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if "temporal" in checkpoint:  # issue 17: a single-frame lifter + its temporal model
+        from hpe3d_ros.lifting.temporal_runtime import TemporalLifter
+
+        return TemporalLifter(checkpoint, device=device)
     return Lifter(checkpoint, device=device)

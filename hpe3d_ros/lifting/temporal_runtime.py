@@ -1,0 +1,244 @@
+"""The temporal lifter at run time: a track's 2D history in, K coherent 3D hypotheses out.
+
+A temporal checkpoint is a single-frame lifter checkpoint (lifter v2) with one more entry,
+``"temporal"``: the temporal network's config, weights and calibration
+(:func:`make_temporal_entry`). :func:`~hpe3d_ros.lifting.runtime.load_lifter` returns a
+:class:`TemporalLifter` for it: ``sample`` is the single-frame lifter, unchanged (new tracks,
+untracked people), and :meth:`TemporalLifter.sample_sequence` / ``temporal.sample_tracks``
+run the temporal model (:mod:`hpe3d_ros.lifting.temporal`). Code that reads the file as a
+plain lifter still works: it ignores the extra entry.
+
+Hypothesis coherence: one latent noise vector per hypothesis and track (common random
+numbers, :meth:`TemporalSampler.track_noise`), the same at every frame of the track; the
+seed is the caller's (the pipeline derives it from its seed, the camera and the track id, so
+a replay reproduces it).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from hpe3d_ros.lifting.graph import LifterGraph
+from hpe3d_ros.lifting.normalize import N_JOINTS
+from hpe3d_ros.lifting.runtime import Lifter, latent_noise
+from hpe3d_ros.lifting.temporal import TemporalBodyVAE, build_temporal
+from hpe3d_ros.lifting.track_window import frame_features, grid_frames, window_times
+
+
+@dataclass
+class TrackInput:
+    """One track's 2D history (oldest first), normalised camera coordinates.
+
+    ``stamps_s`` (T,) strictly increasing seconds; ``kp_norm`` (T, 17, 2); ``conf`` (T, 17);
+    ``noise_std`` (T, 17) or None (unknown).
+    """
+
+    stamps_s: np.ndarray
+    kp_norm: np.ndarray
+    conf: np.ndarray
+    noise_std: np.ndarray | None = None
+
+
+def make_temporal_entry(
+    model: TemporalBodyVAE,
+    conf_threshold: float,
+    temperature: float = 1.0,
+    latent_dof: float = math.inf,
+    train_config: dict | None = None,
+    metrics: dict | None = None,
+    git_commit: str = "unknown",
+) -> dict:
+    """The ``"temporal"`` entry of a checkpoint (plain tensors and values)."""
+    return {
+        "model_config": model.cfg.to_dict(),
+        "temporal_config": model.tcfg.to_dict(),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "conf_threshold": float(conf_threshold),
+        "temperature": float(temperature),
+        "latent_dof": float(latent_dof),
+        "train_config": train_config or {},
+        "metrics": metrics or {},
+        "git_commit": git_commit,
+    }
+
+
+class TemporalGraph(LifterGraph):
+    """:class:`LifterGraph` with per-window inputs: ``features`` (N, window, F + 1)."""
+
+    def example_inputs(self, n: int = 2, k: int = 3) -> tuple[torch.Tensor, ...]:
+        gen = torch.Generator().manual_seed(0)
+        m = self.model
+        feats = torch.randn(n, m.window, m.tcfg.frame_features, generator=gen)
+        rot = torch.eye(3).expand(n, 3, 3).contiguous()
+        return feats, torch.randn(n, k, self.latent_dim, generator=gen), rot
+
+
+class TemporalSampler:
+    """The temporal network of a checkpoint's ``"temporal"`` entry, with its calibration."""
+
+    def __init__(self, entry: dict, device: str = "cpu") -> None:
+        self.entry = entry
+        self.model = build_temporal(entry["model_config"], entry["temporal_config"])
+        state = {
+            k: v.float() if v.is_floating_point() else v for k, v in entry["state_dict"].items()
+        }
+        self.model.load_state_dict(state)
+        self.device = torch.device(device)
+        self.model.to(self.device).eval()
+        self.tcfg = self.model.tcfg
+        self.window = self.tcfg.window
+        self.rate_hz = float(self.tcfg.rate_hz)
+        self.max_gap_s = float(self.tcfg.max_gap_s)
+        self.conf_threshold = float(entry["conf_threshold"])
+        self.temperature = float(entry.get("temperature", 1.0))
+        self.latent_dof = float(entry.get("latent_dof", math.inf))
+        self.latent_dim = int(self.model.cfg.latent_dim)
+        self.target_mean = torch.zeros(3 * (N_JOINTS - 1), device=self.device)
+        self._graph = TemporalGraph(self)
+
+    def track_noise(self, k: int, seed: int | None) -> np.ndarray:
+        """(k, latent_dim) float32: one track's noise, reused at every frame (module doc)."""
+        return latent_noise(1, k, self.latent_dim, seed, self.latent_dof)[0]
+
+    def windows(
+        self, tracks: Sequence[TrackInput], window: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Encoder inputs of each track's window ending at its last frame: (N, W, F + 1)
+        float32 and the last frame's rotation (N, 3, 3). ``window`` < the model's: only the
+        newest ``window`` grid frames are used, older ones count as unseen."""
+        w = self.window
+        use = w if window is None or window <= 0 else min(int(window), w)
+        rows = []
+        for tr in tracks:
+            stamps = np.asarray(tr.stamps_s, dtype=np.float64)
+            times = window_times(stamps[-1], w, self.rate_hz)
+            kp, cf, ns, seen = grid_frames(
+                stamps,
+                tr.kp_norm,
+                tr.conf,
+                tr.noise_std,
+                times,
+                self.max_gap_s,
+                self.conf_threshold,
+            )
+            seen[: w - use] = False
+            rows.append((kp, cf, ns, seen))
+        kp, cf, ns, seen = (np.concatenate([r[i] for r in rows]) for i in range(4))
+        feats, rot = frame_features(kp, cf, ns, seen, self.conf_threshold)
+        feats = feats.reshape(len(tracks), w, -1)
+        return feats, rot.reshape(len(tracks), w, 3, 3)[:, -1].astype(np.float32)
+
+    def sample_tracks(
+        self,
+        tracks: Sequence[TrackInput],
+        k: int,
+        seeds: Sequence[int | None],
+        window: int | None = None,
+    ) -> np.ndarray:
+        """K hypotheses for the last frame of each track: (N, k, 17, 3) root-relative metres,
+        camera frame. ``seeds``: one per track (its common random numbers)."""
+        n = len(tracks)
+        if n == 0 or k == 0:
+            return np.zeros((n, k, N_JOINTS, 3), dtype=np.float32)
+        feats, rot = self.windows(tracks, window)
+        noise = np.stack([self.track_noise(k, s) for s in seeds])
+        return self._run(feats, noise, rot)
+
+    def sample_sequence(
+        self,
+        kp_norm: np.ndarray,
+        conf: np.ndarray,
+        k: int,
+        seed: int | None = None,
+        stamps_s: np.ndarray | None = None,
+        noise_std: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """(T, 17, 2), (T, 17) one track -> (T, k, 17, 3), causal (see TemporalLifter)."""
+        kp = np.asarray(kp_norm, dtype=np.float64).reshape(-1, N_JOINTS, 2)
+        cf = np.asarray(conf, dtype=np.float64).reshape(-1, N_JOINTS)
+        t = len(kp)
+        if len(cf) != t:
+            raise ValueError(f"{t} frames of keypoints but {len(cf)} of confidences")
+        stamps = (
+            np.arange(t) / self.rate_hz
+            if stamps_s is None
+            else np.asarray(stamps_s, dtype=np.float64).reshape(-1)
+        )
+        if len(stamps) != t:
+            raise ValueError(f"{t} frames but {len(stamps)} stamps")
+        if t > 1 and not (np.diff(stamps) > 0).all():
+            raise ValueError("stamps_s must be strictly increasing")
+        if not np.isfinite(stamps).all():
+            raise ValueError("stamps_s must be finite")
+        ns = None
+        if noise_std is not None:  # a scalar, (T,) or (T, 17)
+            ns = np.asarray(noise_std, dtype=np.float64)
+            ns = np.broadcast_to(ns.reshape(-1, 1) if ns.ndim <= 1 else ns, (t, N_JOINTS))
+        tracks = [
+            TrackInput(
+                stamps[: i + 1], kp[: i + 1], cf[: i + 1], None if ns is None else ns[: i + 1]
+            )
+            for i in range(t)
+        ]
+        if t == 0 or k == 0:
+            return np.zeros((t, k, N_JOINTS, 3), dtype=np.float32)
+        feats, rot = self.windows(tracks)
+        noise = np.broadcast_to(self.track_noise(k, seed), (t, k, self.latent_dim))
+        return self._run(feats, noise, rot)
+
+    def _run(self, feats: np.ndarray, noise: np.ndarray, rot: np.ndarray) -> np.ndarray:
+        """The temporal graph in torch: (N, W, F + 1), (N, k, L), (N, 3, 3) -> (N, k, 17, 3)."""
+        args = [torch.tensor(np.asarray(a, dtype=np.float32)) for a in (feats, noise, rot)]
+        with torch.inference_mode():
+            out = self._graph(*(a.to(self.device) for a in args)).cpu().numpy()
+        return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+class TemporalLifter(Lifter):
+    """A single-frame lifter (``sample``) with the temporal model of the same checkpoint.
+
+    Attributes:
+        temporal: the :class:`TemporalSampler` (``sample_tracks`` for many tracks at once).
+        window: frames the temporal model sees, at ``rate_hz``.
+    """
+
+    def __init__(self, checkpoint: dict, device: str = "cpu") -> None:
+        super().__init__(checkpoint, device)
+        self.temporal = TemporalSampler(checkpoint["temporal"], device)
+        self.window = self.temporal.window
+        self.rate_hz = self.temporal.rate_hz
+
+    def sample_sequence(
+        self,
+        kp_norm: np.ndarray,
+        conf: np.ndarray,
+        k: int,
+        seed: int | None = None,
+        stamps_s: np.ndarray | None = None,
+        noise_std: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """K hypotheses per frame of one track: (T, 17, 2), (T, 17) -> (T, k, 17, 3).
+
+        Root-relative metres, camera frame, H36M-17. ``stamps_s`` (T,) strictly increasing
+        frame times in seconds (None: the model's own rate); the frames are resampled to the
+        model's rate. Causal: the output at frame t depends only on frames 0..t. Hypothesis
+        k uses the same latent noise at every frame (``seed``), so it moves smoothly.
+        ``noise_std`` as in :meth:`sample`, per frame (T, 17), (T,) or a scalar.
+        """
+        return self.temporal.sample_sequence(kp_norm, conf, k, seed, stamps_s, noise_std)
+
+
+def temporal_part(lifter) -> TemporalSampler | None:
+    """The temporal model that goes with ``lifter`` (any loaded lifter, backends included):
+    its ``temporal`` attribute, else one built from its checkpoint's entry, else None."""
+    part = getattr(lifter, "temporal", None)
+    if isinstance(part, TemporalSampler):
+        return part
+    entry = (getattr(lifter, "checkpoint", None) or {}).get("temporal")
+    return TemporalSampler(copy.copy(entry)) if entry else None

@@ -1,0 +1,145 @@
+"""Temporal lifter (issue 17): causal encoder, resampling from stamps, coherent hypotheses,
+missing frames and joints, the checkpoint format."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hpe3d_ros.lifting import load_lifter
+from hpe3d_ros.lifting.runtime import Lifter
+from hpe3d_ros.lifting.temporal import CausalTCN
+from hpe3d_ros.lifting.temporal_runtime import TemporalLifter, TrackInput, temporal_part
+from hpe3d_ros.lifting.track_window import grid_frames, window_times
+from test.helpers.temporal_lifter import tiny_temporal_checkpoint, walking_track
+
+
+@pytest.fixture
+def lifter(tmp_path) -> TemporalLifter:
+    return load_lifter(tiny_temporal_checkpoint(tmp_path / "temporal.pt"))
+
+
+def test_strided_last_frame_equals_dilated_sequence():
+    torch.manual_seed(1)
+    net = CausalTCN(7, (3, 3, 3), 16, 8, 0.0).eval()
+    for mod in net.modules():
+        if isinstance(mod, torch.nn.BatchNorm1d):
+            mod.running_mean.normal_()
+            mod.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(3, 27 + 5, 7)
+    with torch.no_grad():
+        seq = net(x)
+        last = torch.stack([net.last(x[:, i : i + 27]) for i in range(6)], 1)
+    assert seq.shape == (3, 6, 8)
+    torch.testing.assert_close(seq, last, atol=1e-5, rtol=1e-5)
+
+
+def test_checkpoint_loads_as_temporal_and_as_plain_single_frame(tmp_path, lifter):
+    assert isinstance(lifter, TemporalLifter) and lifter.window == 9 and lifter.rate_hz == 30
+    kp, conf, _ = walking_track(3)
+    ck = torch.load(tmp_path / "temporal.pt", weights_only=True)
+    plain = Lifter(ck)  # older code: the extra entry is ignored
+    np.testing.assert_array_equal(plain.sample(kp, conf, 5, 3), lifter.sample(kp, conf, 5, 3))
+    assert temporal_part(plain) is not None and temporal_part(lifter) is lifter.temporal
+
+
+def test_sample_sequence_is_causal(lifter):
+    kp, conf, t = walking_track(40)
+    out = lifter.sample_sequence(kp, conf, k=6, seed=4, stamps_s=t)
+    assert out.shape == (40, 6, 17, 3) and out.dtype == np.float32
+    assert np.isfinite(out).all() and np.abs(out[:, :, 0]).max() == 0.0  # root at 0
+    assert np.abs(out).max() < 5.0
+    kp2, conf2 = kp.copy(), conf.copy()
+    kp2[25:] += np.random.default_rng(0).normal(0, 0.05, size=kp2[25:].shape)
+    conf2[30:, :5] = 0.0
+    out2 = lifter.sample_sequence(kp2, conf2, k=6, seed=4, stamps_s=t)
+    np.testing.assert_array_equal(out2[:25], out[:25])  # the past does not move
+    assert np.abs(out2[25:] - out[25:]).max() > 1e-3  # the perturbed frames do
+
+
+def test_hypotheses_are_coherent_over_time(lifter):
+    kp, conf, _ = walking_track(1)
+    still = np.repeat(kp, 20, 0), np.repeat(conf, 20, 0)
+    out = lifter.sample_sequence(*still, k=8, seed=1)
+    # a person standing still: once the window is full, hypothesis k does not move at all
+    w = lifter.window
+    np.testing.assert_allclose(out[w:], np.broadcast_to(out[w], out[w:].shape), atol=1e-5)
+    assert np.abs(out[w, 0] - out[w, 1]).max() > 1e-3  # but the hypotheses differ
+    kp, conf, _ = walking_track(30)
+    out = lifter.sample_sequence(kp, conf, k=8, seed=1)
+    step = np.linalg.norm(np.diff(out, axis=0), axis=-1).mean()
+    spread = np.linalg.norm(out - out.mean(1, keepdims=True), axis=-1).mean()
+    assert step < 0.5 * spread  # frame to frame, hypothesis k moves less than k vs k'
+    again = lifter.sample_sequence(kp, conf, k=8, seed=1)
+    np.testing.assert_array_equal(out, again)
+    assert not np.array_equal(out, lifter.sample_sequence(kp, conf, k=8, seed=2))
+
+
+@pytest.mark.parametrize("rate", [10.0, 15.0, 30.0])
+def test_frames_are_resampled_to_the_model_rate(rate):
+    # a linear motion read on a 30 Hz grid from any camera rate is the 30 Hz motion
+    t = np.arange(int(rate)) / rate + 0.013 * (np.arange(int(rate)) % 2)  # jittered stamps
+    kp = np.zeros((len(t), 17, 2)) + np.stack([t, 2 * t], -1)[:, None, :]
+    noise = np.full((len(t), 17), 0.001)
+    times = window_times(t[-1], 9, 30.0)
+    g_kp, _, g_ns, seen = grid_frames(t, kp, np.ones((len(t), 17)), noise, times, 0.5, 0.2)
+    assert seen.all()
+    np.testing.assert_allclose(g_kp[:, 0], np.stack([times, 2 * times], -1), atol=1e-12)
+    np.testing.assert_allclose(g_ns, 0.001)
+    # before the first frame, and inside a gap longer than max_gap_s: unseen
+    _, _, _, seen = grid_frames(
+        t[[0, -1]], kp[[0, -1]], np.ones((2, 17)), None, np.array([-0.1, 0.5, t[-1]]), 0.5, 0.2
+    )
+    assert seen.tolist() == [False, False, True]
+
+
+def test_missing_frames_and_joints_do_not_break_it(lifter):
+    kp, conf, t = walking_track(30)
+    kp[3:6] = np.nan  # three frames without any joint
+    conf[10:12, :9] = 0.05  # half the joints below the threshold
+    kp[15, 4] = np.inf
+    t[20:] += 2.0  # the track was unseen for 2 s
+    out = lifter.sample_sequence(kp, conf, k=4, seed=0, stamps_s=t, noise_std=0.002)
+    assert out.shape == (30, 4, 17, 3) and np.isfinite(out).all()
+    # after the gap the model starts over: frame 20 = a new track's first frame
+    fresh = lifter.sample_sequence(
+        kp[20:], conf[20:], k=4, seed=0, stamps_s=t[20:], noise_std=0.002
+    )
+    np.testing.assert_allclose(out[20:], fresh, atol=1e-5)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        lifter.sample_sequence(kp, conf, 4, 0, stamps_s=t[::-1])
+    assert lifter.sample_sequence(kp[:0], conf[:0], 4, 0).shape == (0, 4, 17, 3)
+
+
+def test_sample_tracks_matches_the_sequence_and_a_shorter_window(lifter):
+    kp, conf, t = walking_track(25, rate_hz=10.0)
+    seq = lifter.sample_sequence(kp, conf, k=5, seed=9, stamps_s=t)
+    tracks = [TrackInput(t[: i + 1], kp[: i + 1], conf[: i + 1]) for i in (24, 3, 0)]
+    out = lifter.temporal.sample_tracks(tracks, 5, [9, 9, 9])
+    np.testing.assert_allclose(out, seq[[24, 3, 0]], atol=1e-5)
+    one = lifter.temporal.sample_tracks(tracks[:1], 5, [9], window=1)
+    alone = lifter.sample_sequence(kp[24:], conf[24:], k=5, seed=9)
+    np.testing.assert_allclose(one[0], alone[0], atol=1e-5)
+
+
+def test_track_history_keeps_recent_frames_per_camera_and_track():
+    from hpe3d_ros.lifting.track_history import TrackHistory
+
+    hist = TrackHistory(horizon_s=1.0, max_frames=50)
+    kp, conf, _ = walking_track(2)
+    for i in range(40):  # 30 Hz, two people, one untracked
+        hist.update("front", i / 30, np.array([7, -1]), kp, conf, np.full((2, 17), 0.002))
+    assert len(hist) == 1 and hist.frames("front", 7) == 31  # 1 s of frames
+    tr = hist.track("front", 7)
+    assert tr.stamps_s[0] == pytest.approx(9 / 30) and tr.noise_std.shape == (31, 17)
+    hist.update("front", 40 / 30, np.array([7, 7]), kp, conf)  # same id twice: first kept
+    assert hist.frames("front", 7) == 31 and np.isnan(hist.track("front", 7).noise_std[-1]).all()
+    hist.update("rear", 41 / 30, np.array([7]), kp[:1], conf[:1])
+    assert hist.frames("rear", 7) == 1 and hist.frames("front", 7) == 31
+    hist.update("front", 0.5, np.array([7]), kp[:1], conf[:1])  # time went back: start over
+    assert hist.frames("front", 7) == 1
+    hist.update("front", 3.0, np.array([8]), kp[:1], conf[:1])  # 7 not seen for 2.5 s: gone
+    assert hist.track("front", 7) is None and hist.frames("front", 8) == 1
+    hist.clear()
+    assert len(hist) == 0

@@ -1,0 +1,289 @@
+"""Evaluate lifters on mocap *sequences* (issue 17 targets): accuracy, motion and flicker.
+
+``python -m training.evaluate_temporal --weights runs/temporal_v1/lifter.pt --split val``
+
+Views (:func:`sequence_views`): every sequence of the split's subjects (``v2``) cut into
+segments of at most ``--segment`` frames (5 s), each one track seen by the evaluation camera
+of :mod:`training.conditions` (1280 x 720, 60 deg, 1.0-1.8 m high, pitch within 5 deg),
+static, the person at a distance drawn in the cell's range at the segment's last frame and
+moving as captured; Gaussian pixel noise of ``--noise-px`` (5 px) per joint and frame,
+confidence 1, joints outside the image missing; the camera at 30 Hz (every frame) or 10 Hz
+(every 3rd frame).
+
+Modes: ``single`` = :meth:`Lifter.sample` frame by frame with a new seed each frame (the
+pipeline's single-frame path); ``single_crn`` = the same with one seed per track (common
+random numbers alone, a diagnostic); ``temporal`` = :meth:`TemporalLifter.sample_sequence`
+(causal, the frames' stamps given). The noise level is given (the pipeline passes it).
+
+Figures over the observed frames (camera frame, root-relative, mm): MPJPE of the mean of K,
+best-of-K, 90 % coverage (per joint, as :mod:`training.evaluate_cells`); MPJVE = mean joint
+error of the mean pose's velocity (mm/s, consecutive observed frames), acceleration error
+(mm/s^2, three consecutive observed frames); flicker = mean joint error of *each
+hypothesis'* velocity (hypothesis k at t and t + 1 against the true motion, mm/s) and the
+excess motion (mean speed of the hypotheses' joints minus the true speed, mm/s); bone
+length change of the mean pose between frames (mm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hpe3d_ros.lifting import load_lifter
+from training.conditions import _PLACEMENT, DISTANCES_M, EVAL_CAMERA
+from training.data import AugmentConfig, place_in_cameras
+from training.evaluate_cells import covered_flags
+from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices
+from training.temporal_data import MOCAP_HZ, sequence_runs
+
+RATES = {"30Hz": 1, "10Hz": 3}
+
+
+def sequence_views(poses, runs, dist, noise_px, rng, segment=150):
+    """Segments of ``runs`` through the evaluation camera (module docstring): a list of
+    (kp_norm (T, 17, 2) NaN missing, conf (T, 17), pose_cam (T, 17, 3) root-relative)."""
+    out = []
+    place = AugmentConfig(**{**_PLACEMENT.to_dict(), "distance_m": dist})
+    hfov = np.degrees(2 * np.arctan(EVAL_CAMERA.width / 2 / EVAL_CAMERA.fx))
+    for run in runs:
+        for start in range(0, len(run), segment):
+            seg = run[start : start + segment]
+            if len(seg) < 10:
+                continue
+            world = poses[seg].astype(np.float64)
+            root = world[-1:, :1].copy()
+            root[..., 2] = 0.0
+            world = world - root
+            yaw = rng.uniform(-np.pi, np.pi)
+            c, s = np.cos(yaw), np.sin(yaw)
+            world[..., :2] = world[..., :2] @ np.array([[c, s], [-s, c]])
+            for _ in range(5):
+                pts = place_in_cameras(world.reshape(1, -1, 3), np.array([hfov]), place, rng)
+                pts = pts.reshape(len(seg), 17, 3)
+                px = EVAL_CAMERA.project(pts) + rng.normal(0.0, noise_px, (len(seg), 17, 2))
+                seen = EVAL_CAMERA.in_image(px) & np.isfinite(px).all(-1) & (pts[..., 2] > 0.1)
+                if (seen.sum(-1) >= 6).mean() > 0.9:
+                    break
+            kp = np.where(seen[..., None], EVAL_CAMERA.pixel_to_normalized(px), np.nan)
+            out.append((kp, seen.astype(np.float64), pts - pts[:, :1]))
+    return out
+
+
+def run_track(lifter, mode, kp, conf, stamps, k, seed, noise_std):
+    """(T, k, 17, 3) hypotheses of one observed track in ``mode``."""
+    if mode == "temporal":
+        return lifter.sample_sequence(kp, conf, k, seed, stamps, noise_std)
+    out = np.zeros((len(kp), k, 17, 3), np.float32)
+    ok = np.isfinite(kp).all(-1).sum(-1) >= 6
+    for t in np.flatnonzero(ok):
+        s = seed if mode == "single_crn" else seed + 7919 * t
+        out[t] = lifter.sample(kp[t : t + 1], conf[t : t + 1], k, s, noise_std)[0]
+    return out
+
+
+def track_figures(hyps, gt, ok, dt):
+    """Per-track sums of every figure over frames where ``ok`` (observed, lifted)."""
+    mean = hyps.mean(1)
+    err = np.linalg.norm(mean - gt, axis=-1)[:, 1:].mean(-1)
+    best = np.linalg.norm(hyps - gt[:, None], axis=-1)[..., 1:].mean(-1).min(1)
+    cov = covered_flags(hyps, gt)[:, 1:].mean(-1)
+    pair = ok[1:] & ok[:-1]
+    trip = ok[2:] & ok[1:-1] & ok[:-2]
+    dv = np.linalg.norm(np.diff(mean, axis=0) - np.diff(gt, axis=0), axis=-1)[:, 1:].mean(-1)
+    acc_p, acc_g = np.diff(mean, 2, axis=0), np.diff(gt, 2, axis=0)
+    da = np.linalg.norm(acc_p - acc_g, axis=-1)[:, 1:].mean(-1)
+    dh = np.diff(hyps, axis=0) - np.diff(gt, axis=0)[:, None]
+    flick = np.linalg.norm(dh, axis=-1)[..., 1:].mean((-1, -2))
+    speed_h = np.linalg.norm(np.diff(hyps, axis=0), axis=-1)[..., 1:].mean((-1, -2))
+    speed_g = np.linalg.norm(np.diff(gt, axis=0), axis=-1)[:, 1:].mean(-1)
+    from training.bodies import bone_lengths
+
+    dlen = np.abs(np.diff(bone_lengths(mean), axis=0)).mean(-1)
+    return {
+        "n": ok.sum(),
+        "mpjpe": err[ok].sum(),
+        "best": best[ok].sum(),
+        "cov": cov[ok].sum(),
+        "n_pair": pair.sum(),
+        "mpjve": dv[pair].sum() / dt,
+        "flicker": flick[pair].sum() / dt,
+        "excess": (speed_h - speed_g)[pair].sum() / dt,
+        "dlen": dlen[pair].sum(),
+        "n_trip": trip.sum(),
+        "accel": da[trip].sum() / dt**2,
+    }
+
+
+def summarise(sums: dict) -> dict:
+    """Sums over tracks -> means (mm, mm/s, mm/s^2, fractions)."""
+    n, p, t = max(sums["n"], 1), max(sums["n_pair"], 1), max(sums["n_trip"], 1)
+    return {
+        "frames": int(sums["n"]),
+        "MPJPE": 1000 * sums["mpjpe"] / n,
+        "best-of-K": 1000 * sums["best"] / n,
+        "cov90": sums["cov"] / n,
+        "MPJVE": 1000 * sums["mpjve"] / p,
+        "accel": 1000 * sums["accel"] / t,
+        "flicker": 1000 * sums["flicker"] / p,
+        "excess": 1000 * sums["excess"] / p,
+        "bone change": 1000 * sums["dlen"] / p,
+    }
+
+
+def evaluate(
+    weights,
+    names,
+    split="val",
+    k=200,
+    seed=2026,
+    noise_px=5.0,
+    segment=150,
+    modes=("single", "temporal"),
+    rates=("30Hz", "10Hz"),
+    stride=1,
+    log=print,
+):
+    """All figures: ``[name][mode][rate][distance cell]`` summaries plus ``all`` cells."""
+    m = load_all_mocap(str(DEFAULT_DATA), str(ORIG_DATA))
+    rows = split_indices(m["subject"], split, "v2")
+    runs = sequence_runs(m["sequence"], m["subject"], rows)[::stride]
+    noise_std = noise_px / EVAL_CAMERA.fx
+    views = {
+        f"{d[0]:g}-{d[1]:g}m": sequence_views(
+            m["poses"], runs, d, noise_px, np.random.default_rng(seed + i), segment
+        )
+        for i, d in enumerate(DISTANCES_M)
+    }
+    report = {"split": split, "k": k, "noise_px": noise_px, "models": {}}
+    for name, w in zip(names, weights, strict=True):
+        lifter = load_lifter(w)
+        entry = report["models"].setdefault(name, {})
+        for mode in modes:
+            if mode == "temporal" and not hasattr(lifter, "sample_sequence"):
+                continue
+            for rate in rates:
+                step = RATES[rate]
+                total: dict = {}
+                for cell, tracks in views.items():
+                    sums: dict = {}
+                    for ti, (kp, conf, gt) in enumerate(tracks):
+                        idx = np.arange(len(kp) - 1, -1, -step)[::-1]
+                        kp_o, conf_o, gt_o = kp[idx], conf[idx], gt[idx]
+                        hyps = run_track(
+                            lifter,
+                            mode,
+                            kp_o,
+                            conf_o,
+                            idx / MOCAP_HZ,
+                            k,
+                            seed + 1000 * ti,
+                            noise_std,
+                        )
+                        ok = np.isfinite(kp_o).all(-1).sum(-1) >= 6
+                        f = track_figures(hyps.astype(np.float64), gt_o, ok, step / MOCAP_HZ)
+                        for key, v in f.items():
+                            sums[key] = sums.get(key, 0.0) + float(v)
+                            total[key] = total.get(key, 0.0) + float(v)
+                    entry.setdefault(mode, {}).setdefault(rate, {})[cell] = summarise(sums)
+                    log(f"{name} {mode} {rate} {cell}: " + _short(entry[mode][rate][cell]))
+                entry[mode][rate]["all"] = summarise(total)
+                log(f"{name} {mode} {rate} all: " + _short(entry[mode][rate]["all"]))
+    return report
+
+
+def _short(r: dict) -> str:
+    return (
+        f"MPJPE {r['MPJPE']:.1f} best {r['best-of-K']:.1f} cov {r['cov90']:.3f} "
+        f"MPJVE {r['MPJVE']:.0f} accel {r['accel']:.0f} flicker {r['flicker']:.0f} "
+        f"excess {r['excess']:.0f} bone change {r['bone change']:.2f}"
+    )
+
+
+KEYS = ("MPJPE", "best-of-K", "cov90", "MPJVE", "accel", "flicker", "excess", "bone change")
+
+
+def print_tables(report: dict, reference: str | None = None) -> None:
+    """Markdown: one row per model, mode and rate (all cells); ratios to ``reference``
+    (``name/mode``, default: the first model's ``single``)."""
+    models = report["models"]
+    ref_name, ref_mode = (reference or f"{next(iter(models))}/single").split("/")
+    ref = models.get(ref_name, {}).get(ref_mode)
+    print(
+        f"\n{report['split']}, {report['noise_px']:g} px noise, K={report['k']}, "
+        "all distance cells\n"
+    )
+    print("| model | mode | rate | frames | " + " | ".join(KEYS) + " |")
+    print("|---|---|---|---|" + "---|" * len(KEYS))
+    for name, entry in models.items():
+        for mode, by_rate in entry.items():
+            for rate, cells in by_rate.items():
+                r = cells["all"]
+                vals = [f"{r[key]:.3f}" if key == "cov90" else f"{r[key]:.1f}" for key in KEYS]
+                print(f"| {name} | {mode} | {rate} | {r['frames']} | " + " | ".join(vals) + " |")
+    if ref is None:
+        return
+    print(f"\nRatios to {ref_name}/{ref_mode} (per rate; MPJPE, MPJVE, accel, flicker)\n")
+    print("| model | mode | rate | cell | MPJPE | MPJVE | accel | flicker | cov90 |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, entry in models.items():
+        for mode, by_rate in entry.items():
+            if (name, mode) == (ref_name, ref_mode):
+                continue
+            for rate, cells in by_rate.items():
+                for cell, r in cells.items():
+                    b = ref[rate][cell]
+                    q = [r[key] / b[key] for key in ("MPJPE", "MPJVE", "accel", "flicker")]
+                    print(
+                        f"| {name} | {mode} | {rate} | {cell} | "
+                        + " | ".join(f"{v:.3f}" for v in q)
+                        + f" | {r['cov90']:.3f} |"
+                    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", nargs="+")
+    parser.add_argument("--names", nargs="+")
+    parser.add_argument("--split", default="val", choices=["val", "test"])
+    parser.add_argument("--k", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--noise-px", type=float, default=5.0)
+    parser.add_argument("--segment", type=int, default=150)
+    parser.add_argument("--stride", type=int, default=1, help="every n-th sequence")
+    parser.add_argument("--modes", nargs="+", default=["single", "temporal"])
+    parser.add_argument("--rates", nargs="+", default=["30Hz", "10Hz"])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", help="write all figures here")
+    parser.add_argument("--from-json", help="print the tables of an earlier --json run")
+    parser.add_argument("--reference", help="name/mode the ratios divide by")
+    args = parser.parse_args(argv)
+    if args.from_json:
+        print_tables(json.loads(Path(args.from_json).read_text()), args.reference)
+        return
+    if not args.weights:
+        parser.error("--weights is required (or --from-json)")
+    torch.set_num_threads(args.threads)
+    names = args.names or [Path(w).parent.name for w in args.weights]
+    report = evaluate(
+        args.weights,
+        names,
+        args.split,
+        args.k,
+        args.seed,
+        args.noise_px,
+        args.segment,
+        tuple(args.modes),
+        tuple(args.rates),
+        args.stride,
+    )
+    print_tables(report, args.reference)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

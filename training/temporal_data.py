@@ -1,0 +1,248 @@
+"""Training chunks for the temporal lifter: mocap *sequences* through static vehicle cameras.
+
+Per chunk (one track; vectorised numpy, seeded by the caller's ``Generator``):
+
+1. a run of consecutive 30 Hz mocap frames of one sequence: the ``chunk`` frames that count
+   plus the ``window - 1`` before them (context; frames before the sequence starts, or before
+   a track start drawn inside the chunk, are unseen);
+2. **one** body for the whole chunk (:func:`training.bodies.sample_lengths` and
+   :func:`~training.bodies.retarget`, or the captured body), one mirror, one yaw; the person
+   keeps the captured trajectory, so it walks through the scene;
+3. one static camera (:func:`training.data.random_intrinsics`; height, distance, bearing,
+   pitch and roll as in :func:`training.data.place_in_cameras`, drawn for the chunk's last
+   frame);
+4. a detector per chunk: noise std a fraction of the person's pixel size (log-uniform) with
+   a pixel floor, larger at low confidence, part of it temporally correlated (AR(1)), gross
+   errors, per-chunk joint-drop rate, lower-body occlusion episodes;
+5. the camera's own rate: every 1st, 2nd or 3rd frame observed (30, 15, 10 Hz), a few camera
+   frames lost, sometimes a gap of 0.2-1 s; the observed frames are read on the model's
+   30 Hz grid with :func:`hpe3d_ros.lifting.track_window.grid_frames`, exactly as the
+   runtime reads a track's history (interpolated between observations);
+6. encoder inputs with :func:`~hpe3d_ros.lifting.track_window.frame_features`; targets
+   root-relative in each frame's virtual camera; the loss counts observed frames with at
+   least ``min_visible`` joints (those the pipeline lifts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from hpe3d_ros.lifting.normalize import to_virtual
+from hpe3d_ros.lifting.track_window import frame_features, grid_frames
+from training.bodies import retarget, sample_lengths
+from training.data import _FLIP, AugmentConfig, place_in_cameras, random_intrinsics
+
+MOCAP_HZ = 30.0
+
+
+@dataclass
+class SequenceConfig:
+    """Temporal augmentation (stored in the checkpoint's training config)."""
+
+    chunk: int = 32  # frames per chunk that count in the loss
+    strides: tuple[int, ...] = (1, 2, 3)  # camera at 30 / 15 / 10 Hz
+    stride_probs: tuple[float, ...] = (0.5, 0.25, 0.25)
+    frame_drop_prob: float = 0.03  # a camera frame lost
+    gap_prob: float = 0.1  # chunks where the track is unseen for gap_s
+    gap_s: tuple[float, float] = (0.2, 1.0)
+    track_start_prob: float = 0.2  # the track starts inside the chunk's context
+    correlated_frac: tuple[float, float] = (0.0, 0.7)  # share of AR(1) noise, per chunk
+    noise_rho: float = 0.85  # AR(1) coefficient per 30 Hz frame
+    occlusion_prob: float = 0.1  # chunks with a lower-body occlusion episode
+    min_visible: int = 6
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ChunkBatch:
+    """Encoder inputs, targets and masks of B chunks (window W, L frames that count)."""
+
+    x: np.ndarray  # (B, L + W - 1, F + 1) float32
+    target: np.ndarray  # (B, L, 48) float32, metres, each frame's virtual camera
+    mask: np.ndarray  # (B, L) bool
+    rot: np.ndarray  # (B, L, 3, 3) camera -> virtual camera of the counted frames
+    pose_cam: np.ndarray  # (B, L, 17, 3) root-relative metres, camera frame
+    tracks: list  # per chunk what the camera delivered: (stamps, kp, conf, noise or None)
+
+
+def sequence_runs(sequence: np.ndarray, subject: np.ndarray, rows: np.ndarray) -> list:
+    """Contiguous runs of one (subject, sequence) among ``rows`` (sorted row indices)."""
+    key = np.char.add(subject[rows].astype(str), np.char.add("/", sequence[rows].astype(str)))
+    cut = np.flatnonzero((key[1:] != key[:-1]) | (np.diff(rows) != 1)) + 1
+    return [r for r in np.split(rows, cut) if len(r) > 1]
+
+
+def draw_chunks(runs: list, n: int, span: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, span) row indices, -1 = before the sequence start; each chunk ends inside a run
+    (runs chosen by length, so every frame is about equally likely to count)."""
+    lengths = np.array([len(r) for r in runs], dtype=np.float64)
+    which = rng.choice(len(runs), size=n, p=lengths / lengths.sum())
+    out = np.full((n, span), -1, dtype=np.int64)
+    for b, ri in enumerate(which):
+        run = runs[ri]
+        end = rng.integers(0, len(run))
+        pos = end - span + 1 + np.arange(span)
+        ok = pos >= 0
+        out[b, ok] = run[pos[ok]]
+    return out
+
+
+def make_chunks(
+    poses: np.ndarray,
+    rows: np.ndarray,
+    cfg: AugmentConfig,
+    scfg: SequenceConfig,
+    window: int,
+    rng: np.random.Generator,
+    templates: dict | None = None,
+    augment_body: bool = True,
+    conf_threshold: float = 0.2,
+    max_gap_s: float = 0.5,
+) -> ChunkBatch:
+    """B chunks of mocap rows (B, L + W - 1) (-1 = no frame) -> :class:`ChunkBatch`.
+
+    ``max_gap_s``, ``conf_threshold``: the temporal model's (as its runtime reads tracks).
+    """
+    b, span = rows.shape
+    n_ctx = window - 1
+    exists = rows >= 0
+    world = poses[np.where(exists, rows, 0)].astype(np.float64)  # (B, S, 17, 3)
+    world = _bodies(world, exists, cfg, rng, templates, augment_body)
+    hfov, cams = [], []
+    for _ in range(b):
+        cam = random_intrinsics(cfg, rng)
+        cams.append(cam)
+        hfov.append(np.degrees(2 * np.arctan(cam.width / 2 / cam.fx)))
+    flat = world.reshape(b, span * 17, 3)
+    pts = place_in_cameras(flat, np.array(hfov), cfg, rng).reshape(b, span, 17, 3)
+    xs, targets, masks, rots, pose_cams, tracks = [], [], [], [], [], []
+    for i in range(b):
+        kp, conf, noise = _observe(pts[i], cams[i], cfg, scfg, rng)
+        kp[~exists[i]] = np.nan
+        observed = _camera_frames(exists[i], scfg, rng)
+        stamps = np.flatnonzero(observed) / MOCAP_HZ
+        known = rng.random() < cfg.noise_known_prob
+        ns = noise[observed] if known else None
+        times = np.arange(span) / MOCAP_HZ
+        kp_g, cf_g, ns_g, seen = grid_frames(
+            stamps, kp[observed], conf[observed], ns, times, max_gap_s, conf_threshold
+        )
+        feats, rot = frame_features(kp_g, cf_g, ns_g, seen, conf_threshold)
+        pose_cam = pts[i] - pts[i][:, :1]
+        target = to_virtual(pose_cam, rot)[:, 1:]
+        n_vis = np.isfinite(kp_g).all(-1).sum(-1)
+        mask = observed & seen & (n_vis >= scfg.min_visible)
+        xs.append(feats)
+        targets.append(target[n_ctx:].reshape(-1, 48))
+        masks.append(mask[n_ctx:])
+        rots.append(rot[n_ctx:])
+        pose_cams.append(pose_cam[n_ctx:])
+        tracks.append((stamps, kp[observed], conf[observed], ns))
+    return ChunkBatch(
+        np.stack(xs).astype(np.float32),
+        np.stack(targets).astype(np.float32),
+        np.stack(masks),
+        np.stack(rots).astype(np.float32),
+        np.stack(pose_cams).astype(np.float32),
+        tracks,
+    )
+
+
+def _bodies(world, exists, cfg, rng, templates, augment_body):
+    """One body, mirror and yaw per chunk; the last frame's root over the origin."""
+    b, span = world.shape[:2]
+    last_root = world[:, -1:, :1, :].copy()
+    last_root[..., 2] = 0.0
+    world = world - last_root
+    if augment_body and cfg.body_model == "sampled" and templates:
+        lengths = sample_lengths(
+            templates,
+            b,
+            rng,
+            cfg.real_body_prob,
+            cfg.stature_log_std,
+            cfg.group_log_std,
+            cfg.bone_log_std,
+            cfg.head_exponent,
+        )
+        flat = retarget(world.reshape(b * span, 17, 3), np.repeat(lengths, span, axis=0))
+        world = flat.reshape(b, span, 17, 3)
+    if augment_body:
+        flip = rng.random(b) < cfg.mirror_prob
+        world[flip] = world[flip][:, :, _FLIP] * np.array([-1.0, 1.0, 1.0])
+    yaw = rng.uniform(-np.pi, np.pi, size=b)
+    c, s = np.cos(yaw)[:, None, None], np.sin(yaw)[:, None, None]
+    x, y = world[..., 0].copy(), world[..., 1].copy()
+    world[..., 0], world[..., 1] = c * x - s * y, s * x + c * y
+    world[~exists] = world[:, -1:].repeat(span, 1)[~exists]  # placeholders, never seen
+    return world
+
+
+def _camera_frames(exists: np.ndarray, scfg: SequenceConfig, rng) -> np.ndarray:
+    """(S,) bool: frames the camera delivered (rate, lost frames, gaps, track start)."""
+    span = len(exists)
+    stride = rng.choice(scfg.strides, p=np.asarray(scfg.stride_probs) / sum(scfg.stride_probs))
+    back = span - 1 - np.arange(span)
+    obs = exists & (back % stride == 0)
+    obs &= rng.random(span) >= scfg.frame_drop_prob
+    if rng.random() < scfg.gap_prob:
+        length = int(rng.uniform(*scfg.gap_s) * MOCAP_HZ)
+        start = rng.integers(0, max(1, span - length))
+        obs[start : start + length] = False
+    if rng.random() < scfg.track_start_prob:
+        obs[: rng.integers(0, span)] = False
+    obs[-1] = exists[-1]  # the chunk ends at a frame the camera delivered
+    return obs
+
+
+def _observe(pts, cam, cfg: AugmentConfig, scfg: SequenceConfig, rng):
+    """(S, 17, 3) optical-frame joints, one camera -> kp_norm (S, 17, 2) NaN where missing,
+    conf (S, 17), noise std (S, 17) in normalised units."""
+    s = len(pts)
+    px = cam.project(pts)
+    finite = np.isfinite(px).all(-1) & (pts[..., 2] > 0.1)
+    hi = np.where(finite[..., None], px, -np.inf).max(1)
+    lo = np.where(finite[..., None], px, np.inf).min(1)
+    size = np.where(finite.any(-1), (hi - lo).max(-1), 10.0)  # person's pixel size
+    frac = (
+        np.exp(rng.uniform(*np.log(cfg.noise_frac)))
+        if cfg.noise_frac_log
+        else rng.uniform(*cfg.noise_frac)
+    )
+    floor = rng.uniform(cfg.noise_px_min, max(cfg.noise_px_min, cfg.noise_px_max))
+    conf = rng.uniform(*cfg.conf_range, size=(s, 17))
+    sigma = np.hypot(frac * size[:, None], floor) * (1.6 - conf)
+    if rng.random() < cfg.exact_prob:
+        sigma = np.zeros_like(sigma)
+    a = rng.uniform(*scfg.correlated_frac)
+    white = rng.normal(size=(s, 17, 2))
+    corr = np.empty_like(white)
+    corr[0] = white[0]
+    rho = scfg.noise_rho
+    innov = rng.normal(size=(s, 17, 2)) * np.sqrt(1 - rho**2)
+    for t in range(1, s):
+        corr[t] = rho * corr[t - 1] + innov[t]
+    px = px + sigma[..., None] * (np.sqrt(1 - a * a) * white + a * corr)
+    gross = (rng.random((s, 17)) < cfg.outlier_prob) & (sigma > 0)
+    px += gross[..., None] * rng.normal(size=px.shape) * 0.15 * size[:, None, None]
+    conf = np.where(gross, rng.uniform(0.2, 0.6, size=gross.shape), conf)
+    inside = cam.in_image(px) & finite
+    r_max = np.linalg.norm(cam.pixel_to_normalized(np.array([[0.0, 0.0]])), axis=-1)[0]
+    norm = cam.pixel_to_normalized(np.where(inside[..., None], px, cam.K[:2, 2]))
+    ok = inside & (np.linalg.norm(norm, axis=-1) <= 1.02 * r_max)
+    step = cam.pixel_to_normalized(
+        np.where(inside[..., None], px, cam.K[:2, 2]) + np.array([1.0, 0.0])
+    )
+    noise = sigma * np.linalg.norm(step - norm, axis=-1)
+    p_drop = rng.uniform(0.0, cfg.drop_prob_max) * (rng.random() < 0.5)
+    drop = rng.random((s, 17)) < p_drop
+    if rng.random() < scfg.occlusion_prob:  # lower body behind a car for a while
+        t0 = rng.integers(0, s)
+        drop[t0 : t0 + rng.integers(5, 60), [1, 2, 3, 4, 5, 6]] = True
+    missing = drop | ~ok
+    kp = np.where(missing[..., None], np.nan, norm)
+    return kp, np.where(missing, 0.0, conf), np.where(missing, 0.0, noise)

@@ -1,0 +1,338 @@
+"""Train the temporal lifter: ``python -m training.train_temporal --config <yaml>``.
+
+Chunks of mocap sequences through static virtual cameras (:mod:`training.temporal_data`),
+the supervised sequence loss (:meth:`~hpe3d_ros.lifting.temporal.TemporalBodyVAE.sequence_losses`)
+on the 3D subjects and, when ``selfsup`` is on, the self-supervised losses of
+:mod:`training.selfsup` on chunks of the 2D-only subjects (their 3D is never read). The
+best validation epoch (mean-of-M MPJPE on fixed validation chunks) is calibrated on the
+validation subjects (:mod:`training.temporal_calibrate`) and written as ``temporal.pt``
+(the checkpoint's ``"temporal"`` entry); with ``base`` (a single-frame lifter v2 checkpoint)
+also ``lifter.pt``, the file :func:`hpe3d_ros.lifting.load_lifter` reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from hpe3d_ros.lifting.model import ModelConfig
+from hpe3d_ros.lifting.temporal import SequenceLossConfig, TemporalBodyVAE, TemporalConfig
+from hpe3d_ros.lifting.temporal_runtime import make_temporal_entry
+from training.bodies import body_templates
+from training.data import AugmentConfig
+from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices
+from training.selfsup import SelfSupConfig, selfsup_losses
+from training.temporal_data import SequenceConfig, draw_chunks, make_chunks, sequence_runs
+from training.train import git_commit
+
+
+@dataclass
+class TemporalTrainConfig:
+    """One temporal run (YAML; stored in the checkpoint)."""
+
+    out_dir: str = "runs/temporal"
+    data: str = str(DEFAULT_DATA)
+    data_orig: str = str(ORIG_DATA)
+    split: str = "v2"
+    subjects_3d: list = field(default_factory=list)  # [] = every training subject
+    subjects_2d: list = field(default_factory=list)  # 2D-only subjects (self-supervised)
+    base: str = ""  # single-frame lifter v2 checkpoint bundled into lifter.pt
+    seed: int = 0
+    threads: int = 1
+    epochs: int = 40
+    epoch_repeats: float = 1.0  # counted frames per training frame per epoch
+    batch_chunks: int = 32
+    lr: float = 1e-3
+    lr_final_frac: float = 0.05
+    weight_decay: float = 1e-4
+    grad_clip: float = 5.0
+    beta_warmup_epochs: int = 3
+    conf_threshold: float = 0.2
+    val_views: int = 2
+    val_samples: int = 10
+    calibration_k: int = 100
+    model: dict = field(default_factory=dict)  # ModelConfig fields
+    temporal: dict = field(default_factory=dict)  # TemporalConfig fields
+    loss: dict = field(default_factory=dict)  # SequenceLossConfig fields
+    augment: dict = field(default_factory=dict)  # AugmentConfig fields
+    sequence: dict = field(default_factory=dict)  # SequenceConfig fields
+    selfsup: dict = field(default_factory=dict)  # SelfSupConfig fields; {} = off
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TemporalTrainConfig:
+        return cls(**(yaml.safe_load(Path(path).read_text()) or {}))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def parts(self):
+        """The typed sub-configs: model, temporal, loss, augment, sequence, selfsup."""
+        model = ModelConfig(**{"arch": "bodyvae", "noise_input": True, **self.model})
+        tup = {k: tuple(v) if isinstance(v, list) else v for k, v in self.augment.items()}
+        seq = {k: tuple(v) if isinstance(v, list) else v for k, v in self.sequence.items()}
+        tc = {k: tuple(v) if isinstance(v, list) else v for k, v in self.temporal.items()}
+        return (
+            model,
+            TemporalConfig(**tc),
+            SequenceLossConfig(**self.loss),
+            AugmentConfig(**tup),
+            SequenceConfig(**seq),
+            SelfSupConfig(**self.selfsup) if self.selfsup else None,
+        )
+
+
+class RunData:
+    """Mocap rows, sequence runs and body templates of one run."""
+
+    def __init__(self, cfg: TemporalTrainConfig) -> None:
+        m = load_all_mocap(cfg.data, cfg.data_orig or None)
+        self.poses = m["poses"]
+        train = split_indices(m["subject"], "train", cfg.split)
+        val = split_indices(m["subject"], "val", cfg.split)
+        subj = m["subject"]
+        rows_3d = train[np.isin(subj[train], cfg.subjects_3d)] if cfg.subjects_3d else train
+        rows_2d = train[np.isin(subj[train], cfg.subjects_2d)] if cfg.subjects_2d else train[:0]
+        if cfg.subjects_3d and cfg.subjects_2d and set(cfg.subjects_3d) & set(cfg.subjects_2d):
+            raise ValueError("subjects_3d and subjects_2d overlap")
+        self.runs_3d = sequence_runs(m["sequence"], subj, rows_3d)
+        self.runs_2d = sequence_runs(m["sequence"], subj, rows_2d)
+        self.runs_val = sequence_runs(m["sequence"], subj, val)
+        self.n_3d = len(rows_3d)
+        self.n_2d = len(rows_2d)
+        # body proportions only from the 3D subjects' real skeletons (and the rigs)
+        self.templates = body_templates(self.poses[rows_3d], subj[rows_3d], m["body"][rows_3d])
+
+
+def validation_chunks(cfg: TemporalTrainConfig, data: RunData, window: int):
+    """Fixed (seeded) validation chunks covering every validation frame ``val_views`` times."""
+    _, _, _, aug, seq, _ = cfg.parts()
+    rng = np.random.default_rng(cfg.seed + 1)
+    span = seq.chunk + window - 1
+    rows = []
+    for _ in range(cfg.val_views):
+        for run in data.runs_val:
+            for end in range(len(run) - 1, -1, -seq.chunk):
+                pos = end - span + 1 + np.arange(span)
+                rows.append(np.where(pos >= 0, run[np.clip(pos, 0, None)], -1))
+    tcfg = cfg.parts()[1]
+    return make_chunks(
+        data.poses,
+        np.array(rows),
+        aug,
+        seq,
+        window,
+        rng,
+        None,
+        False,
+        cfg.conf_threshold,
+        tcfg.max_gap_s,
+    )
+
+
+def evaluate_chunks(model: TemporalBodyVAE, batch, k: int, seed: int = 0) -> dict:
+    """Mean-of-k MPJPE and velocity error (mm, per 30 Hz frame) of counted frames."""
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    errs, vels = [], []
+    with torch.no_grad():
+        for i in range(0, len(batch.x), 64):
+            x = torch.from_numpy(batch.x[i : i + 64])
+            cond = model.encode_sequence(x)
+            b, n = batch.mask[i : i + 64].shape
+            eps = torch.randn(b, 1, k, model.cfg.latent_dim, generator=gen)
+            eps = eps.expand(b, n, -1, -1).flatten(0, 1)
+            mean = model.decode(cond, eps).mean(1).unflatten(0, (b, n)).unflatten(-1, (16, 3))
+            y = torch.from_numpy(batch.target[i : i + 64]).unflatten(-1, (16, 3))
+            m = torch.from_numpy(batch.mask[i : i + 64])
+            errs.append((mean - y).norm(dim=-1).mean(-1)[m])
+            pair = m[:, 1:] & m[:, :-1]
+            dv = (mean.diff(dim=1) - y.diff(dim=1)).norm(dim=-1).mean(-1)
+            vels.append(dv[pair])
+    return {
+        "mpjpe_mm": 1000 * float(torch.cat(errs).mean()),
+        "vel_mm": 1000 * float(torch.cat(vels).mean()),
+    }
+
+
+def train(cfg: TemporalTrainConfig, quiet: bool = False) -> Path:
+    """Run training; returns the path of ``temporal.pt`` (and ``lifter.pt`` with a base)."""
+    from training.temporal_calibrate import calibrate_model
+
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    mcfg, tcfg, lcfg, aug, seq, ss = cfg.parts()
+    data = RunData(cfg)
+    model = TemporalBodyVAE(mcfg, tcfg)
+    window = model.window
+    span = seq.chunk + window - 1
+    val = validation_chunks(cfg, data, window)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n_chunks = max(cfg.batch_chunks, int(cfg.epoch_repeats * data.n_3d / seq.chunk))
+    best, best_epoch = math.inf, -1
+    log_path = out / "log.csv"
+    with log_path.open("w", newline="") as fh:
+        log = csv.writer(fh)
+        log.writerow(
+            [
+                "epoch",
+                "lr",
+                "loss",
+                "train_mpjpe_mm",
+                "selfsup",
+                "val_mpjpe_mm",
+                "val_vel_mm",
+                "seconds",
+            ]
+        )
+        for epoch in range(cfg.epochs):
+            t0 = time.time()
+            frac = epoch / max(1, cfg.epochs - 1)
+            lr = cfg.lr * (
+                cfg.lr_final_frac + (1 - cfg.lr_final_frac) * 0.5 * (1 + math.cos(math.pi * frac))
+            )
+            for g in opt.param_groups:
+                g["lr"] = lr
+            lcfg.beta = min(1.0, (epoch + 1) / max(1, cfg.beta_warmup_epochs))
+            model.train()
+            sums, steps = {}, 0
+            for _ in range(n_chunks // cfg.batch_chunks):
+                rows = draw_chunks(data.runs_3d, cfg.batch_chunks, span, rng)
+                batch = make_chunks(
+                    data.poses,
+                    rows,
+                    aug,
+                    seq,
+                    window,
+                    rng,
+                    data.templates,
+                    True,
+                    cfg.conf_threshold,
+                    tcfg.max_gap_s,
+                )
+                parts = model.sequence_losses(
+                    torch.from_numpy(batch.x),
+                    torch.from_numpy(batch.target),
+                    torch.from_numpy(batch.mask),
+                    lcfg,
+                )
+                loss = parts["loss"]
+                if ss is not None and data.runs_2d:
+                    rows2 = draw_chunks(data.runs_2d, cfg.batch_chunks, span, rng)
+                    b2 = make_chunks(
+                        data.poses,
+                        rows2,
+                        aug,
+                        seq,
+                        window,
+                        rng,
+                        data.templates,
+                        True,
+                        cfg.conf_threshold,
+                        tcfg.max_gap_s,
+                    )
+                    sparts = selfsup_losses(
+                        model, torch.from_numpy(b2.x), torch.from_numpy(b2.mask), ss
+                    )
+                    loss = loss + ss.weight * sparts["loss"]
+                    parts["selfsup"] = sparts["loss"]
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                for key, v in parts.items():
+                    sums[key] = sums.get(key, 0.0) + float(v.detach())
+                steps += 1
+            avg = {key: v / max(1, steps) for key, v in sums.items()}
+            res = evaluate_chunks(model, val, cfg.val_samples)
+            log.writerow(
+                [
+                    epoch,
+                    f"{lr:.3g}",
+                    f"{avg['loss']:.4f}",
+                    f"{1000 * avg['mpjpe_m']:.1f}",
+                    f"{avg.get('selfsup', 0):.4f}",
+                    f"{res['mpjpe_mm']:.1f}",
+                    f"{res['vel_mm']:.2f}",
+                    f"{time.time() - t0:.1f}",
+                ]
+            )
+            fh.flush()
+            if not quiet:
+                print(
+                    f"epoch {epoch}: loss {avg['loss']:.3f} val {res['mpjpe_mm']:.1f} mm, "
+                    f"vel {res['vel_mm']:.2f} mm ({time.time() - t0:.0f} s)",
+                    flush=True,
+                )
+            if res["mpjpe_mm"] < best:
+                best, best_epoch = res["mpjpe_mm"], epoch
+                torch.save({"model": model.state_dict(), "epoch": epoch}, out / "best.pt")
+    if best_epoch < 0:
+        raise SystemExit(f"{out}: no finite validation figure (training diverged)")
+    state = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    model.eval()
+    fit = calibrate_model(model, cfg, data, quiet=quiet)
+    entry = make_temporal_entry(
+        model,
+        cfg.conf_threshold,
+        fit["temperature"],
+        fit["latent_dof"],
+        cfg.to_dict(),
+        {
+            "best_epoch": best_epoch,
+            "val_mpjpe_mm": best,
+            **{f"val_{k}": v for k, v in fit.items()},
+        },
+        git_commit(),
+    )
+    torch.save(entry, out / "temporal.pt")
+    if cfg.base:
+        bundle(cfg.base, out / "temporal.pt", out / "lifter.pt")
+    return out / "temporal.pt"
+
+
+def bundle(base: str | Path, entry: str | Path, dst: str | Path) -> None:
+    """Write ``dst`` = single-frame checkpoint ``base`` + the temporal ``entry``."""
+    ck = torch.load(base, map_location="cpu", weights_only=True)
+    ck["temporal"] = torch.load(entry, map_location="cpu", weights_only=True)
+    torch.save(ck, dst)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="YAML file (training/config/temporal_*.yaml)")
+    parser.add_argument("--epochs", type=int, help="override epochs")
+    parser.add_argument("--out-dir", help="override out_dir")
+    parser.add_argument(
+        "--bundle",
+        nargs=3,
+        metavar=("BASE", "ENTRY", "DST"),
+        help="only write DST = single-frame BASE + temporal ENTRY",
+    )
+    args = parser.parse_args(argv)
+    if args.bundle:
+        bundle(*args.bundle)
+        return
+    if not args.config:
+        parser.error("--config is required")
+    cfg = TemporalTrainConfig.from_yaml(args.config)
+    if args.epochs:
+        cfg.epochs = args.epochs
+    if args.out_dir:
+        cfg.out_dir = args.out_dir
+    print(f"wrote {train(cfg)}")
+
+
+if __name__ == "__main__":
+    main()
