@@ -2,7 +2,8 @@
 
 Times the whole public call (``Lifter.sample``: input normalisation, 2D encoder once per
 person, K hypotheses through the light decoder, back to the camera frame) for a few
-(people, K) sizes and prints a markdown table of the median and p90 over repeats.
+(people, K) sizes, and for temporal checkpoints (issue 17) the temporal model on tracks
+with a full window of history and prints a markdown table of the median and p90 over repeats.
 """
 
 from __future__ import annotations
@@ -35,6 +36,31 @@ def bench(lifter, n: int, k: int, repeats: int, noise: bool = False) -> tuple[fl
     return float(np.median(times)), float(np.percentile(times, 90))
 
 
+def bench_temporal(lifter, n: int, k: int, repeats: int) -> tuple[float, float]:
+    """Median and p90 ms of the temporal model (issue 17) for n tracks x k hypotheses: each
+    track a full window of 30 Hz history with the noise level, as the pipeline passes it
+    (``temporal.sample_tracks``: resampling, features, encoder, decoder)."""
+    from hpe3d_ros.lifting.temporal_runtime import TrackInput
+
+    rng = np.random.default_rng(0)
+    w = lifter.temporal.window
+    tracks = []
+    for _ in range(n):
+        kp = rng.uniform(-0.3, 0.3, size=(1, 1, 2)) + rng.normal(0, 0.05, size=(w, 17, 2))
+        conf = rng.uniform(0.3, 1.0, size=(w, 17))
+        std = detector_noise_std(kp, conf, focal_px=1000.0)
+        tracks.append(TrackInput(np.arange(w) / 30.0, kp, conf, std))
+    seeds = list(range(n))
+    for _ in range(3):
+        lifter.temporal.sample_tracks(tracks, k, seeds)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        lifter.temporal.sample_tracks(tracks, k, seeds)
+        times.append(1000 * (time.perf_counter() - t0))
+    return float(np.median(times)), float(np.percentile(times, 90))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", nargs="+", default=[None])
@@ -58,6 +84,11 @@ def main() -> None:
                 med, p90 = bench(lifter, n, k, args.repeats, noise)
                 given = "yes" if noise else "no"
                 print(f"| {name} | {lifter.arch} | {given} | {n} | {k} | {med:.1f} | {p90:.1f} |")
+        if getattr(lifter, "temporal", None) is not None:  # tracks through the temporal model
+            for n, k in [(1, 200), (10, 200), (10, 50), (1, 1)]:
+                med, p90 = bench_temporal(lifter, n, k, args.repeats)
+                arch = f"temporal, {lifter.window} frames"
+                print(f"| {name} | {arch} | yes | {n} | {k} | {med:.1f} | {p90:.1f} |")
 
 
 if __name__ == "__main__":
