@@ -118,7 +118,7 @@ class Fuzzer:
         if kind == "unknown_encoding":
             msg.encoding = self._word()  # a new one every time
         elif kind == "sixteen_bit":
-            msg.encoding = str(rng.choice(["mono16", "16UC1", "32FC1", "rgb16", "bgra16"]))
+            msg.encoding = str(rng.choice(["16UC1", "16SC1", "32FC1", "rgb16", "bgra16"]))
         elif kind == "short_step":
             msg.step = int(rng.integers(0, w * 3))
         elif kind == "short_data":

@@ -1,9 +1,11 @@
 """``sensor_msgs/Image`` and ``CompressedImage`` payloads <-> RGB numpy arrays (ROS-free).
 
 Our own conversion, so neither ROS 2 cv_bridge nor message classes are needed: the ROS
-adapter passes the message fields in. Rows may carry ``step`` padding; YUV 4:2:2 is
-converted with OpenCV. Every rejection raises :class:`ImageDecodeError` with one clear line
-and a ``reason`` from a small fixed set (warnings are throttled per reason, not per text).
+adapter passes the message fields in. Rows may carry ``step`` padding; YUV 4:2:2 and Bayer
+mosaics are converted with OpenCV, 16-bit mono and colour stretched to 8 bits; depth
+encodings (16UC1, 32FC1) are refused. Every rejection raises :class:`ImageDecodeError` with
+one clear line and a ``reason`` from a small fixed set (warnings are throttled per reason,
+not per text).
 
 Nothing is allocated for an image before its declared size has been checked: raw headers
 against the data length, compressed images from their own header (JPEG SOFn, PNG IHDR),
@@ -40,8 +42,19 @@ _YUV = {
     "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUYV,
     "yuyv": cv2.COLOR_YUV2RGB_YUYV,
 }
-_SIXTEEN_BIT = {"mono16", "16uc1", "16sc1", "rgb16", "bgr16", "rgba16", "bgra16", "32fc1"}
-SUPPORTED_ENCODINGS = tuple(sorted(set(_CHANNELS) | set(_YUV)))
+#: Bayer mosaics (ROS names) -> the OpenCV conversion to RGB. OpenCV names a pattern by its
+#: second row's first two pixels, so ROS rggb is OpenCV "BG" (as cv_bridge maps them).
+_BAYER = {
+    "bayer_rggb8": cv2.COLOR_BayerBG2RGB,
+    "bayer_bggr8": cv2.COLOR_BayerRG2RGB,
+    "bayer_gbrg8": cv2.COLOR_BayerGR2RGB,
+    "bayer_grbg8": cv2.COLOR_BayerGB2RGB,
+}
+#: 16-bit colour/mono (any bit depth up to 16, e.g. 12-bit sensors): channels per pixel.
+_SIXTEEN = {"mono16": 1, "rgb16": 3, "bgr16": 3, "rgba16": 4, "bgra16": 4}
+#: Depth and other non-intensity images: refused (a 16UC1 image is, by convention, depth).
+_DEPTH = {"16uc1", "16sc1", "32fc1", "32sc1", "64fc1"}
+SUPPORTED_ENCODINGS = tuple(sorted(set(_CHANNELS) | set(_YUV) | set(_BAYER) | set(_SIXTEEN)))
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _JPEG_PROGRESSIVE = {0xC2, 0xC6, 0xCA, 0xCE}
@@ -84,20 +97,27 @@ def check_raw_header(
             a row or absurdly large, or fewer bytes than ``height * step``.
     """
     enc = (encoding or "")[:32].strip().lower()
-    if enc in _SIXTEEN_BIT:
+    if enc in _DEPTH:
         raise ImageDecodeError(
-            f"encoding {show(encoding)} is not 8-bit colour/mono; the 2D detector needs rgb8, "
-            "bgr8, mono8 or yuv422 (16-bit and float images carry depth or thermal data)",
+            f"encoding {show(encoding)} carries depth or other non-intensity data, not an image "
+            "the 2D detector can use (colour, mono, bayer, yuv422; 8 or 16 bit)",
             "depth",
         )
-    if enc not in _CHANNELS and enc not in _YUV:
+    if enc not in _CHANNELS and enc not in _YUV and enc not in _BAYER and enc not in _SIXTEEN:
         raise ImageDecodeError(
             f"unsupported encoding {show(encoding)}; supported: {', '.join(SUPPORTED_ENCODINGS)}",
             "encoding",
         )
     width, height, step = int(width), int(height), int(step)
     _check_size(width, height)
-    bpp = 2 if enc in _YUV else _CHANNELS[enc]
+    if enc in _YUV:
+        bpp = 2
+    elif enc in _BAYER:
+        bpp = 1
+    elif enc in _SIXTEEN:
+        bpp = 2 * _SIXTEEN[enc]
+    else:
+        bpp = _CHANNELS[enc]
     row = width * bpp
     if step < row:
         raise ImageDecodeError(
@@ -107,6 +127,8 @@ def check_raw_header(
         raise ImageDecodeError(f"step {step} x height {height} is absurdly large", "layout")
     if enc in _YUV and width % 2:
         raise ImageDecodeError(f"YUV 4:2:2 needs an even width, got {width}", "layout")
+    if enc in _BAYER and (width < 2 or height < 2):
+        raise ImageDecodeError(f"a Bayer mosaic needs 2x2 pixels, got {width}x{height}", "size")
     need = step * (height - 1) + row
     if data_len < need:
         raise ImageDecodeError(
@@ -122,11 +144,17 @@ def decode_raw(
     height: int,
     encoding: str,
     step: int,
+    big_endian: bool = False,
 ) -> np.ndarray:
     """Raw ``sensor_msgs/Image`` payload -> (height, width, 3) uint8 RGB (a new array).
 
+    Bayer mosaics are demosaiced (OpenCV, bilinear). 16-bit images (``big_endian``: the
+    message's ``is_bigendian``) are stretched to 8 bits between their 0.5th and 99.5th
+    percentiles, frame by frame: a 12-bit or 16-bit sensor, dim or bright, gives the detector
+    a well-exposed picture (the 2D keypoints do not depend on the absolute intensity).
+
     Raises:
-        ImageDecodeError: unknown or 16-bit encoding, zero or huge size, ``step`` smaller than
+        ImageDecodeError: unknown or depth encoding, zero or huge size, ``step`` smaller than
             a row, or fewer bytes than ``height * step``.
     """
     buf = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
@@ -136,7 +164,16 @@ def decode_raw(
     rows = np.lib.stride_tricks.as_strided(buf, shape=(height, row), strides=(step, 1))
     if enc in _YUV:
         return cv2.cvtColor(rows.reshape(height, width, 2), _YUV[enc])
-    img = rows.reshape(height, width, bpp)
+    if enc in _BAYER:
+        return cv2.cvtColor(np.ascontiguousarray(rows), _BAYER[enc])
+    if enc in _SIXTEEN:
+        channels = _SIXTEEN[enc]
+        words = np.ascontiguousarray(rows).view(">u2" if big_endian else "<u2")
+        img = _stretch_to_8bit(words.reshape(height, width, channels))
+        enc = {"mono16": "mono8", "rgb16": "rgb8", "bgr16": "bgr8", "rgba16": "rgba8",
+               "bgra16": "bgra8"}[enc]  # fmt: skip
+    else:
+        img = rows.reshape(height, width, bpp)
     if enc in ("rgb8", "8uc3"):
         return img.copy()
     if enc == "bgr8":
@@ -145,7 +182,16 @@ def decode_raw(
         return img[:, :, :3].copy()
     if enc == "bgra8":
         return img[:, :, 2::-1].copy()
-    return np.repeat(img, 3, axis=2)  # mono8 / 8uc1
+    return np.repeat(img[:, :, :1], 3, axis=2)  # mono8 / 8uc1
+
+
+def _stretch_to_8bit(img16: np.ndarray) -> np.ndarray:
+    """(H, W, C) 16-bit -> uint8, its 0.5-99.5 percentile range mapped onto 0-255."""
+    sample = img16[:: max(1, img16.shape[0] // 256), :: max(1, img16.shape[1] // 256)]
+    lo, hi = np.percentile(sample, (0.5, 99.5))
+    scale = 255.0 / max(float(hi - lo), 1.0)
+    out = (img16.astype(np.float32) - float(lo)) * scale
+    return np.clip(out, 0.0, 255.0).astype(np.uint8)
 
 
 @dataclass(frozen=True)

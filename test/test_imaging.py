@@ -72,8 +72,8 @@ def test_yuv422_is_uyvy_and_yuy2_is_yuyv():
 @pytest.mark.parametrize(
     ("args", "match"),
     [
-        ((b"\0" * 96, 8, 6, "mono16", 16), "not 8-bit"),
-        ((b"\0" * 96, 8, 6, "bayer_rggb8", 8), "unsupported encoding"),
+        ((b"\0" * 96, 8, 6, "16UC1", 16), "depth"),
+        ((b"\0" * 96, 8, 6, "nv12", 8), "unsupported encoding"),
         ((b"\0" * 96, 8, 6, "rgb8", 20), "smaller than one row"),
         ((b"\0" * 100, 8, 6, "rgb8", 24), "needs 144"),
         ((b"", 0, 0, "rgb8", 0), "empty image"),
@@ -268,3 +268,47 @@ def test_long_format_strings_are_cut():
     with pytest.raises(ImageDecodeError) as err:
         decode_compressed(b"\0" * 10, "compressedDepth" + "y" * 100_000)
     assert len(str(err.value)) < 300 and err.value.reason == "depth"
+
+
+def _mosaic(rgb: np.ndarray, pattern: str) -> np.ndarray:
+    """An RGB image sampled through a Bayer colour filter (pattern: the 2x2 tile, row-major)."""
+    index = {"r": 0, "g": 1, "b": 2}
+    out = np.zeros(rgb.shape[:2], np.uint8)
+    for k, c in enumerate(pattern):
+        dy, dx = divmod(k, 2)
+        out[dy::2, dx::2] = rgb[dy::2, dx::2, index[c]]
+    return out
+
+
+@pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
+def test_bayer_mosaics_are_demosaiced_with_the_right_colours(pattern):
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    rgb[:, :32] = (220, 40, 20)  # red half, blue half
+    rgb[:, 32:] = (20, 40, 220)
+    raw = _mosaic(rgb, pattern)
+    out = decode_raw(raw.tobytes(), 64, 48, f"bayer_{pattern}8", 64)
+    assert out.shape == (48, 64, 3) and out.dtype == np.uint8
+    inner = (slice(4, -4), slice(4, 28)), (slice(4, -4), slice(36, -4))
+    red, blue = (out[i].reshape(-1, 3).mean(0) for i in inner)
+    assert red[0] > 180 and red[2] < 60, red  # a swapped pattern would make red blue
+    assert blue[2] > 180 and blue[0] < 60, blue
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_sixteen_bit_mono_and_colour_are_stretched_to_8_bits(big_endian):
+    ramp = np.tile(np.linspace(100, 4000, 64), (48, 1)).astype(np.uint16)  # a 12-bit sensor
+    words = ramp.astype(">u2" if big_endian else "<u2")
+    mono = decode_raw(words.tobytes(), 64, 48, "mono16", 128, big_endian)
+    assert mono.shape == (48, 64, 3) and (mono[..., 0] == mono[..., 2]).all()
+    assert mono[:, 0].max() <= 3 and mono[:, -1].min() >= 252  # the full range is used
+    assert (np.diff(mono[0, :, 0].astype(int)) >= 0).all()  # order kept
+    rgb16 = np.stack([ramp, ramp // 2, ramp // 4], axis=-1).astype(words.dtype)
+    colour = decode_raw(rgb16.tobytes(), 64, 48, "rgb16", 64 * 6, big_endian)
+    assert colour[:, -1].mean(0)[0] > colour[:, -1].mean(0)[2]  # red stays the brightest
+
+
+@pytest.mark.parametrize("encoding", ["16UC1", "32FC1", "16SC1"])
+def test_depth_images_are_refused(encoding):
+    with pytest.raises(ImageDecodeError) as err:
+        decode_raw(b"\0" * 48 * 64 * 4, 64, 48, encoding, 256)
+    assert err.value.reason == "depth"

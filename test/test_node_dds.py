@@ -188,7 +188,7 @@ def test_one_cameras_bad_input_does_not_disturb_the_others(three_cameras):
         img = image_msg(rgb, stamp, "bad_optical")
         info = info_msg(cam, stamp, "bad_optical")
         if i == 0:
-            img.encoding = "mono16"
+            img.encoding = "16UC1"  # depth
         elif i == 1:
             img.data = bytes(img.data[:1000])  # truncated payload
         elif i == 2:
@@ -211,7 +211,9 @@ def test_one_cameras_bad_input_does_not_disturb_the_others(three_cameras):
     good = [s for d in diags for s in d.status if s.hardware_id == "a"][-1]
     assert int({kv.key: kv.value for kv in good.values}["failed"]) == 0
     log = t.log(tail=0)
-    assert "not 8-bit" in log and "needs" in log and "NaN" in log  # clear, specific warnings
+    assert (
+        "depth or other non-intensity data" in log and "needs" in log and "NaN" in log
+    )  # clear, specific warnings
 
 
 def _run_node(tmp_path, params: dict) -> subprocess.CompletedProcess:

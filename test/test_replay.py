@@ -117,7 +117,7 @@ def _messy_bag(path):
         big = image_msgs(np.zeros((50, 64, 3), np.uint8), s[2], "f", False)
         put("/cam/image_raw", IMG, s[2], big)  # size mismatch
         mono16 = image_msgs(good, s[3], "f", False)
-        mono16.encoding = "mono16"
+        mono16.encoding = "16UC1"  # depth
         put("/cam/image_raw", IMG, s[3], mono16)  # decode error
         short = image_msgs(good, s[4], "f", False)
         short.data = short.data[:100]
