@@ -15,8 +15,13 @@ import pytest
 
 from hpe3d_ros.detection import Detector, Person2D, load_detector
 from hpe3d_ros.detection.evaluation import BIN_NAMES, Score, load_labels, match, score_frame
+from hpe3d_ros.detection.movenet_multipose import MoveNetMultiPose
 from hpe3d_ros.detection.nms import box_overlap
-from hpe3d_ros.detection.scales import NET_MAX_PX, NET_MIN_PX, plan_passes
+from hpe3d_ros.detection.scales import (
+    NET_MAX_PX,
+    NET_MIN_PX,
+    plan_passes,
+)
 from hpe3d_ros.skeleton import COCO_JOINT_NAMES
 
 EVAL = Path(__file__).resolve().parent / "data" / "eval"
@@ -57,7 +62,7 @@ def test_plan_640x480_is_a_coarse_pass_and_one_fine_pass() -> None:
 @pytest.mark.parametrize("size", [(1280, 720), (1920, 1080), (768, 576), (4000, 300)])
 def test_plan_covers_every_person_size_and_the_whole_image(size: tuple[int, int]) -> None:
     w, h = size
-    passes = plan_passes(w, h, min_person_px=48)
+    passes = plan_passes(w, h, min_person_px=48, budget=100)
     levels = [p.level for p in passes]
     assert levels == sorted(levels) and passes[0].regions == ((0, 0, w, h),)
     # neighbouring bands of person heights (image px) overlap: no size falls between passes
@@ -158,27 +163,30 @@ def test_labels_are_consistent() -> None:
     assert min(bins.values()) >= 2, bins
 
 
-def test_a_crowd_beyond_the_six_slots_of_one_pass_is_found(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """8 pedestrians in one network input: the full pass is run again as two halves."""
+def test_a_crowd_beyond_the_slots_of_one_run_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    """8 pedestrians in one network input: found in one run with 12 slots; with the export's
+    6 slots the full pass is run again as two halves."""
     import hpe3d_ros.detection.movenet_multipose as multipose
 
     image = read_rgb(EVAL.parent / "vtest_0700.png")  # 8 people counted by eye
-    det = load_detector(tiles=(1, 1), coarse_size=0, input_size=768)
-    assert len(det.detect(image)) == 8
+    wide = load_detector(tiles=(1, 1), coarse_size=0, input_size=768, slots=12)
+    assert wide.slots == 12 and len(wide.detect(image)) == 8
+    assert wide.last_work.used == wide.last_work.planned  # one run: nothing run again
+    six = MoveNetMultiPose(tiles=(1, 1), coarse_size=0, input_size=768, slots=6)
+    assert len(six.detect(image)) == 8
+    assert six.last_work.used > 2 * six.last_work.planned  # the pass and its two halves
     monkeypatch.setattr(multipose, "MAX_SPLITS", 0)
-    assert len(det.detect(image)) == multipose.SLOTS  # without the split: 6 at most
+    assert len(six.detect(image)) == 6  # without the split: 6 at most
 
 
 def test_hd_frame_people_once_across_three_scales_and_many_tiles(
     detector: Detector, frames: dict
 ) -> None:
-    """vtest 260 up-scaled to 1920x1080: coarse, middle and 8 fine tiles; 7 people, once each."""
+    """vtest 260 up-scaled to 1920x1080: coarse, middle and 6 fine tiles; 7 people, once each."""
     frame = frames["vtest_0260.jpg"]
     sx, sy = 1920 / 768, 1080 / 576
     image = cv2.resize(read_rgb(frame.path), (1920, 1080), interpolation=cv2.INTER_CUBIC)
-    assert [len(p.regions) for p in detector.plan(1920, 1080)] == [1, 2, 8]
+    assert [len(p.regions) for p in detector.plan(1920, 1080)] == [1, 2, 6]
     people = detector.detect(image)
     labels = [
         dataclasses.replace(lab, box=(lab.box[0] * sx, lab.box[1] * sy, lab.box[2] * sx,

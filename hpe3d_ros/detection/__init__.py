@@ -22,8 +22,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from hpe3d_ros.detection.base import Detector, Person2D
-from hpe3d_ros.detection.movenet_multipose import MULTIPOSE_ONNX, MoveNetMultiPose
+from hpe3d_ros.detection.movenet_multipose import MULTIPOSE_ONNX, SLOTS, MoveNetMultiPose
 from hpe3d_ros.detection.movenet_topdown import MoveNetTopDown
+from hpe3d_ros.detection.scales import DEFAULT_BUDGET
 from hpe3d_ros.detection.yolo_pose_onnx import YoloPoseOnnx
 
 __all__ = ["BACKENDS", "MODES", "Detector", "Person2D", "load_detector"]
@@ -43,6 +44,8 @@ def load_detector(
     tile_overlap: float = 0.25,
     coarse_size: int = 192,
     min_person_px: float = 64.0,
+    budget: float = DEFAULT_BUDGET,
+    slots: int = SLOTS,
     person_threshold: float | None = None,
     proposal_threshold: float = 0.1,
     single_model: str = "thunder",
@@ -71,6 +74,11 @@ def load_detector(
         coarse_size: long side of the whole-image pass for near people (0 = none).
         min_person_px: height in pixels of the smallest person the fine pass is scaled for;
             smaller values cost more tiles.
+        budget: most network work per frame, in runs of 512 x 512 input pixels (every
+            pass, crowded regions run again in halves, top-down crops); images that need
+            more give up their smallest people first (:mod:`~.scales`, :mod:`~.budget`).
+        slots: people per MultiPose run (the shipped file is edited to have them,
+            :mod:`~.multipose_graph`; 6 = the export as it is, crowds run again in halves).
         person_threshold: minimum person score; None = 0.2 (bottom_up: MultiPose score) or
             0.25 (top_down: mean SinglePose keypoint score).
         proposal_threshold: top_down only, MultiPose score of boxes worth refining.
@@ -113,6 +121,8 @@ def load_detector(
         person_threshold=person_threshold,
         coarse_size=coarse_size,
         min_person_px=min_person_px,
+        budget=budget,
+        slots=slots,
         model_path=MULTIPOSE_ONNX if model_path is None else model_path,
         device=device,
         threads=threads,

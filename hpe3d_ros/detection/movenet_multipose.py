@@ -1,12 +1,14 @@
 """Bottom-up backend: MoveNet MultiPose Lightning (ONNX) over every scale of the image.
 
-MultiPose returns at most 6 people per network input, misses pedestrians shorter than about
+MultiPose as exported returns at most 6 people per network input (the shipped file is given
+:data:`SLOTS` when loaded, :mod:`~.multipose_graph`), misses pedestrians shorter than about
 50 input pixels and breaks people taller than about 250 input pixels into fragments. So one
 call runs several passes (:mod:`~.scales`): the whole image small, for people beside the
-vehicle, and overlapping tiles large, for distant pedestrians (each tile with its own 6
-slots); duplicates across tiles and scales are merged (:func:`~.nms.merge_passes`).
+vehicle, and overlapping tiles large, for distant pedestrians (each tile with its own
+slots); duplicates across tiles and scales are merged (:func:`~.nms.merge_passes`). All of it
+fits a budget of network work per frame (:mod:`~.budget`).
 
-Network: input (1, H, W, 3) int32 RGB 0-255, H and W multiples of 32; output (1, 6, 56):
+Network: input (1, H, W, 3) int32 RGB 0-255, H and W multiples of 32; output (1, S, 56):
 per person 17 x (y, x, score) normalised to the input, a box (ymin, xmin, ymax, xmax) and the
 person score. Weights: Apache-2.0 (see ``hpe3d_ros/weights/MOVENET_LICENSE.md``).
 """
@@ -14,29 +16,40 @@ person score. Weights: Apache-2.0 (see ``hpe3d_ros/weights/MOVENET_LICENSE.md``)
 from __future__ import annotations
 
 import functools
-import math
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from hpe3d_ros.detection.base import Person2D
+from hpe3d_ros.detection.budget import FrameWork, Notes
 from hpe3d_ros.detection.image import invert_points, resize_region, to_rgb8
+from hpe3d_ros.detection.multipose_graph import EXPORT_SLOTS, edited_model
 from hpe3d_ros.detection.nms import merge_passes
 from hpe3d_ros.detection.scales import (
+    DEFAULT_BUDGET,
     NET_MAX_PX,
     NET_MIN_PX,
     STRIDE,
-    Pass,
+    Plan,
     Region,
+    net_input_shape,
+    plan_cost,
     plan_passes,
+    run_cost,
+    smallest_person_px,
     tile_grid,
 )
 from hpe3d_ros.detection.session import WEIGHTS_DIR, open_session
 from hpe3d_ros.detection.truncation import mark_unseen
 
+LOG = logging.getLogger(__name__)
 MULTIPOSE_ONNX = WEIGHTS_DIR / "movenet_multipose_lightning.onnx"
-#: People MultiPose returns per network input at most.
-SLOTS = 6
+#: People the shipped MultiPose returns per network input at most, once given more slots
+#: (:mod:`~.multipose_graph`; the export has 6). 8 holds the 5-8 pedestrians of the vtest
+#: clip at 640x480 in one run (6 ran 28 of 40 frames again in halves: 177 vs 109 CPU ms per
+#: frame); each slot costs about 3.7 ms of a 640x480 frame's ~100 on one core.
+SLOTS = 8
 #: How many times a crowded region is halved (2 = up to 4 quarters).
 MAX_SPLITS = 2
 
@@ -46,13 +59,14 @@ __all__ = ["MULTIPOSE_ONNX", "STRIDE", "MoveNetMultiPose", "tile_grid"]
 class MoveNetMultiPose:
     """Bottom-up multi-person detector over every scale (``mode="bottom_up"``).
 
-    One call runs the passes :func:`~.scales.plan_passes` chooses for the image size: a
-    coarse whole-image pass for people near the camera (also those the border cuts), tiles at
-    a finer scale for the smallest person asked for, and middle scales where those two leave a
-    gap; a region where all 6 MultiPose slots are taken (a crowd) is run again as two
-    overlapping halves at the same scale; the people of all passes are merged
-    (:func:`~.nms.merge_passes`). Joints a network
-    placed outside the region it saw (beyond the image border, or a tile's) get score 0.
+    One call runs the passes :func:`~.scales.plan_passes` chooses for the image size within
+    ``budget``: a coarse whole-image pass for people near the camera (also those the border
+    cuts), tiles at a finer scale for the smallest person asked for, and middle scales where
+    those two leave a gap; a region where all MultiPose slots are taken (a crowd) is run again
+    as two overlapping halves at the same scale while the budget lasts; the people of all
+    passes are merged (:func:`~.nms.merge_passes`). Joints a network placed outside the
+    region it saw (beyond the image border, or a tile's) get score 0. What the last frame
+    cost and gave up is in ``last_work`` (:class:`~.budget.FrameWork`).
 
     Args:
         input_size: long side of each fine network input in pixels (rounded to a multiple of
@@ -66,6 +80,10 @@ class MoveNetMultiPose:
         model_path: ONNX file (default: the shipped MultiPose Lightning).
         device: "cpu" or "cuda".
         threads: ONNX Runtime intra-op threads.
+        budget: most network work per frame, in runs of 512 x 512 input pixels (all passes,
+            crowd halves, and top-down crops); larger images give up their smallest people.
+        slots: person slots per network input given to the shipped MultiPose graph (another
+            file keeps its own).
     """
 
     def __init__(
@@ -79,6 +97,8 @@ class MoveNetMultiPose:
         threads: int = 2,
         coarse_size: int = 192,
         min_person_px: float = 64.0,
+        budget: float = DEFAULT_BUDGET,
+        slots: int = SLOTS,
     ) -> None:
         if input_size < STRIDE:
             raise ValueError(f"input_size must be >= {STRIDE}, got {input_size}")
@@ -89,13 +109,16 @@ class MoveNetMultiPose:
         self.tiles = None if tiles is None else (int(tiles[0]), int(tiles[1]))
         self.tile_overlap = float(tile_overlap)
         self.min_person_px = float(min_person_px)
+        self.budget = float(budget)
         self.plan(64, 64)  # validates the arguments
         self.person_threshold = float(person_threshold)
         self.model_path = Path(model_path)
-        self.session = open_session(model_path, device, threads)
+        self.session, self.slots = _open_edited(self.model_path, device, threads, int(slots))
         self._input_name = self.session.get_inputs()[0].name
+        self.last_work = FrameWork(self.budget)
+        self._notes = Notes()
 
-    def plan(self, width: int, height: int) -> list[Pass]:
+    def plan(self, width: int, height: int) -> Plan:
         """The passes (scales and regions) run on a ``width`` x ``height`` image."""
         return _plan(
             width,
@@ -105,6 +128,7 @@ class MoveNetMultiPose:
             self.min_person_px,
             self.tiles,
             self.tile_overlap,
+            self.budget,
         )
 
     def detect(self, image_rgb: np.ndarray) -> list[Person2D]:
@@ -115,14 +139,30 @@ class MoveNetMultiPose:
         """Like :meth:`detect` with another person threshold (top-down proposals use a low one)."""
         image = to_rgb8(image_rgb)
         h, w = image.shape[:2]
+        plan = self.plan(w, h)
+        work = FrameWork(
+            self.budget,
+            planned=plan_cost(plan),
+            asked_person_px=0.0 if self.tiles else self.min_person_px,
+            smallest_person_px=smallest_person_px(plan),
+            limited=plan.limited,
+        )
+        work.used = work.planned  # crowd halves are paid from what the plan leaves
         found: list[tuple[Person2D, float, Region]] = []
         runs = 0
-        for p in self.plan(w, h):
+        for p in plan:
             for region in p.regions:
-                runs += self._run_or_split(image, region, p.scale(region), threshold, found)
+                runs += self._run_or_split(image, region, p.scale(region), threshold, found, work)
+        self.last_work = work
+        self.report_work(w, h)
         if runs == 1:
             return [person for person, _, _ in found]
         return merge_passes(found, NET_MIN_PX, NET_MAX_PX, (w, h))
+
+    def report_work(self, width: int, height: int) -> None:
+        """Log what the last frame (``width`` x ``height``) gave up, once a minute per kind."""
+        if self.last_work.gave_up:
+            self._notes.report(self.last_work, (width, height))
 
     def _run_or_split(
         self,
@@ -131,32 +171,40 @@ class MoveNetMultiPose:
         scale: float,
         threshold: float,
         found: list[tuple[Person2D, float, Region]],
+        work: FrameWork,
         depth: int = 0,
     ) -> int:
         """Run ``region`` at ``scale``; if all of MultiPose's slots are taken (a crowd), run
-        its two overlapping halves at the same scale too. Returns the number of network runs."""
+        its two overlapping halves at the same scale too, when ``work`` has budget left for
+        them. Returns the number of network runs."""
         x0, y0, x1, y1 = region
-        long_px = max(x1 - x0, y1 - y0)
-        people = self._run_region(image, region, max(STRIDE, round(scale * long_px)), threshold)
+        people, slots = self._run_region(image, region, _input_px(region, scale), threshold)
         found.extend((person, scale, region) for person in people)
-        if len(people) < SLOTS or depth >= MAX_SPLITS or scale * long_px < 4 * NET_MIN_PX:
+        long_px = max(x1 - x0, y1 - y0)
+        if len(people) < slots or depth >= MAX_SPLITS or scale * long_px < 4 * NET_MIN_PX:
             return 1
         cols, rows = (2, 1) if x1 - x0 >= y1 - y0 else (1, 2)
+        halves = [
+            (x0 + a0, y0 + b0, x0 + a1, y0 + b1)
+            for a0, b0, a1, b1 in tile_grid(x1 - x0, y1 - y0, cols, rows, self.tile_overlap)
+        ]
+        cost = sum(run_cost(r[2] - r[0], r[3] - r[1], _input_px(r, scale)) for r in halves)
+        if cost > work.left + 1e-9:
+            work.skipped_splits += 1
+            return 1
+        work.used += cost
         runs = 1
-        for a0, b0, a1, b1 in tile_grid(x1 - x0, y1 - y0, cols, rows, self.tile_overlap):
-            half = (x0 + a0, y0 + b0, x0 + a1, y0 + b1)
-            runs += self._run_or_split(image, half, scale, threshold, found, depth + 1)
+        for half in halves:
+            runs += self._run_or_split(image, half, scale, threshold, found, work, depth + 1)
         return runs
 
     def _run_region(
         self, image: np.ndarray, region: Region, input_px: int, threshold: float
-    ) -> list[Person2D]:
+    ) -> tuple[list[Person2D], int]:
+        """(people found in ``region`` run at ``input_px`` on its long side, slots the run had)."""
         x0, y0, x1, y1 = region
-        tw, th = x1 - x0, y1 - y0
-        scale = input_px / max(tw, th)
-        out_w, out_h = max(1, round(tw * scale)), max(1, round(th * scale))
+        out_w, out_h, pad_w, pad_h = net_input_shape(x1 - x0, y1 - y0, input_px)
         resized, affine = resize_region(image, x0, y0, x1, y1, (out_w, out_h))
-        pad_w, pad_h = math.ceil(out_w / STRIDE) * STRIDE, math.ceil(out_h / STRIDE) * STRIDE
         net_in = np.zeros((1, pad_h, pad_w, 3), dtype=np.int32)
         net_in[0, :out_h, :out_w] = resized
         out = self.session.run(None, {self._input_name: net_in})[0][0]
@@ -172,16 +220,33 @@ class MoveNetMultiPose:
             box = np.clip(box, [x0, y0], [x1, y1])
             scores = mark_unseen(kp, yxs[:, 2], (*box[0], *box[1]), region, self._wh(image))
             people.append(Person2D(kp, scores, (*box[0], *box[1]), float(row[55])))
-        return people
+        return people, len(out)  # a backend may run the 6-slot file (backends.detector)
 
     @staticmethod
     def _wh(image: np.ndarray) -> tuple[int, int]:
         return image.shape[1], image.shape[0]
 
 
+def _open_edited(path: Path, device: str, threads: int, slots: int):
+    """(session, person slots per run) of MultiPose at ``path``, given ``slots`` if it is the
+    shipped export (:func:`~.multipose_graph.edited_model`), else as it is."""
+    try:
+        edited, n = edited_model(str(path), slots) if path.is_file() else (None, EXPORT_SLOTS)
+        if edited is not None:
+            return open_session(path, device, threads, model_bytes=edited), n
+    except Exception as exc:  # a file onnx cannot parse: ONNX Runtime names the problem below
+        LOG.debug("MultiPose graph edit skipped for %s: %s", path, exc)
+    return open_session(path, device, threads), EXPORT_SLOTS
+
+
+def _input_px(region: Region, scale: float) -> int:
+    """Network input pixels of ``region``'s long side at ``scale``."""
+    return max(STRIDE, round(scale * max(region[2] - region[0], region[3] - region[1])))
+
+
 @functools.lru_cache(maxsize=16)
-def _plan(*args) -> list[Pass]:
-    w, h, input_size, coarse_size, min_person_px, tiles, overlap = args
+def _plan(*args) -> Plan:
+    w, h, input_size, coarse_size, min_person_px, tiles, overlap, budget = args
     return plan_passes(
         w,
         h,
@@ -190,4 +255,5 @@ def _plan(*args) -> list[Pass]:
         min_person_px=min_person_px,
         tiles=tiles,
         tile_overlap=overlap,
+        budget=budget,
     )

@@ -19,6 +19,7 @@ from hpe3d_ros.detection.base import Person2D
 from hpe3d_ros.detection.image import crop_affine, invert_points, to_rgb8, warp
 from hpe3d_ros.detection.movenet_multipose import MoveNetMultiPose
 from hpe3d_ros.detection.nms import suppress_duplicates
+from hpe3d_ros.detection.scales import run_cost
 from hpe3d_ros.detection.session import WEIGHTS_DIR, open_session
 from hpe3d_ros.detection.truncation import mark_unseen
 
@@ -66,6 +67,16 @@ class MoveNetTopDown:
         """People in an RGB image (see :class:`~hpe3d_ros.detection.base.Detector`)."""
         image = to_rgb8(image_rgb)
         proposals = self.proposer.detect_candidates(image, self.proposal_threshold)
+        # each crop is paid from what the proposer's passes left of the budget, best first
+        work = self.proposer.last_work
+        crop_cost = run_cost(self.crop_px, self.crop_px, self.crop_px)
+        affordable = max(0, int((work.left + 1e-9) // crop_cost))
+        proposals = sorted(proposals, key=lambda p: p.score, reverse=True)
+        work.skipped_crops = max(0, len(proposals) - affordable)
+        proposals = proposals[:affordable]
+        work.used += crop_cost * len(proposals)
+        if work.skipped_crops:
+            self.proposer.report_work(image.shape[1], image.shape[0])
         refined = [self.refine(image, p.box) for p in proposals]
         kept = [p for p in refined if p.score >= self.person_threshold]
         return suppress_duplicates(kept)
