@@ -143,3 +143,11 @@ def test_track_history_keeps_recent_frames_per_camera_and_track():
     assert hist.track("front", 7) is None and hist.frames("front", 8) == 1
     hist.clear()
     assert len(hist) == 0
+
+
+def test_onnx_export_of_the_temporal_graph_matches_torch(tmp_path, lifter):
+    pytest.importorskip("onnxruntime")
+    from hpe3d_ros.lifting.temporal_export import export_temporal, verify_temporal_onnx
+
+    path = export_temporal(lifter.temporal, tmp_path / "temporal.onnx")
+    assert verify_temporal_onnx(lifter.temporal, path, n=4, k=6) < 1e-4

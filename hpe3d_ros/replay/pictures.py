@@ -3,7 +3,9 @@
 Per sequence and camera, ``overlays`` frames spread evenly over the stream are saved as
 ``overlay_<camera>_<index>.png``; of those, the frame with the most lifted people gives
 ``hypotheses_<camera>_<index>.png``: the overlay, the K hypotheses of its largest
-person in 3D, and a bird's-eye view of everyone's position with its depth uncertainty.
+person in 3D, and a bird's-eye view of everyone's position with its depth uncertainty;
+``track_<camera>.png``: the longest track's hypotheses over time
+(:mod:`hpe3d_ros.replay.track_picture`).
 Frames are encoded into ``overlay_<camera>.mp4`` (MPEG-4, OpenCV) as they pass, at the
 camera's rate measured from the stamps of its first frames (held back until then).
 """
@@ -17,6 +19,7 @@ import cv2
 import numpy as np
 
 from hpe3d_ros.overlay import draw_overlay
+from hpe3d_ros.replay.track_picture import TrackStrip
 from hpe3d_ros.results import FrameResult, Person3D
 from hpe3d_ros.skeleton import H36M_BONES
 
@@ -40,6 +43,7 @@ class Pictures:
         self.overlays = overlays
         self.video_max_frames = video_max_frames
         self._cams: dict[tuple[str, str], _Camera] = {}
+        self._strip = TrackStrip()  # every camera's tracks over time
 
     #: Frames held back to measure a camera's rate before its MP4 is opened.
     RATE_FRAMES = 5
@@ -64,6 +68,8 @@ class Pictures:
         cam = self._cams.get((sequence, camera))
         if cam is None or (self.overlays == 0 and self.video_max_frames == 0):
             return
+        if result is not None and self.overlays:
+            self._strip.add(f"{sequence}/{camera}", index, stamp_ns, result)
         wanted = index in cam.chosen
         if image_rgb is None and not (wanted and result is not None):
             return
@@ -105,7 +111,7 @@ class Pictures:
     def close(self) -> list[str]:
         """Finish videos and draw the hypotheses figures; returns every file written."""
         out = []
-        for (_, camera), cam in self._cams.items():
+        for (sequence, camera), cam in self._cams.items():
             if cam.held:
                 self._flush(camera, cam)
             if cam.video is not None:
@@ -114,6 +120,9 @@ class Pictures:
                 _, index, overlay, result = cam.best
                 path = cam.folder / f"hypotheses_{camera}_{index:05d}.png"
                 plot_hypotheses(result, overlay, path, index)
+                cam.written.append(str(path))
+            path = cam.folder / f"track_{camera}.png"
+            if self._strip.plot(f"{sequence}/{camera}", path, camera):
                 cam.written.append(str(path))
             out.extend(cam.written)
         return sorted(out)
