@@ -131,3 +131,42 @@ def test_tiny_supervised_and_selfsupervised_run(tmp_path, mocap):
     for mode in ("single", "temporal"):
         r = res[mode]["10Hz"]["all"]
         assert r["frames"] > 30 and np.isfinite([r["MPJPE"], r["flicker"], r["accel"]]).all()
+
+
+def test_real_footage_tracks_and_adaptation(tmp_path, mocap):
+    from test.conftest import REPO
+    from training.adapt_temporal import adapt
+    from training.video_tracks import load_tracks
+
+    tracks_file = REPO / "training" / "data" / "vtest_tracks.npz"
+    tracks = load_tracks(tracks_file, (600, 750))
+    assert len(tracks) >= 5
+    for tr in tracks:
+        assert (np.diff(tr.stamps_s) > 0).all() and tr.stamps_s.min() >= 60.0
+        assert np.diff(tr.stamps_s).min() == pytest.approx(0.1)  # the clip's 10 Hz
+        assert np.isfinite(tr.noise_std).all() and tr.kp_norm.shape[1:] == (17, 2)
+    from training.train_temporal import TemporalTrainConfig, train
+
+    cfg = TemporalTrainConfig.from_yaml(REPO / "training/config/temporal_tiny.yaml")
+    cfg.out_dir, cfg.epochs = str(tmp_path / "run"), 1
+    train(cfg, quiet=True)
+    figures = adapt(
+        tmp_path / "run" / "temporal.pt",
+        tracks_file,
+        tmp_path / "adapted.pt",
+        steps=2,
+        lr=1e-3,
+        selfsup={"n_samples": 2},
+        log=lambda *_: None,
+    )
+    before, after = figures["held_out_before"], figures["held_out_after"]
+    assert before["frames"] == after["frames"] > 300 and 0 < before["px"] < 100
+    adapted = torch.load(tmp_path / "adapted.pt", weights_only=True)
+    trained = torch.load(tmp_path / "run" / "temporal.pt", weights_only=True)
+    assert adapted["metrics"]["adaptation"]["steps"] == 2
+    changed = [
+        k
+        for k in trained["state_dict"]
+        if not torch.equal(trained["state_dict"][k], adapted["state_dict"][k])
+    ]
+    assert changed  # the weights moved
