@@ -17,6 +17,7 @@ import pytest
 
 from hpe3d_ros.detection import Detector, load_detector
 from hpe3d_ros.detection.movenet_multipose import MULTIPOSE_ONNX, MoveNetMultiPose
+from hpe3d_ros.detection.multipose_decode import HEADS, decode
 from hpe3d_ros.detection.multipose_graph import edited_model, scalar_normalisation, widen_slots
 from hpe3d_ros.detection.scales import (
     DEFAULT_BUDGET,
@@ -123,7 +124,7 @@ def session(model: bytes | str) -> ort.InferenceSession:
 
 def test_more_slots_keep_the_first_six_people_and_add_the_next_peaks() -> None:
     image = cv2.resize(read_rgb(DATA / "vtest_0700.png"), (768, 576))
-    edited, slots = edited_model(str(MULTIPOSE_ONNX), 12)
+    edited, slots = edited_model(str(MULTIPOSE_ONNX), 12, heads=False)
     assert slots == 12
     six, twelve = run(session(str(MULTIPOSE_ONNX)), image), run(session(edited), image)
     assert six.shape == (6, 56) and twelve.shape == (12, 56)
@@ -135,6 +136,23 @@ def test_more_slots_keep_the_first_six_people_and_add_the_next_peaks() -> None:
     assert (twelve[:6, 2:51:3] >= six[:, 2:51:3] - 1e-6).all()
     assert (twelve[6:, 55] <= six[5, 55] + 1e-6).all()  # sorted: the 7th peak onwards
     assert (twelve[:, 55] > 0.2).sum() == 8  # the 8 pedestrians counted by eye
+
+
+@pytest.mark.parametrize("slots", [6, 16])
+def test_decoding_outside_the_graph_is_bit_for_bit_the_graphs(slots: int) -> None:
+    """Heads + NumPy decoding == the whole graph with as many slots, on real frames of all
+    kinds (a crowd, near, waist-up) at the network sizes the planner uses: the same cells,
+    boxes and scores (to the last bit or two of float32: NumPy's exp is not ONNX Runtime's)."""
+    whole_bytes, _ = edited_model(str(MULTIPOSE_ONNX), slots, heads=False)
+    heads_bytes, _ = edited_model(str(MULTIPOSE_ONNX), slots)
+    whole, heads = session(whole_bytes), session(heads_bytes)
+    assert len(heads.get_outputs()) == len(HEADS)
+    for name in ("vtest_0700.png", "eval/basketball1_waist_up.jpg", "eval/astronaut.jpg"):
+        for size in [(512, 384), (192, 128), (768, 576), (256, 256)]:
+            image = cv2.resize(read_rgb(DATA / name), size)
+            feed = {"input": image[None].astype(np.int32)}
+            expected = whole.run(None, feed)[0][0]
+            np.testing.assert_allclose(decode(heads.run(None, feed), slots), expected, atol=1e-6)
 
 
 def test_scalar_normalisation_is_exact() -> None:
@@ -162,7 +180,7 @@ def test_another_graph_is_left_as_it_is(tmp_path: Path) -> None:
     onnx.save(other, str(tmp_path / "other.onnx"))
     det = MoveNetMultiPose(model_path=tmp_path / "other.onnx", tiles=(1, 1), coarse_size=0,
                            input_size=768)  # fmt: skip
-    assert det.slots == 6
+    assert det.slots == 6 and det.session.get_outputs()[0].name == "output_0"  # the graph
     assert len(det.detect(read_rgb(DATA / "vtest_0700.png"))) == 8  # crowd halves
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")

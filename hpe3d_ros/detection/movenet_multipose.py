@@ -1,7 +1,8 @@
 """Bottom-up backend: MoveNet MultiPose Lightning (ONNX) over every scale of the image.
 
-MultiPose as exported returns at most 6 people per network input (the shipped file is given
-:data:`SLOTS` when loaded, :mod:`~.multipose_graph`), misses pedestrians shorter than about
+MultiPose as exported returns at most 6 people per network input (the shipped file is cut at
+its heads and decoded here for :data:`SLOTS` people, :mod:`~.multipose_graph` and
+:mod:`~.multipose_decode`), misses pedestrians shorter than about
 50 input pixels and breaks people taller than about 250 input pixels into fragments. So one
 call runs several passes (:mod:`~.scales`): the whole image small, for people beside the
 vehicle, and overlapping tiles large, for distant pedestrians (each tile with its own
@@ -24,6 +25,7 @@ import numpy as np
 from hpe3d_ros.detection.base import Person2D
 from hpe3d_ros.detection.budget import FrameWork, Notes
 from hpe3d_ros.detection.image import invert_points, resize_region, to_rgb8
+from hpe3d_ros.detection.multipose_decode import HEADS, decode
 from hpe3d_ros.detection.multipose_graph import EXPORT_SLOTS, edited_model
 from hpe3d_ros.detection.nms import merge_passes
 from hpe3d_ros.detection.scales import (
@@ -45,11 +47,11 @@ from hpe3d_ros.detection.truncation import mark_unseen
 
 LOG = logging.getLogger(__name__)
 MULTIPOSE_ONNX = WEIGHTS_DIR / "movenet_multipose_lightning.onnx"
-#: People the shipped MultiPose returns per network input at most, once given more slots
-#: (:mod:`~.multipose_graph`; the export has 6). 8 holds the 5-8 pedestrians of the vtest
-#: clip at 640x480 in one run (6 ran 28 of 40 frames again in halves: 177 vs 109 CPU ms per
-#: frame); each slot costs about 3.7 ms of a 640x480 frame's ~100 on one core.
-SLOTS = 8
+#: People decoded per network input from the shipped MultiPose (the export decodes 6;
+#: :mod:`~.multipose_decode` decodes any number, over each person's box, for about 0.1 ms a
+#: person). With 6, 28 of 40 frames of the 5-8 pedestrian vtest clip at 640x480 were run
+#: again in halves (154 CPU ms per frame on one core, against 80 now).
+SLOTS = 16
 #: How many times a crowded region is halved (2 = up to 4 quarters).
 MAX_SPLITS = 2
 
@@ -82,8 +84,8 @@ class MoveNetMultiPose:
         threads: ONNX Runtime intra-op threads.
         budget: most network work per frame, in runs of 512 x 512 input pixels (all passes,
             crowd halves, and top-down crops); larger images give up their smallest people.
-        slots: person slots per network input given to the shipped MultiPose graph (another
-            file keeps its own).
+        slots: people decoded per network input from the shipped MultiPose (another file
+            keeps its own 6).
     """
 
     def __init__(
@@ -207,7 +209,10 @@ class MoveNetMultiPose:
         resized, affine = resize_region(image, x0, y0, x1, y1, (out_w, out_h))
         net_in = np.zeros((1, pad_h, pad_w, 3), dtype=np.int32)
         net_in[0, :out_h, :out_w] = resized
-        out = self.session.run(None, {self._input_name: net_in})[0][0]
+        outs = self.session.run(None, {self._input_name: net_in})
+        # the shipped file runs cut at its heads, decoded here; another (or a backend's)
+        # session returns the graph's own (1, slots, 56)
+        out = decode(outs, self.slots) if len(outs) == len(HEADS) else outs[0][0]
         people = []
         for row in out[out[:, 55] >= threshold]:
             yxs = row[:51].reshape(17, 3)

@@ -1,27 +1,27 @@
-"""Two exact edits of the shipped MultiPose graph, made in memory when the detector loads it.
+"""Exact edits of the shipped MultiPose graph, made in memory when the detector loads it.
 
-* **More person slots.** The exported graph keeps the 6 highest peaks of its person-centre
-  heatmap (a ``TopK`` with k = 6) and decodes each into a person; a 7th pedestrian in a network
-  input is lost, and the detector used to run a crowded region again as two halves (twice the
-  work on the 7-pedestrian vtest clip at 640x480). The peaks are sorted, so with k = ``slots``
-  the first 6 rows are the same people as before and the next ones are the 7th, 8th... peak.
-  k and every shape that carries it (8 ``Reshape`` shapes, 2 zero tensors, the flattened
-  person x joint index) are set to ``slots``.
+* **Decoded outside the graph.** The export decodes its people from six head tensors in
+  ONNX: for each of its 6 people and 17 joints it weights the whole joint heatmap and takes
+  an arg-max, a fifth of a 512x384 run's time for 6 people and ~3.7 ms more per extra slot
+  (one core). :func:`heads_model` cuts the graph at the heads and
+  :func:`~.multipose_decode.decode` does the same over each person's box, the graph's output
+  to float32 rounding (``test_detection_budget.py``), for any number of people: a crowd of 7-16
+  in one network input is found in one run, not in the run and two halves of it.
+* **More person slots** in the whole graph (:func:`widen_slots`: the ``TopK`` k and every
+  shape that carries it), for a runtime that runs the whole graph. The centre peaks are
+  sorted, so the first 6 rows are the same people as before.
 * **Cheaper input normalisation.** The graph subtracts a (1, 1, 1, 3) tensor of zeros and
   multiplies by a (1, 1, 1, 3) tensor of three equal scales; ONNX Runtime's broadcast over the
   channel axis cost 7 of 100 ms per 512x384 run. The subtraction goes and the scale becomes a
   scalar: the same numbers, bit for bit.
 
-Both edits check every constant they touch against the shipped export and do nothing to a
-graph that differs (a user's own MultiPose file keeps its 6 slots; the detector then falls back
-to running crowded regions in halves). The cost of a slot is its decoding, over the whole
-keypoint heatmap (the exponential weighting and arg-max per joint): about 3.7 ms per slot of a
-640x480 frame's ~100 ms on one core, measured; running a crowded region again in halves costs
-about 70.
+Every edit checks the constants it touches against the shipped export and does nothing to a
+graph that differs (a user's own MultiPose file keeps its 6 slots; the detector then falls
+back to running crowded regions in halves).
 
-The first 6 people are the same (boxes, joints, person scores). A joint's score is, as
-exported, the highest heat any decoded person puts at that joint, so a 7th or 8th peak near
-someone can raise a few of their joint scores slightly (by at most 0.03 on vtest frame 700).
+With more people decoded, a joint's score is still, as exported, the highest heat any decoded
+person puts at that joint, so a 7th or later peak near someone can raise a few of their joint
+scores slightly (by at most 0.03 on vtest frame 700); boxes, joints and ranks do not change.
 """
 
 from __future__ import annotations
@@ -130,16 +130,47 @@ def scalar_normalisation(model: onnx.ModelProto) -> bool:
     return True
 
 
-def edited_model(path: str, slots: int) -> tuple[bytes | None, int]:
-    """(serialised model, person slots) of the MultiPose file at ``path`` with both edits.
+def edited_model(path: str, slots: int, heads: bool = True) -> tuple[bytes | None, int]:
+    """(serialised model, person slots) of the MultiPose file at ``path``, edited.
 
-    (None, 6) when the file is not the export these edits expect (it is then used as is).
+    ``heads``: cut at its heads for :func:`~.multipose_decode.decode` (any number of slots at
+    almost no cost); else the whole graph with ``slots`` slots. Both with the scalar input
+    scale. (None, 6) when the file is not the export these edits expect (it is then run as is).
     """
     import onnx
 
     model = onnx.load(path)
-    if not widen_slots(model, slots):
+    if not widen_slots(model, slots):  # also the check that this is the shipped export
         LOG.info("%s is not the shipped MultiPose export: 6 person slots per input", path)
         return None, EXPORT_SLOTS
     scalar_normalisation(model)
+    if heads and heads_model(model) is None:
+        return None, EXPORT_SLOTS
     return model.SerializeToString(), slots
+
+
+def heads_model(model: onnx.ModelProto) -> onnx.ModelProto | None:
+    """The export cut at its six head tensors (:data:`~.multipose_decode.HEADS`), in place,
+    or None when ``model`` does not have them (its people are then decoded by the graph)."""
+    from onnx import TensorProto, helper
+
+    from hpe3d_ros.detection.multipose_decode import HEADS
+
+    graph = model.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    if not set(HEADS) <= producer.keys() or len(graph.input) != 1:
+        return None
+    needed, stack = set(), list(HEADS)
+    while stack:  # the nodes the heads depend on
+        node = producer.get(stack.pop())
+        if node is not None and id(node) not in needed:
+            needed.add(id(node))
+            stack.extend(node.input)
+    keep = [n for n in graph.node if id(n) in needed]
+    used = {i for n in keep for i in n.input}
+    inits = [i for i in graph.initializer if i.name in used]
+    del graph.node[:], graph.output[:], graph.initializer[:]
+    graph.node.extend(keep)
+    graph.initializer.extend(inits)
+    graph.output.extend(helper.make_tensor_value_info(h, TensorProto.FLOAT, None) for h in HEADS)
+    return model
