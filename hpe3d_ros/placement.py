@@ -17,6 +17,15 @@ waist (beside the vehicle) the lifter invents the legs, and a standing guess pin
 ground would place a sitting or cycling person confidently wrong. :func:`ground_scale` turns
 the prior off for people with no ankle seen; their placement then rests on body size alone,
 and the spread of the per-hypothesis solutions (the root's uncertainty) widens with it.
+
+Only the seen joints place a person (missing joints have weight 0), so the spread of the
+per-hypothesis roots is the body-size and pose ambiguity of what the camera saw. Without a
+prior it does not widen for a missing lower body, and measurement says it should not
+(``benchmarks/bench_truncated_placement.py``, mocap of unseen subjects at 3 and 8 m with
+detector-like noise): people missing their legs, or legs and hips, are placed as accurately
+as whole people (depth RMS 0.28-0.29 vs 0.30 m at 3 m, 0.74-0.81 vs 0.94 m at 8 m) and their
+90 % depth intervals hold 93-95 % of the truth (whole people: 92 %); cutting real pedestrians
+at the hips moves their depth by a median 0.45 of the two spreads combined.
 """
 
 from __future__ import annotations

@@ -71,6 +71,47 @@ def test_waist_up_person_is_lifted_with_legs_missing_and_a_wider_root_spread(
     assert gap < 2 * np.hypot(waist_up.root_std_m[2], whole.root_std_m[2])
 
 
+def test_cut_person_root_spread_stays_honest_without_a_ground_prior(
+    without_ground: Pipeline,
+) -> None:
+    """basketball1's man cut by the lower border from his knees up to his chest, no prior.
+
+    Measured (benchmarks/bench_truncated_placement.py): for this lifter, missing legs cost no
+    depth accuracy, so an honest spread stays about the size of the whole man's; each cut's
+    depth agrees with the whole man's within their spreads, the spread neither collapses nor
+    explodes, and it grows once the hips are gone too.
+    """
+    whole = standing_man(without_ground, 480)
+    spreads = {}
+    for rows in (400, 330, 300, 260, 240):
+        cut = standing_man(without_ground, rows)
+        gap = abs(cut.root_m[2] - whole.root_m[2])
+        assert gap < 2 * np.hypot(cut.root_std_m[2], whole.root_std_m[2]), rows
+        spreads[rows] = cut.root_std_m[2] / whole.root_std_m[2]
+        assert 0.7 < spreads[rows] < 1.6, (rows, spreads[rows])
+    assert spreads[240] > spreads[300]  # chest-up: the hips no longer pin the root
+
+
+def test_root_spread_covers_the_truth_for_people_missing_their_lower_body(
+    shared_mocap: Path, without_ground: Pipeline
+) -> None:
+    """Mocap of unseen subjects at 3 m, detector-like noise, no prior: whole, waist-up and
+    chest-up people's depth errors are inside their 90 % interval about 90 % of the time."""
+    from benchmarks.bench_truncated_placement import PATTERNS, mocap_people
+
+    truth, px, cam = mocap_people(shared_mocap, 150, 3.0)
+    rms = {}
+    for name in ("whole", "waist-up (no knees, ankles)", "chest-up (no hips, pelvis, legs)"):
+        conf = np.where(cam.in_image(px), 0.9, 0.0)
+        conf[:, PATTERNS[name]] = 0.0
+        out = without_ground.lift_keypoints(px, conf, cam, seed=1)
+        err = out.root_m[out.lifted, 2] - truth[out.lifted, 0, 2]
+        inside = np.mean(np.abs(err) <= 1.645 * out.root_std_m[out.lifted, 2])
+        assert 0.8 <= inside <= 0.99, (name, inside)
+        rms[name] = np.sqrt(np.mean(err**2))
+    assert rms["waist-up (no knees, ankles)"] < 1.25 * rms["whole"]
+
+
 def test_two_people_filling_a_1280x720_frame_are_lifted(with_ground: Pipeline) -> None:
     image = read_rgb("basketball1_waist_up.jpg")
     camera = CameraModel.from_fov(1280, 720, 60.0)
