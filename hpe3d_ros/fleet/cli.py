@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
 from tqdm import tqdm
 
 from hpe3d_ros.config import ConfigError
@@ -28,6 +27,7 @@ from hpe3d_ros.fleet.compare import CompareError, compare, format_compare
 from hpe3d_ros.fleet.inputs import InputError, collect
 from hpe3d_ros.fleet.store import StoreError
 from hpe3d_ros.fleet.tables import format_table
+from hpe3d_ros.replay.cli import HelpFormatter, add_config_options, overrides_from_args
 
 PROG = "hpe3d-fleet"
 
@@ -55,16 +55,6 @@ class _Signals:
         return self.signum != 0
 
 
-def _parse_set(items: list[str]) -> dict[str, Any]:
-    out = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects name=value, got {item!r}")
-        out[name.strip()] = yaml.safe_load(value)
-    return out
-
-
 def _at_least(low: float, kind: type = int, above: bool = False) -> Any:
     """argparse type: a number >= ``low`` (> ``low`` with ``above``)."""
 
@@ -77,8 +67,9 @@ def _at_least(low: float, kind: type = int, above: bool = False) -> Any:
     return parse
 
 
-def _run_parser(sub: Any, shipped: Path) -> None:
-    ap = sub.add_parser("run", help="replay bags on Ray into OUT (resumes an earlier run)")
+def _run_parser(sub: Any) -> None:
+    ap = sub.add_parser("run", help="replay bags on Ray into OUT (resumes an earlier run)",
+                        formatter_class=HelpFormatter)  # fmt: skip
     ap.add_argument(
         "inputs",
         nargs="+",
@@ -86,21 +77,8 @@ def _run_parser(sub: Any, shipped: Path) -> None:
         "or manifests (.yaml/.csv: bag, vehicle, campaign, sequence, ...)",
     )
     ap.add_argument("--output", "-o", type=Path, required=True, help="output folder")
-    ap.add_argument(
-        "--params-file",
-        default=str(shipped),
-        help="node parameters YAML (default: the shipped config/pipeline.yaml)",
-    )
-    ap.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a parameter, e.g. --set lifter.num_hypotheses=20",
-    )
-    ap.add_argument("--seed", type=int, help="lifter seed (same as --set lifter.seed=N)")
-    ap.add_argument("--cameras", help="comma-separated configured cameras (default: discover)")
-    ap.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    add_config_options(ap)  # the same options as hpe3d-replay
+    ap.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="output bags")
     ap.add_argument(
         "--pictures",
         action="store_true",
@@ -150,15 +128,13 @@ def _compare_parser(sub: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hpe3d_ros.replay import SHIPPED_PARAMS
-
     ap = argparse.ArgumentParser(
         prog=PROG,
         description="Replay a campaign of rosbag2 bags on a Ray cluster (each bag as "
         "hpe3d-replay would, byte for byte), with fleet tables; or compare two runs.",
     )
     sub = ap.add_subparsers(dest="command", required=True)
-    _run_parser(sub, SHIPPED_PARAMS)
+    _run_parser(sub)
     _compare_parser(sub)
     args = ap.parse_args(argv)
     logging.getLogger("hpe3d_ros.fleet").setLevel(logging.INFO)
@@ -194,9 +170,7 @@ def _run(args: argparse.Namespace) -> int:
 
     err = f"{PROG}: error:"
     try:
-        overrides = _parse_set(args.set)
-        if args.seed is not None:
-            overrides["lifter.seed"] = args.seed
+        overrides = overrides_from_args(args)
         entries = collect(args.inputs)
     except (ConfigError, InputError) as exc:
         print(f"{err} {exc}", file=sys.stderr)
@@ -205,7 +179,7 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger("hpe3d_ros.fleet").setLevel(logging.WARNING)
     signals = _Signals()
     opts = FleetOptions(
-        params_file=args.params_file,
+        params_file=str(args.params_file),
         overrides=overrides,
         storage=args.storage,
         cameras=args.cameras.split(",") if args.cameras else None,

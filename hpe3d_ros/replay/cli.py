@@ -29,6 +29,7 @@ from hpe3d_ros.replay.output import OutputError, check_output
 from hpe3d_ros.replay.report import format_summary
 from hpe3d_ros.replay.run import replay
 from hpe3d_ros.replay.signals import GracefulStop, Interrupted
+from hpe3d_ros.replay.vehicle import format_vehicle
 
 
 def shipped_params() -> Path:
@@ -57,19 +58,13 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="hpe3d-replay",
-        description="Replay rosbag2 bags (sqlite3/MCAP) through the hpe3d pipeline: output "
-        "bag, per-frame tables, JSON summary (with GT errors when GT is present), pictures.",
-    )
-    ap.add_argument("bags", nargs="+", type=Path, help="input bag folders (or .mcap/.db3 files)")
-    ap.add_argument("--output", "-o", type=Path, required=True, help="output folder")
+def add_config_options(ap: argparse.ArgumentParser) -> None:
+    """The options that choose the node's parameters (shared with ``hpe3d-fleet``)."""
     ap.add_argument(
         "--params-file",
         type=Path,
         default=SHIPPED_PARAMS,
-        help="node parameters YAML (default: the shipped config/pipeline.yaml)",
+        help="node parameters YAML",
     )
     ap.add_argument(
         "--set",
@@ -80,6 +75,49 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--seed", type=int, help="lifter seed (same as --set lifter.seed=N)")
     ap.add_argument("--cameras", help="comma-separated configured cameras (default: discover)")
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """``--set`` and ``--seed`` as ``name -> value`` overrides of the parameters file.
+
+    Raises:
+        ConfigError: a ``--set`` item that is not ``name=value``.
+    """
+    overrides = _parse_set(args.set)
+    if args.seed is not None:
+        overrides["lifter.seed"] = args.seed
+    return overrides
+
+
+def config_from_args(args: argparse.Namespace) -> NodeConfig:
+    """The configuration :func:`add_config_options`'s options describe.
+
+    Raises:
+        ConfigError: one line naming the bad parameter, file or ``--set`` item.
+    """
+    return load_config(args.params_file, **overrides_from_args(args))
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows an option's default where it has a meaningful one and its help does not say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="hpe3d-replay",
+        description="Replay rosbag2 bags (sqlite3/MCAP) through the hpe3d pipeline: output "
+        "bag, per-frame tables, JSON summary (with GT errors when GT is present), pictures.",
+        formatter_class=HelpFormatter,
+    )
+    ap.add_argument("bags", nargs="+", type=Path, help="input bag folders (or .mcap/.db3 files)")
+    ap.add_argument("--output", "-o", type=Path, required=True, help="output folder")
+    add_config_options(ap)
     ap.add_argument(
         "--gt-npz",
         type=Path,
@@ -90,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         "--storage",
         choices=("mcap", "sqlite3"),
         default="mcap",
-        help="storage of the output bag (default: mcap)",
+        help="storage of the output bag",
     )
     ap.add_argument("--overlays", type=int, default=4, help="overlay PNGs per camera")
     ap.add_argument(
@@ -105,10 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     err = "hpe3d-replay: error:"
     try:
-        overrides = _parse_set(args.set)
-        if args.seed is not None:
-            overrides["lifter.seed"] = args.seed
-        cfg = load_config(args.params_file, **overrides)
+        cfg = config_from_args(args)
     except ConfigError as exc:
         print(f"{err} {exc}", file=sys.stderr)
         return 1
@@ -171,6 +206,8 @@ def _run(
         print(f"{err} {exc}", file=sys.stderr)
         return 1
     print(format_summary(summary))
+    if summary.get("vehicle"):
+        print(format_vehicle(summary))
     print(f"results: {out}/frames.csv, people.csv, summary.json, timings.json, bags/, pictures/")
     return _exit_code(summary, out, err)
 

@@ -38,6 +38,7 @@ from hpe3d_ros.ros.params import declare_and_read
 from hpe3d_ros.ros.slot import LatestSlot
 from hpe3d_ros.ros.throttle import Throttle
 from hpe3d_ros.ros.topics import DIAGNOSTICS
+from hpe3d_ros.ros.vehicle import NodeVehicle
 from hpe3d_ros.runner import COMPRESSED, RAW, CameraRunner, Frame, Outcome, frame_from_msg
 from hpe3d_ros.stamps import stamp_is_valid
 from hpe3d_ros.untrusted import one_line, show
@@ -119,6 +120,10 @@ class PipelineNode(Node):
                 f"{cfg.qos.image_reliability}) + {cam.camera_info_topic}"
                 + (" (rectified: CameraInfo P)" if cam.rectified else "")
             )  # fmt: skip
+        self.vehicle = NodeVehicle(self, cfg, self.pipeline)  # ~/people: poses, fuser
+        if cfg.vehicle.people:
+            self.get_logger().info(f"~/people in {cfg.vehicle.target_frame}; camera poses: "
+                                   f"{self.vehicle.summary}")  # fmt: skip
         self.diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
         self.create_timer(cfg.diagnostics.period_s, self._publish_diagnostics)
         self._wake = threading.Event()
@@ -180,6 +185,7 @@ class PipelineNode(Node):
         if info_frame and frame.frame_id != info_frame:
             self._warn(ch, "frame_id", f"image frame {show(frame.frame_id)} != "
                                        f"CameraInfo frame {show(info_frame)}")  # fmt: skip
+        pose = self.vehicle.pose(ch.cfg.name, ch.cfg.frame_id or frame.frame_id, frame.stamp_ns)
         out = ch.runner.process(frame, t_rx, time.monotonic())
         if not out.ok:
             return self._report(ch, out)
@@ -189,6 +195,14 @@ class PipelineNode(Node):
                 return
             for kind, msg in msgs:
                 ch.pubs[kind].publish(msg)
+        people = self.vehicle.messages(ch.cfg.name, out, pose)  # after the camera's outputs
+        if self.config.vehicle.people and pose.transform is None:
+            self._warn(ch, "pose", f"not in ~/people: {pose.reason}")
+        with self._publish_lock:
+            if self._closed:
+                return
+            for kind, msg in people:
+                self.vehicle.pubs[kind].publish(msg)
 
     def _stalled_s(self, ch: CameraChannel) -> float:
         """How long this camera's oldest frame has waited while the worker finished nothing
@@ -221,7 +235,12 @@ class PipelineNode(Node):
         health = [
             CameraHealth(
                 ch.cfg.name,
-                {**ch.runner.snapshot(now), "waiting_s": self._stalled_s(ch), "worker": worker},
+                {
+                    **ch.runner.snapshot(now),
+                    "waiting_s": self._stalled_s(ch),
+                    "worker": worker,
+                    **self.vehicle.view.snapshot(ch.cfg.name),
+                },
                 len(ch.runner.calibration) > 0,
             )
             for ch in self.channels
@@ -246,6 +265,21 @@ class PipelineNode(Node):
 
 
 # -------------------------------------------------------------------- entry point
+USAGE = """usage: hpe3d-pipeline [--params-file FILE] [--ros-args ROS_ARGS ...]
+
+The hpe3d_ros pipeline node (also `ros2 run hpe3d_ros pipeline_node`).
+
+options:
+  -h, --help          show this help and exit
+  --params-file FILE  node parameters YAML, keyed `/**:` or by the node's name (default: none:
+                      the built-in defaults, which config/pipeline.yaml lists with their meaning)
+  --ros-args ...      ROS arguments: -r remappings (e.g. -r __ns:=/perception), -p name:=value,
+                      --params-file, --log-level
+
+exit status: 0 after SIGINT/SIGTERM, 1 when a model cannot load (or the worker does not stop
+within 5 s), 2 for an invalid configuration or argument."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """``hpe3d-pipeline [--params-file F] [--ros-args ...]`` (also ``ros2 run``'s entry).
 
@@ -254,9 +288,14 @@ def main(argv: list[str] | None = None) -> int:
     stop within 5 s (e.g. a hung backend: one line, no abort).
     """
     args = process.ros_args(list(sys.argv if argv is None else argv))
-    if "-h" in args[1:] or "--help" in args[1:]:
-        print(main.__doc__ + "\nParameters: see config/pipeline.yaml.")
+    ours = args[1 : args.index("--ros-args")] if "--ros-args" in args else args[1:]
+    if "-h" in ours or "--help" in ours:
+        print(USAGE)
         return 0
+    if ours:  # anything but --params-file and ROS arguments is a mistake, not something to skip
+        print(f"hpe3d-pipeline: error: unrecognised argument {show(ours[0])} (see --help)",
+              file=sys.stderr)  # fmt: skip
+        return 2
     process.default_transport_profile()
     files = process.params_files(args)
     log = rclpy.logging.get_logger(NODE_NAME)
