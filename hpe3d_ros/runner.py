@@ -241,11 +241,11 @@ class CameraRunner:
         self.frame_id = frame_id
         self.calibration = Calibration(info_tolerance_s, rectified)
         self.stats = StreamStats(window_s=stats_window_s)
-        self.gaps = StampGaps()
+        self.gaps = StampGaps(stats_window_s)
 
     def snapshot(self, now: float) -> dict:
         """Everything ``/diagnostics`` shows for this camera (plain values)."""
-        return {**self.stats.snapshot(now), **self.gaps.snapshot()}
+        return {**self.stats.snapshot(now), **self.gaps.snapshot(now)}
 
     def camera_info(self, msg: Any) -> str:
         """Take one CameraInfo; returns why it is unusable ("" when it is fine)."""
@@ -262,7 +262,7 @@ class CameraRunner:
         ``now``: the driver's clock in seconds (monotonic time live, log time in a replay).
         """
         self.stats.on_receive(now)
-        self.gaps.add(frame.stamp_ns)
+        self.gaps.add(frame.stamp_ns, now)
         try:
             if frame.kind == RAW:
                 check_raw_header(frame.width, frame.height, frame.encoding, frame.step,

@@ -95,17 +95,21 @@ class StampGaps:
     The period is the median of the last :attr:`HISTORY` regular stamp steps (after
     :attr:`WARMUP` of them); a step over 1.5 periods counts ``round(step / period) - 1`` lost
     frames. A stamp that goes backwards (a restarted driver, a looped bag) starts over.
+    ``lost_rate_hz`` is the loss over the last ``window_s`` of the driver's clock.
     """
 
     HISTORY, WARMUP = 64, 8
 
-    def __init__(self) -> None:
+    def __init__(self, window_s: float = 5.0) -> None:
+        self.window_s = window_s
         self._steps: deque[int] = deque(maxlen=self.HISTORY)
+        self._recent: deque[tuple[float, int]] = deque(maxlen=2000)  # (now, frames lost)
         self._last: int | None = None
         self.lost = 0
         self.gaps = 0
 
-    def add(self, stamp_ns: int) -> None:
+    def add(self, stamp_ns: int, now: float = 0.0) -> None:
+        """One received frame's stamp; ``now``: the driver's clock, seconds."""
         last, self._last = self._last, stamp_ns
         if last is None or stamp_ns == last:
             return
@@ -116,12 +120,15 @@ class StampGaps:
         if len(self._steps) >= self.WARMUP:
             period = float(np.median(self._steps))
             if step > 1.5 * period:
-                self.lost += max(1, round(step / period) - 1)
+                n = max(1, round(step / period) - 1)
+                self.lost += n
                 self.gaps += 1
+                self._recent.append((now, n))
                 return
         self._steps.append(step)
 
-    def snapshot(self) -> dict[str, float | int]:
+    def snapshot(self, now: float = 0.0) -> dict[str, float | int]:
         period = float(np.median(self._steps)) if len(self._steps) >= self.WARMUP else 0.0
+        recent = sum(n for t, n in self._recent if now - t <= self.window_s)
         return {"lost_before_node": self.lost, "stamp_gaps": self.gaps,
-                "period_ms": period / 1e6}  # fmt: skip
+                "lost_rate_hz": recent / self.window_s, "period_ms": period / 1e6}  # fmt: skip

@@ -7,6 +7,8 @@ import math
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+#: More than this share of a camera's frames lost before the node (stamp gaps) is a WARN.
+LOSS_WARN_FRACTION = 0.05
 
 
 def _fmt(value) -> str:
@@ -46,6 +48,11 @@ def stream_level(
         return WARN, f"no image for {silent:.1f} s"
     if not has_camera_info:
         return WARN, "images arrive but no valid CameraInfo yet"
+    lost, rate = snap.get("lost_rate_hz", 0.0), snap.get("input_rate_hz", 0.0)
+    if lost > LOSS_WARN_FRACTION * (lost + rate):
+        return WARN, (f"{lost:.1f} frames/s lost before the node (holes in the image "
+                      "stamps): check the publisher's transport (large best-effort images need "
+                      "the shared-memory profile) and QoS")  # fmt: skip
     if snap["processed_rate_hz"] == 0 and snap["failed"]:
         return WARN, f"frames failing: {snap['last_error']}"
     return OK, f"{snap['processed_rate_hz']:.1f} Hz processed"
