@@ -11,7 +11,7 @@ from hpe3d_ros.lifting import load_lifter
 from hpe3d_ros.lifting.runtime import Lifter
 from hpe3d_ros.lifting.temporal import CausalTCN
 from hpe3d_ros.lifting.temporal_runtime import TemporalLifter, TrackInput, temporal_part
-from hpe3d_ros.lifting.track_window import grid_frames, window_times
+from hpe3d_ros.lifting.track_window import grid_weights, window_times
 from test.helpers.temporal_lifter import tiny_temporal_checkpoint, walking_track
 
 
@@ -78,20 +78,25 @@ def test_hypotheses_are_coherent_over_time(lifter):
 
 @pytest.mark.parametrize("rate", [10.0, 15.0, 30.0])
 def test_frames_are_resampled_to_the_model_rate(rate):
-    # a linear motion read on a 30 Hz grid from any camera rate is the 30 Hz motion
+    # a linear signal read on a 30 Hz grid from any camera rate is the 30 Hz signal
     t = np.arange(int(rate)) / rate + 0.013 * (np.arange(int(rate)) % 2)  # jittered stamps
-    kp = np.zeros((len(t), 17, 2)) + np.stack([t, 2 * t], -1)[:, None, :]
-    noise = np.full((len(t), 17), 0.001)
+    value = 3.0 * t + 1.0
     times = window_times(t[-1], 9, 30.0)
-    g_kp, _, g_ns, seen = grid_frames(t, kp, np.ones((len(t), 17)), noise, times, 0.5, 0.2)
-    assert seen.all()
-    np.testing.assert_allclose(g_kp[:, 0], np.stack([times, 2 * times], -1), atol=1e-12)
-    np.testing.assert_allclose(g_ns, 0.001)
-    # before the first frame, and inside a gap longer than max_gap_s: unseen
-    _, _, _, seen = grid_frames(
-        t[[0, -1]], kp[[0, -1]], np.ones((2, 17)), None, np.array([-0.1, 0.5, t[-1]]), 0.5, 0.2
-    )
-    assert seen.tolist() == [False, False, True]
+    i0, i1, w, seen = grid_weights(t, times, 0.5)
+    assert seen.all() and i1[-1] == i0[-1] == len(t) - 1 and w[-1] == 0.0
+    np.testing.assert_allclose((1 - w) * value[i0] + w * value[i1], 3.0 * times + 1.0)
+    # before the first frame, inside a gap longer than max_gap_s, after the last: unseen
+    _, _, _, seen = grid_weights(t[[0, -1]], np.array([-0.1, 0.5, t[-1], t[-1] + 0.1]), 0.5)
+    assert seen.tolist() == [False, False, True, False]
+
+
+def test_before_temporal_training_it_is_the_single_frame_lifter(tmp_path):
+    lifter = load_lifter(tiny_temporal_checkpoint(tmp_path / "t.pt", history=False))
+    kp, conf, t = walking_track(12)
+    seq = lifter.sample_sequence(kp, conf, k=5, seed=3, stamps_s=t, noise_std=0.004)
+    noise = np.broadcast_to(lifter.temporal.track_noise(5, 3), (12, 5, lifter.latent_dim))
+    single = lifter.sample_with_noise(kp, conf, noise, noise_std=0.004)
+    np.testing.assert_allclose(seq, single, atol=1e-5)
 
 
 def test_missing_frames_and_joints_do_not_break_it(lifter):
@@ -149,5 +154,18 @@ def test_onnx_export_of_the_temporal_graph_matches_torch(tmp_path, lifter):
     pytest.importorskip("onnxruntime")
     from hpe3d_ros.lifting.temporal_export import export_temporal, verify_temporal_onnx
 
-    path = export_temporal(lifter.temporal, tmp_path / "temporal.onnx")
-    assert verify_temporal_onnx(lifter.temporal, path, n=4, k=6) < 1e-4
+    path, frames = export_temporal(lifter.temporal, tmp_path / "temporal.onnx")
+    assert frames.is_file() and verify_temporal_onnx(lifter.temporal, path, n=4, k=6) < 1e-4
+
+
+def test_the_zero_initialised_residual_gets_a_gradient():
+    from hpe3d_ros.lifting.model import ModelConfig
+    from hpe3d_ros.lifting.temporal import TemporalBodyVAE, TemporalConfig
+    from test.helpers.temporal_lifter import SMALL
+
+    torch.manual_seed(0)
+    model = TemporalBodyVAE(ModelConfig(**SMALL), TemporalConfig(widths=(3, 3), channels=8))
+    assert model.temporal.out.weight.abs().max() == 0  # starts as the single-frame lifter
+    packed = torch.rand(5, model.packed_size)
+    model.encode(packed)[0].sum().backward()
+    assert model.temporal.out.weight.grad.abs().max() > 0

@@ -45,19 +45,21 @@ def _chunks(mocap, aug, window=9, n=6, seed=0, **seq):
 
 
 def test_chunks_read_tracks_as_the_runtime_does(mocap):
+    from training.temporal_calibrate import validation_rows
+
     torch.manual_seed(0)
-    model = TemporalBodyVAE(
-        ModelConfig(
-            arch="bodyvae", noise_input=True, width=16, cond_dim=8, latent_dim=2, dec_width=8
-        ),
-        TemporalConfig(widths=(3, 3), channels=8),
-    ).eval()
+    small = ModelConfig(
+        arch="bodyvae", noise_input=True, width=16, cond_dim=8, latent_dim=2, dec_width=8
+    )
+    model = TemporalBodyVAE(small, TemporalConfig(widths=(3, 3), channels=8)).eval()
     sampler = TemporalSampler(make_temporal_entry(model, 0.2))
     batch, _ = _chunks(
         mocap, AugmentConfig(body_model="scaled"), strides=(3,), stride_probs=(1.0,), gap_prob=0.5
     )
     w = 9
-    assert batch.x.shape == (6, 12 + w - 1, 91) and batch.mask.any()
+    assert batch.i0.shape == (6, 12 + w - 1) and batch.mask.any()
+    rows, _ = validation_rows(sampler.model, batch)
+    n = 0
     for b, (stamps, kp, conf, noise) in enumerate(batch.tracks):
         for p in np.flatnonzero(batch.mask[b]):
             t_end = (w - 1 + p) / 30.0
@@ -65,23 +67,22 @@ def test_chunks_read_tracks_as_the_runtime_does(mocap):
             assert upto.size == 1  # a counted frame is a frame the camera delivered
             i = upto[0] + 1
             tr = TrackInput(stamps[:i], kp[:i], conf[:i], None if noise is None else noise[:i])
-            feats, rot = sampler.windows([tr])
-            np.testing.assert_allclose(feats[0], batch.x[b, p : p + w], atol=1e-6)
-            np.testing.assert_allclose(rot[0], batch.rot[b, p], atol=1e-6)
+            packed, rot = sampler.packed([tr])
+            np.testing.assert_allclose(packed[0], rows[n], atol=1e-5)
+            np.testing.assert_allclose(rot[0], batch.rot[batch.cur[b, p]], atol=1e-6)
+            n += 1
+    assert n == len(rows) > 10
     # stride 3: counted frames are 3 apart; targets are the camera-frame poses
     counted = np.flatnonzero(batch.mask[0])
     assert set(np.diff(counted) % 3) <= {0}
-    back = to_camera(
-        batch.target.reshape(-1, 16, 3).astype(np.float64),
-        np.repeat(batch.rot.reshape(-1, 3, 3), 1, 0).astype(np.float64),
-    )
+    rot = batch.rot[batch.cur].reshape(-1, 3, 3).astype(np.float64)
+    back = to_camera(batch.target.reshape(-1, 16, 3).astype(np.float64), rot)
     np.testing.assert_allclose(back, batch.pose_cam.reshape(-1, 17, 3)[:, 1:], atol=1e-5)
 
 
 def test_selfsup_geometry_on_exact_2d(mocap):
     batch, _ = _chunks(mocap, EXACT, n=4)
-    w = 9
-    cur = torch.from_numpy(batch.x[:, w - 1 :]).double()
+    cur = torch.from_numpy(batch.frames[batch.cur]).double()
     kp, vis, spread = frame_2d(cur)
     truth = with_root(torch.from_numpy(batch.target).double())
     m = torch.from_numpy(batch.mask)
@@ -95,10 +96,11 @@ def test_selfsup_geometry_on_exact_2d(mocap):
     # the true depth comes back; the 2D of a view on the axis gives the frame's own features
     depth = fit_depth(truth, kp, vis, spread)
     q = truth[..., :2] / (depth[..., None] + truth[..., 2])[..., None]
-    again = view_features(q, cur, cur[..., -1])
+    again = view_features(q, cur, m.double())
     sel = m & (vis[..., 0] > 0)  # pelvis seen: the frame's centre is the root
     np.testing.assert_allclose(again[sel][:, :34], cur[sel][:, :34], atol=0.02)
     np.testing.assert_allclose(again[sel][:, 71], cur[sel][:, 71], atol=0.02)
+    np.testing.assert_allclose(again[sel][:, 72:], cur[sel][:, 72:])  # noise level kept
 
 
 def test_tiny_supervised_and_selfsupervised_run(tmp_path, mocap):

@@ -22,61 +22,63 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hpe3d_ros.lifting.temporal import build_temporal
-from hpe3d_ros.lifting.track_window import frame_features, grid_frames
+from hpe3d_ros.lifting.temporal_runtime import TemporalSampler, TrackInput
 from training.selfsup import SelfSupConfig, frame_2d, reprojection, selfsup_losses, with_root
-from training.temporal_data import draw_chunks, make_chunks
+from training.temporal_data import assemble, draw_chunks, make_chunks
 from training.train_temporal import RunData, TemporalTrainConfig
 from training.video_tracks import load_tracks
 
 
-def track_chunks(tracks, span, window, rng, n, threshold, max_gap_s, rate_hz=30.0):
-    """``n`` chunks (``span`` grid frames ending at a frame of a random track), the encoder
-    inputs (n, span, F + 1) and the counted frames (n, span - window + 1): frames the
-    camera delivered with at least 6 joints."""
-    xs, masks = [], []
+def track_chunks(tracks, chunk, window, rng, n, threshold, max_gap_s, rate_hz=30.0):
+    """``n`` chunks of the footage's tracks (each ends at a frame of a random track, weighted
+    by length), read as the runtime reads them (:func:`training.temporal_data.assemble`)."""
+    span = chunk + window - 1
     weights = np.array([len(t.stamps_s) for t in tracks], dtype=np.float64)
+    obs = []
     for ti in rng.choice(len(tracks), size=n, p=weights / weights.sum()):
         tr = tracks[ti]
-        end = tr.stamps_s[rng.integers(0, len(tr.stamps_s))]
-        times = end - (span - 1 - np.arange(span)) / rate_hz
-        kp, cf, ns, seen = grid_frames(
-            tr.stamps_s, tr.kp_norm, tr.conf, tr.noise_std, times, max_gap_s, threshold
-        )
-        feats, _ = frame_features(kp, cf, ns, seen, threshold)
-        on_frame = np.abs(tr.stamps_s[None, :] - times[:, None]).min(1) < 1e-3
-        n_vis = np.isfinite(kp).all(-1).sum(-1)
-        xs.append(feats)
-        masks.append((on_frame & seen & (n_vis >= 6))[window - 1 :])
-    return np.stack(xs), np.stack(masks)
+        last = rng.integers(0, len(tr.stamps_s))
+        keep = slice(0, last + 1)
+        times = tr.stamps_s[last] - (span - 1 - np.arange(span)) / rate_hz
+        obs.append((tr.stamps_s[keep], tr.kp_norm[keep], tr.conf[keep], tr.noise_std[keep], times))
+    return assemble(obs, window, chunk, threshold, max_gap_s, 6)
 
 
-def track_reprojection(model, tracks, threshold, max_gap_s, fx, k=20, seed=0) -> dict:
+def track_reprojection(sampler, tracks, fx, k=20, seed=0) -> dict:
     """Mean reprojection error of the mean of k hypotheses at every frame of ``tracks`` with
-    at least 6 joints: in pixels (focal length ``fx``) and in units of the person's 2D
-    spread (``spread``)."""
-    w = model.window
+    at least 6 joints, each frame lifted from its history as the runtime does: in pixels
+    (focal length ``fx``) and in units of the person's 2D spread (``spread``)."""
+    model = sampler.model.eval()
+    f = model.cfg.n_in
     gen = torch.Generator().manual_seed(seed)
     errs, errs_s = [], []
-    model.eval()
     for tr in tracks:
-        t = tr.stamps_s
-        times = (t[:, None] - (w - 1 - np.arange(w))[None] / model.tcfg.rate_hz).ravel()
-        kp, cf, ns, seen = grid_frames(
-            t, tr.kp_norm, tr.conf, tr.noise_std, times, max_gap_s, threshold
-        )
-        feats, _ = frame_features(kp, cf, ns, seen, threshold)
-        x = torch.from_numpy(feats.reshape(len(t), w, -1))
+        rows = [
+            sampler.packed(
+                [
+                    TrackInput(
+                        tr.stamps_s[: i + 1],
+                        tr.kp_norm[: i + 1],
+                        tr.conf[: i + 1],
+                        tr.noise_std[: i + 1],
+                        ("eval", id(tr)),
+                    )
+                ]
+            )[0]
+            for i in range(len(tr.stamps_s))
+        ]
+        x = torch.from_numpy(np.concatenate(rows))
         with torch.no_grad():
-            c, mu, logvar, lengths, ts = model.encode(x)
-            eps = torch.randn(len(t), k, mu.shape[-1], generator=gen)
-            mean = with_root(model.decode((c, mu, logvar, lengths, ts), eps).mean(1))
-            k2d, vis, spread = frame_2d(x[:, -1])
+            cond = model.encode(x)
+            eps = torch.randn(len(x), k, model.cfg.latent_dim, generator=gen)
+            mean = with_root(model.decode(cond, eps).mean(1))
+            k2d, vis, spread = frame_2d(x[:, :f])
             err = reprojection(mean, k2d, vis, spread)
         ok = (vis.sum(-1) >= 6).numpy()
         per = (err.sum(-1) / vis.sum(-1).clamp_min(1)).numpy()
         errs_s.append(per[ok])
         errs.append((per * spread.numpy())[ok])
+    sampler.clear_cache()
     return {
         "frames": int(sum(len(e) for e in errs)),
         "px": fx * float(np.concatenate(errs).mean()),
@@ -97,12 +99,12 @@ def adapt(
 ) -> dict:
     """Fine-tune the temporal entry at ``entry_path`` on the footage's tracks; figures."""
     entry = torch.load(entry_path, map_location="cpu", weights_only=True)
-    model = build_temporal(entry["model_config"], entry["temporal_config"])
-    model.load_state_dict({k: v.float() for k, v in entry["state_dict"].items()})
+    sampler = TemporalSampler(entry)
+    model = sampler.model
     cfg = TemporalTrainConfig(**entry["train_config"])
     _, tcfg, lcfg, aug, seq, _ = cfg.parts()
     ss = SelfSupConfig(**(selfsup or cfg.selfsup or {"weight": 5.0, "w_reproj": 2.0}))
-    thr, gap = entry["conf_threshold"], tcfg.max_gap_s
+    thr, gap = sampler.conf_threshold, tcfg.max_gap_s
     held = load_tracks(tracks_path, hold_out)
     fit = [
         t
@@ -111,30 +113,35 @@ def adapt(
     ]
     with np.load(tracks_path) as d:
         fx = float(d["K"][0, 0])
-    before = track_reprojection(model, held, thr, gap, fx)
-    before_fit = track_reprojection(model, fit, thr, gap, fx)
+    before = track_reprojection(sampler, held, fx)
+    before_fit = track_reprojection(sampler, fit, fx)
     log(f"before: held-out {before}, adaptation frames {before_fit}")
     data = RunData(cfg)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     span = seq.chunk + model.window - 1
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.freeze_frames:
+        for p in model.cond_net.parameters():
+            p.requires_grad_(False)
+        params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
     lcfg.beta = 1.0
     for step in range(steps):
         model.train()
+        if cfg.freeze_frames:
+            model.cond_net.eval()
         rows = draw_chunks(data.runs_3d, cfg.batch_chunks, span, rng)
         b = make_chunks(
             data.poses, rows, aug, seq, model.window, rng, data.templates, True, thr, gap
         )
-        sup = model.sequence_losses(
-            torch.from_numpy(b.x), torch.from_numpy(b.target), torch.from_numpy(b.mask), lcfg
-        )
-        x2, m2 = track_chunks(fit, span, model.window, rng, cfg.batch_chunks, thr, gap)
-        ssl = selfsup_losses(model, torch.from_numpy(x2), torch.from_numpy(m2), ss)
+        sup = model.sequence_losses(b.tensors(), lcfg)
+        b2 = track_chunks(fit, seq.chunk, model.window, rng, cfg.batch_chunks, thr, gap)
+        ssl = selfsup_losses(model, b2.tensors(), ss)
         loss = sup["loss"] + ss.weight * ssl["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         if step % 50 == 0 or step == steps - 1:
             log(
@@ -142,8 +149,8 @@ def adapt(
                 f"{ssl['reproj'].item():.4f}, cycle {1000 * ssl['cycle3d_m'].item():.1f} mm"
             )
     model.eval()
-    after = track_reprojection(model, held, thr, gap, fx)
-    after_fit = track_reprojection(model, fit, thr, gap, fx)
+    after = track_reprojection(sampler, held, fx)
+    after_fit = track_reprojection(sampler, fit, fx)
     log(f"after: held-out {after}, adaptation frames {after_fit}")
     entry["state_dict"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
     figures = {

@@ -1,7 +1,7 @@
 """Self-supervised losses of the temporal lifter from 2D tracks alone (no 3D read).
 
-For each chunk of a 2D-only track (encoder inputs as in :mod:`training.temporal_data`; the
-2D of each frame is recovered from its own features: keypoints in the frame's virtual
+For each chunk of a 2D-only track (as :mod:`training.temporal_data` builds them; the 2D of
+each counted frame is recovered from its lifter features: keypoints in the frame's virtual
 camera divided by their RMS spread, the spread from the log-spread feature):
 
 * **reprojection**: each lifted pose (the prior's mean latent and ``n_samples`` prior
@@ -52,7 +52,7 @@ class SelfSupConfig:
 
 
 def frame_2d(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Encoder inputs (..., F + 1) -> scaled 2D (..., 17, 2), visible (..., 17), spread (...)."""
+    """Lifter features (..., F) -> scaled 2D (..., 17, 2), visible (..., 17), spread (...)."""
     kp = x[..., : 2 * _J].unflatten(-1, (_J, 2))
     vis = x[..., 2 * _J : 3 * _J]
     spread = torch.exp(x[..., N_FEATURES - 1] * _LOG_SPREAD_SCALE + _LOG_SPREAD_CENTRE)
@@ -99,8 +99,8 @@ def random_turn(n: int, max_elev_deg: float, device=None) -> torch.Tensor:
 
 
 def view_features(q2d: torch.Tensor, like: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
-    """Encoder inputs of a new view: unscaled 2D (..., 17, 2) on the virtual axis, the
-    visible joints, confidences and noise level of ``like`` (..., F + 1); unseen -> zeros."""
+    """Lifter features of a new view: unscaled 2D (..., 17, 2) on the virtual axis, with the
+    visible joints, confidences and noise level of ``like`` (..., F); unseen -> zeros."""
     vis = like[..., 2 * _J : 3 * _J]
     n_vis = vis.sum(-1).clamp_min(1.0)
     spread = ((q2d.pow(2).sum(-1) * vis).sum(-1) / n_vis + 1e-8).sqrt()
@@ -118,18 +118,18 @@ def view_features(q2d: torch.Tensor, like: torch.Tensor, seen: torch.Tensor) -> 
     return torch.cat(parts, -1) * seen[..., None]
 
 
-def selfsup_losses(model, x: torch.Tensor, mask: torch.Tensor, cfg: SelfSupConfig) -> dict:
-    """Self-supervised loss of 2D-only chunks: inputs (B, L + W - 1, F + 1), ``mask`` (B, L)
-    frames that count (observed, enough joints). See the module docstring."""
+def selfsup_losses(model, ch, cfg: SelfSupConfig) -> dict:
+    """Self-supervised loss of 2D-only chunks (:class:`~hpe3d_ros.lifting.temporal.Chunks`
+    without targets); see the module docstring."""
     w = model.window
-    b, n = mask.shape
-    cur = x[:, w - 1 :]  # (B, L, F + 1) the frames that get outputs
+    b, n = ch.mask.shape
+    cur = ch.frames[ch.cur]  # (B, L, F) the counted positions' frames
     kp, vis, spread = frame_2d(cur)
-    m = mask.float()
+    m = ch.mask.float()
     denom = m.sum().clamp_min(1.0)
-    c, mu, logvar, lengths, _ = model.encode_sequence(x)
+    c, mu, logvar, lengths, _ = model.encode_sequence(ch)
     mean_pose = with_root(model.pose(c, mu[:, None], lengths)[:, 0]).unflatten(0, (b, n))
-    eps = torch.randn(b, 1, cfg.n_samples, mu.shape[-1], device=x.device)
+    eps = torch.randn(b, 1, cfg.n_samples, mu.shape[-1])
     eps = eps.expand(b, n, -1, -1).flatten(0, 1)
     z = mu[:, None] + (0.5 * logvar).exp()[:, None] * eps
     samples = with_root(model.pose(c, z, lengths)).unflatten(0, (b, n))  # (B, L, M, 17, 3)
@@ -139,28 +139,30 @@ def selfsup_losses(model, x: torch.Tensor, mask: torch.Tensor, cfg: SelfSupConfi
     rep_s = rep_s.sum(-1).mean(-1) / n_vis
     reproj = ((rep_mean + rep_s) * m).sum() / (2 * denom)
 
-    # rotation cycle over the whole chunk (one turn per chunk)
-    rot = random_turn(b, cfg.max_elev_deg, x.device)[:, None]  # (B, 1, 3, 3)
+    # rotation cycle over the whole chunk (one turn per chunk); the new view's track has the
+    # counted frames only (no context before the chunk's last L grid frames)
+    rot = random_turn(b, cfg.max_elev_deg)[:, None]  # (B, 1, 3, 3)
     depth = fit_depth(mean_pose, kp, vis, spread).detach()
     turned = mean_pose @ rot.transpose(-1, -2)
     q = turned[..., :2] / (turned[..., 2] + depth[..., None]).clamp_min(0.05)[..., None]
-    seen = cur[..., -1] * m
-    new_cur = view_features(q, cur, seen)
-    x2 = torch.cat([torch.zeros_like(x[:, : w - 1]), new_cur], 1)
-    c2, mu2, _, len2, _ = model.encode_sequence(x2)
+    new = view_features(q, cur, m)  # (B, L, F)
+    codes = model.frame_codes(new.flatten(0, 1)).unflatten(0, (b, n)) * m[..., None]
+    tail = torch.cat([codes, m[..., None]], -1)
+    grid = torch.cat([tail.new_zeros(b, w - 1, tail.shape[-1]), tail], 1)
+    c2, mu2, _, len2, _ = model.encode_grid(grid, new.flatten(0, 1))
     back = with_root(model.pose(c2, mu2[:, None], len2)[:, 0]).unflatten(0, (b, n)) @ rot
     cyc3 = ((back - mean_pose).norm(dim=-1).mean(-1) * m).sum() / denom
     cyc2 = ((reprojection(back, kp, vis, spread).sum(-1) / n_vis) * m).sum() / denom
 
-    # temporal smoothness and one body along the chunk
-    seen_all = cur[..., -1] > 0.5
-    trip = (seen_all[:, 2:] & seen_all[:, 1:-1] & seen_all[:, :-2]).float()
+    # temporal smoothness and one body along the chunk (counted frames)
+    trip = (ch.mask[:, 2:] & ch.mask[:, 1:-1] & ch.mask[:, :-2]).float()
     acc = (mean_pose[:, 2:] - 2 * mean_pose[:, 1:-1] + mean_pose[:, :-2]).norm(dim=-1).mean(-1)
     smooth = (acc * trip).sum() / trip.sum().clamp_min(1.0)
     lens = lengths.unflatten(0, (b, n))
-    sa = seen_all.float()[..., None]
-    chunk_mean = (lens * sa).sum(1, keepdim=True) / sa.sum(1, keepdim=True).clamp_min(1.0)
-    bone = ((lens - chunk_mean).abs().mean(-1) * sa[..., 0]).sum() / sa.sum().clamp_min(1.0)
+    chunk_mean = (lens * m[..., None]).sum(1, keepdim=True) / m.sum(1).clamp_min(1.0)[
+        :, None, None
+    ]
+    bone = ((lens - chunk_mean).abs().mean(-1) * m).sum() / denom
 
     loss = (cfg.w_reproj * reproj + cfg.w_cycle2d * cyc2) / cfg.sigma_2d + (
         cfg.w_cycle3d * cyc3 + cfg.w_smooth * smooth + cfg.w_bone_const * bone

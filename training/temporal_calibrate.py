@@ -1,11 +1,11 @@
 """Calibrate the temporal lifter's latent noise on the validation subjects.
 
 ``python -m training.temporal_calibrate runs/temporal_v1/temporal.pt`` (re-fit in place, or
-``--out`` elsewhere). The fits are lifter v2's, applied to validation *windows* (each
-counted frame of the validation chunks with its history): the global temperature and
-Student-t dof (:func:`training.calibrate.fit_calibration`), then the per-condition factors
-on the current frame's noise level or size (:func:`training.condition_calibration.
-fit_condition_calibration`, through :class:`PackedWindows`). Test subjects are never read.
+``--out`` elsewhere). The fits are lifter v2's, applied to every counted frame of the
+validation chunks with its history: the global temperature and Student-t dof
+(:func:`training.calibrate.fit_calibration`), then the per-condition factors on the current
+frame's noise level or size (:func:`training.condition_calibration.
+fit_condition_calibration`). Test subjects are never read.
 """
 
 from __future__ import annotations
@@ -19,63 +19,35 @@ from training.calibrate import fit_calibration
 from training.condition_calibration import fit_condition_calibration
 
 
-class PackedWindows:
-    """The temporal model seen by the single-frame calibration code.
-
-    One row per window: the current (last) frame's inputs first, then the whole window, so
-    the columns the per-condition fit reads (noise level, log spread) are the current
-    frame's; ``encode`` unpacks the window. Buffers are the model's own (fitted in place).
-    """
-
-    def __init__(self, model) -> None:
-        self.model = model
-        self.cfg = model.cfg
-        self.latent_dim = model.latent_dim
-        self.f = model.tcfg.frame_features
-        for name in ("calib_knots", "calib_values", "size_knots", "calib_unknown"):
-            setattr(self, name, getattr(model, name))
-
-    @staticmethod
-    def pack(windows: np.ndarray) -> np.ndarray:
-        """(N, W, F + 1) -> (N, (W + 1) (F + 1))."""
-        return np.concatenate([windows[:, -1], windows.reshape(len(windows), -1)], axis=1)
-
-    def encode(self, packed: torch.Tensor):
-        return self.model.encode(packed[:, self.f :].unflatten(1, (-1, self.f)))
-
-    def decode(self, *args, **kwargs):
-        return self.model.decode(*args, **kwargs)
-
-    def noise_level(self, packed: torch.Tensor):
-        return self.model.noise_level(packed[:, : self.f - 1])
-
-
-def validation_windows(batch, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Windows (N, W, F + 1) ending at each counted frame of chunks, targets (N, 16, 3)."""
+def validation_rows(model, batch) -> tuple[np.ndarray, np.ndarray]:
+    """The graph inputs of each counted position of ``batch`` (N, packed_size): the frame's
+    features and its window's codes (:meth:`TemporalBodyVAE.encode`), targets (N, 16, 3)."""
+    ch = batch.tensors()
+    w = model.window
+    with torch.no_grad():
+        grid = model.grid(model.frame_codes(ch.frames), ch.i0, ch.i1, ch.w, ch.seen)
     bi, pi = np.nonzero(batch.mask)
-    idx = pi[:, None] + np.arange(window)[None]
-    return batch.x[bi[:, None], idx], batch.target[bi, pi].reshape(-1, 16, 3)
+    windows = grid[torch.from_numpy(bi)[:, None], torch.from_numpy(pi[:, None] + np.arange(w))]
+    packed = np.concatenate([batch.frames[batch.cur[bi, pi]], windows.flatten(1).numpy()], 1)
+    return packed.astype(np.float32), batch.target[bi, pi].reshape(-1, 16, 3)
 
 
 def calibrate_model(model, cfg, data, quiet: bool = True) -> dict:
-    """Fit temperature, dof and per-condition factors of ``model`` (in place); the fit."""
+    """Fit temperature, dof and per-condition factors of ``model`` (in place); the fit.
+
+    The rows put the current frame's features first, so the per-condition fit reads that
+    frame's noise level and size (as :meth:`BodyCVAE.temperature_scale` does)."""
     from training.train_temporal import validation_chunks
 
     model.eval()
-    win, target = validation_windows(validation_chunks(cfg, data, model.window), model.window)
+    rows, target = validation_rows(model, validation_chunks(cfg, data, model.window))
     with torch.no_grad():
         model.calib_values.fill_(1.0)
         model.calib_unknown.fill_(1.0)
-    fit = fit_calibration(
-        model, torch.from_numpy(win), target, np.zeros(48), np.ones(48), k=cfg.calibration_k
-    )
+    x = torch.from_numpy(rows)
+    fit = fit_calibration(model, x, target, np.zeros(48), np.ones(48), k=cfg.calibration_k)
     fit["conditions"] = fit_condition_calibration(
-        PackedWindows(model),
-        PackedWindows.pack(win),
-        target,
-        fit["temperature"],
-        fit["latent_dof"],
-        k=cfg.calibration_k,
+        model, rows, target, fit["temperature"], fit["latent_dof"], k=cfg.calibration_k
     )
     if not quiet:
         for r in fit["candidates"]:

@@ -15,12 +15,11 @@ Per chunk (one track; vectorised numpy, seeded by the caller's ``Generator``):
    a pixel floor, larger at low confidence, part of it temporally correlated (AR(1)), gross
    errors, per-chunk joint-drop rate, lower-body occlusion episodes;
 5. the camera's own rate: every 1st, 2nd or 3rd frame observed (30, 15, 10 Hz), a few camera
-   frames lost, sometimes a gap of 0.2-1 s; the observed frames are read on the model's
-   30 Hz grid with :func:`hpe3d_ros.lifting.track_window.grid_frames`, exactly as the
-   runtime reads a track's history (interpolated between observations);
-6. encoder inputs with :func:`~hpe3d_ros.lifting.track_window.frame_features`; targets
-   root-relative in each frame's virtual camera; the loss counts observed frames with at
-   least ``min_visible`` joints (those the pipeline lifts).
+   frames lost, sometimes a gap of 0.2-1 s; the observed frames' lifter features, and their
+   places on the model's 30 Hz grid from :func:`hpe3d_ros.lifting.track_window.grid_weights`
+   (:func:`assemble`), exactly as the runtime reads a track's history;
+6. targets root-relative in each counted frame's virtual camera; the loss counts observed
+   frames with at least ``min_visible`` joints (those the pipeline lifts).
 """
 
 from __future__ import annotations
@@ -28,9 +27,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
 
-from hpe3d_ros.lifting.normalize import to_virtual
-from hpe3d_ros.lifting.track_window import frame_features, grid_frames
+from hpe3d_ros.lifting.normalize import prepare_inputs, visibility
+from hpe3d_ros.lifting.temporal import Chunks
+from hpe3d_ros.lifting.track_window import grid_weights
 from training.bodies import retarget, sample_lengths
 from training.data import _FLIP, AugmentConfig, place_in_cameras, random_intrinsics
 
@@ -59,14 +60,81 @@ class SequenceConfig:
 
 @dataclass
 class ChunkBatch:
-    """Encoder inputs, targets and masks of B chunks (window W, L frames that count)."""
+    """B chunks (window W, S = L + W - 1 grid frames, the last L counted), numpy.
 
-    x: np.ndarray  # (B, L + W - 1, F + 1) float32
-    target: np.ndarray  # (B, L, 48) float32, metres, each frame's virtual camera
+    ``frames`` (M, F) the lifter features of every frame the cameras delivered; per grid frame
+    the frames it reads (``i0``, ``i1`` (B, S) rows of ``frames``, ``w`` the weight of
+    ``i1``, ``seen``; :func:`hpe3d_ros.lifting.track_window.grid_weights`); ``cur`` (B, L)
+    the frame of each counted position (0 where not counted); ``mask`` (B, L).
+    """
+
+    frames: np.ndarray  # (M, F) float32
+    i0: np.ndarray  # (B, S) int64
+    i1: np.ndarray  # (B, S) int64
+    w: np.ndarray  # (B, S) float32
+    seen: np.ndarray  # (B, S) bool
+    cur: np.ndarray  # (B, L) int64
     mask: np.ndarray  # (B, L) bool
-    rot: np.ndarray  # (B, L, 3, 3) camera -> virtual camera of the counted frames
-    pose_cam: np.ndarray  # (B, L, 17, 3) root-relative metres, camera frame
-    tracks: list  # per chunk what the camera delivered: (stamps, kp, conf, noise or None)
+    rot: np.ndarray  # (M, 3, 3) camera -> each frame's virtual camera
+    target: np.ndarray | None = None  # (B, L, 48) float32 metres, the frame's virtual camera
+    pose_cam: np.ndarray | None = None  # (B, L, 17, 3) root-relative metres, camera frame
+    tracks: list | None = None  # per chunk what the camera delivered: stamps, kp, conf, noise
+
+    def tensors(self) -> Chunks:
+        """The torch view the model trains on."""
+        t = torch.from_numpy
+        target = None if self.target is None else t(self.target)
+        return Chunks(
+            t(self.frames),
+            t(self.i0),
+            t(self.i1),
+            t(self.w),
+            t(self.seen),
+            t(self.cur),
+            target,
+            t(self.mask),
+        )
+
+
+def assemble(
+    observations: list,
+    window: int,
+    chunk: int,
+    threshold: float,
+    max_gap_s: float,
+    min_visible: int,
+) -> ChunkBatch:
+    """Chunks from what cameras delivered, read as the runtime reads a track.
+
+    ``observations``: per chunk (stamps (n,), kp (n, 17, 2), conf (n, 17), noise (n, 17) or
+    None, grid times (S,)) with S = ``chunk + window - 1``. A grid frame reads the frames
+    with at least one joint seen (:func:`grid_weights`); a counted position is the last
+    ``chunk`` grid frames that fall on a frame with ``min_visible`` joints.
+    """
+    kps, confs, noises, offsets = [], [], [], [0]
+    for stamps, kp, conf, noise, _ in observations:
+        kps.append(kp)
+        confs.append(conf)
+        noises.append(np.full(conf.shape, np.nan) if noise is None else noise)
+        offsets.append(offsets[-1] + len(stamps))
+    kp, conf = np.concatenate(kps), np.concatenate(confs)
+    feats, rot = prepare_inputs(kp, conf, threshold, np.concatenate(noises), True)
+    n_vis = visibility(kp, conf, threshold).sum(-1)
+    b, span = len(observations), chunk + window - 1
+    i0, i1 = np.zeros((b, span), np.int64), np.zeros((b, span), np.int64)
+    w, seen = np.zeros((b, span), np.float32), np.zeros((b, span), bool)
+    cur, mask = np.zeros((b, chunk), np.int64), np.zeros((b, chunk), bool)
+    for n, (stamps, *_, times) in enumerate(observations):
+        lo = offsets[n]
+        rows = lo + np.flatnonzero(n_vis[lo : offsets[n + 1]] > 0)
+        if len(rows) == 0:
+            continue
+        a0, a1, w[n], seen[n] = grid_weights(stamps[rows - lo], times, max_gap_s)
+        i0[n], i1[n] = rows[a0], rows[a1]
+        exact = seen[n] & (a0 == a1)
+        on = exact[window - 1 :] & (n_vis[i0[n, window - 1 :]] >= min_visible)
+        cur[n], mask[n] = np.where(on, i0[n, window - 1 :], 0), on
+    return ChunkBatch(feats, i0, i1, w, seen, cur, mask, rot.astype(np.float32))
 
 
 def sequence_runs(sequence: np.ndarray, subject: np.ndarray, rows: np.ndarray) -> list:
@@ -119,7 +187,8 @@ def make_chunks(
         hfov.append(np.degrees(2 * np.arctan(cam.width / 2 / cam.fx)))
     flat = world.reshape(b, span * 17, 3)
     pts = place_in_cameras(flat, np.array(hfov), cfg, rng).reshape(b, span, 17, 3)
-    xs, targets, masks, rots, pose_cams, tracks = [], [], [], [], [], []
+    observations, pose_cams = [], []
+    times = np.arange(span) / MOCAP_HZ
     for i in range(b):
         kp, conf, noise = _observe(pts[i], cams[i], cfg, scfg, rng)
         kp[~exists[i]] = np.nan
@@ -127,29 +196,16 @@ def make_chunks(
         stamps = np.flatnonzero(observed) / MOCAP_HZ
         known = rng.random() < cfg.noise_known_prob
         ns = noise[observed] if known else None
-        times = np.arange(span) / MOCAP_HZ
-        kp_g, cf_g, ns_g, seen = grid_frames(
-            stamps, kp[observed], conf[observed], ns, times, max_gap_s, conf_threshold
-        )
-        feats, rot = frame_features(kp_g, cf_g, ns_g, seen, conf_threshold)
-        pose_cam = pts[i] - pts[i][:, :1]
-        target = to_virtual(pose_cam, rot)[:, 1:]
-        n_vis = np.isfinite(kp_g).all(-1).sum(-1)
-        mask = observed & seen & (n_vis >= scfg.min_visible)
-        xs.append(feats)
-        targets.append(target[n_ctx:].reshape(-1, 48))
-        masks.append(mask[n_ctx:])
-        rots.append(rot[n_ctx:])
-        pose_cams.append(pose_cam[n_ctx:])
-        tracks.append((stamps, kp[observed], conf[observed], ns))
-    return ChunkBatch(
-        np.stack(xs).astype(np.float32),
-        np.stack(targets).astype(np.float32),
-        np.stack(masks),
-        np.stack(rots).astype(np.float32),
-        np.stack(pose_cams).astype(np.float32),
-        tracks,
-    )
+        observations.append((stamps, kp[observed], conf[observed], ns, times))
+        pose_cams.append(pts[i] - pts[i][:, :1])
+    batch = assemble(observations, window, scfg.chunk, conf_threshold, max_gap_s, scfg.min_visible)
+    pose_cam = np.stack(pose_cams)[:, n_ctx:]  # (B, L, 17, 3)
+    rot = batch.rot[batch.cur]  # (B, L, 3, 3)
+    batch.target = np.einsum("blij,blkj->blki", rot, pose_cam[:, :, 1:]).reshape(b, -1, 48)
+    batch.target = batch.target.astype(np.float32)
+    batch.pose_cam = pose_cam.astype(np.float32)
+    batch.tracks = [o[:4] for o in observations]
+    return batch
 
 
 def _bodies(world, exists, cfg, rng, templates, augment_body):

@@ -44,7 +44,10 @@ class TemporalTrainConfig:
     split: str = "v2"
     subjects_3d: list = field(default_factory=list)  # [] = every training subject
     subjects_2d: list = field(default_factory=list)  # 2D-only subjects (self-supervised)
-    base: str = ""  # single-frame lifter v2 checkpoint bundled into lifter.pt
+    base: str = (
+        ""  # single-frame lifter v2 checkpoint: initialises the model, bundled in lifter.pt
+    )
+    freeze_frames: bool = False  # keep the per-frame 2D encoder as the base has it
     seed: int = 0
     threads: int = 1
     epochs: int = 40
@@ -141,25 +144,31 @@ def evaluate_chunks(model: TemporalBodyVAE, batch, k: int, seed: int = 0) -> dic
     """Mean-of-k MPJPE and velocity error (mm, per 30 Hz frame) of counted frames."""
     model.eval()
     gen = torch.Generator().manual_seed(seed)
-    errs, vels = [], []
+    ch = batch.tensors()
     with torch.no_grad():
-        for i in range(0, len(batch.x), 64):
-            x = torch.from_numpy(batch.x[i : i + 64])
-            cond = model.encode_sequence(x)
-            b, n = batch.mask[i : i + 64].shape
-            eps = torch.randn(b, 1, k, model.cfg.latent_dim, generator=gen)
-            eps = eps.expand(b, n, -1, -1).flatten(0, 1)
-            mean = model.decode(cond, eps).mean(1).unflatten(0, (b, n)).unflatten(-1, (16, 3))
-            y = torch.from_numpy(batch.target[i : i + 64]).unflatten(-1, (16, 3))
-            m = torch.from_numpy(batch.mask[i : i + 64])
-            errs.append((mean - y).norm(dim=-1).mean(-1)[m])
-            pair = m[:, 1:] & m[:, :-1]
-            dv = (mean.diff(dim=1) - y.diff(dim=1)).norm(dim=-1).mean(-1)
-            vels.append(dv[pair])
-    return {
-        "mpjpe_mm": 1000 * float(torch.cat(errs).mean()),
-        "vel_mm": 1000 * float(torch.cat(vels).mean()),
-    }
+        cond = model.encode_sequence(ch)
+        b, n = ch.mask.shape
+        eps = torch.randn(b, 1, k, model.cfg.latent_dim, generator=gen)
+        eps = eps.expand(b, n, -1, -1).flatten(0, 1)
+        mean = model.decode(cond, eps).mean(1).unflatten(0, (b, n)).unflatten(-1, (16, 3))
+    y = ch.target.unflatten(-1, (16, 3))
+    err = (mean - y).norm(dim=-1).mean(-1)[ch.mask]
+    pair = ch.mask[:, 1:] & ch.mask[:, :-1]
+    dv = (mean.diff(dim=1) - y.diff(dim=1)).norm(dim=-1).mean(-1)[pair]
+    return {"mpjpe_mm": 1000 * float(err.mean()), "vel_mm": 1000 * float(dv.mean())}
+
+
+def init_from_base(model: TemporalBodyVAE, base: str | Path) -> None:
+    """Copy a single-frame lifter v2 checkpoint's weights into ``model`` (all but the
+    temporal residual, which starts at zero: the model is then that lifter)."""
+    ck = torch.load(base, map_location="cpu", weights_only=True)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ck["state_dict"].items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("temporal.") for k in missing):
+        raise ValueError(
+            f"{base} is not a lifter v2 checkpoint of this configuration "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
 
 
 def train(cfg: TemporalTrainConfig, quiet: bool = False) -> Path:
@@ -173,11 +182,35 @@ def train(cfg: TemporalTrainConfig, quiet: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     mcfg, tcfg, lcfg, aug, seq, ss = cfg.parts()
     data = RunData(cfg)
+    if cfg.base:  # the base's architecture, the temporal config's residual
+        mcfg = ModelConfig(**torch.load(cfg.base, weights_only=True)["model_config"])
     model = TemporalBodyVAE(mcfg, tcfg)
+    if cfg.base:
+        init_from_base(model, cfg.base)
+    if cfg.freeze_frames:
+        for p in model.cond_net.parameters():
+            p.requires_grad_(False)
     window = model.window
     span = seq.chunk + window - 1
     val = validation_chunks(cfg, data, window)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def chunks(runs):
+        rows = draw_chunks(runs, cfg.batch_chunks, span, rng)
+        return make_chunks(
+            data.poses,
+            rows,
+            aug,
+            seq,
+            window,
+            rng,
+            data.templates,
+            True,
+            cfg.conf_threshold,
+            tcfg.max_gap_s,
+        )
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     n_chunks = max(cfg.batch_chunks, int(cfg.epoch_repeats * data.n_3d / seq.chunk))
     best, best_epoch = math.inf, -1
     log_path = out / "log.csv"
@@ -205,50 +238,20 @@ def train(cfg: TemporalTrainConfig, quiet: bool = False) -> Path:
                 g["lr"] = lr
             lcfg.beta = min(1.0, (epoch + 1) / max(1, cfg.beta_warmup_epochs))
             model.train()
+            if cfg.freeze_frames:  # batch-norm statistics and dropout as the base has them
+                model.cond_net.eval()
             sums, steps = {}, 0
             for _ in range(n_chunks // cfg.batch_chunks):
-                rows = draw_chunks(data.runs_3d, cfg.batch_chunks, span, rng)
-                batch = make_chunks(
-                    data.poses,
-                    rows,
-                    aug,
-                    seq,
-                    window,
-                    rng,
-                    data.templates,
-                    True,
-                    cfg.conf_threshold,
-                    tcfg.max_gap_s,
-                )
-                parts = model.sequence_losses(
-                    torch.from_numpy(batch.x),
-                    torch.from_numpy(batch.target),
-                    torch.from_numpy(batch.mask),
-                    lcfg,
-                )
+                batch = chunks(data.runs_3d)
+                parts = model.sequence_losses(batch.tensors(), lcfg)
                 loss = parts["loss"]
-                if ss is not None and data.runs_2d:
-                    rows2 = draw_chunks(data.runs_2d, cfg.batch_chunks, span, rng)
-                    b2 = make_chunks(
-                        data.poses,
-                        rows2,
-                        aug,
-                        seq,
-                        window,
-                        rng,
-                        data.templates,
-                        True,
-                        cfg.conf_threshold,
-                        tcfg.max_gap_s,
-                    )
-                    sparts = selfsup_losses(
-                        model, torch.from_numpy(b2.x), torch.from_numpy(b2.mask), ss
-                    )
+                if ss is not None and data.runs_2d:  # 2D-only chunks: their 3D is not read
+                    sparts = selfsup_losses(model, chunks(data.runs_2d).tensors(), ss)
                     loss = loss + ss.weight * sparts["loss"]
                     parts["selfsup"] = sparts["loss"]
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 opt.step()
                 for key, v in parts.items():
                     sums[key] = sums.get(key, 0.0) + float(v.detach())

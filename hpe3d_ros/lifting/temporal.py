@@ -1,26 +1,31 @@
-"""Temporal lifter (issue 17): a VAE whose 2D encoder is a causal dilated temporal convolution.
+"""Temporal lifter (issue 17): lifter v2 refined by a causal dilated temporal convolution.
 
-One track's last ``window`` frames (resampled to the model's ``rate_hz``, see
-:mod:`hpe3d_ros.lifting.track_window`) go through a VideoPose3D-style stack of dilated 1D
-convolutions (Pavllo et al. 2019), made *causal*: the code ``c_t`` of frame ``t`` depends only
-on frames ``t - window + 1 .. t``, so the node can run it online. Per frame the input is the
-single-frame lifter's feature vector (:func:`~hpe3d_ros.lifting.normalize.prepare_inputs`
-with the noise level, in that frame's own virtual camera) plus a "frame seen" flag; a frame
-the track has no data for is all zeros.
+Per frame, the single-frame lifter v2's own 2D encoder (:class:`~hpe3d_ros.lifting.
+body_model.BodyCVAE`'s ``cond_net``: features of :func:`~hpe3d_ros.lifting.normalize.
+prepare_inputs` with the noise level, each frame in its own virtual camera) gives a code.
+The codes of one track's last ``window`` frames, on the model's ``rate_hz`` grid (read from
+the frames' stamps by :func:`~hpe3d_ros.lifting.track_window.grid_weights`: a grid time
+between two frames interpolates their codes, a time with no frame is zero with a "seen"
+flag of 0), go through a VideoPose3D-style stack of dilated 1D convolutions (Pavllo et al.
+2019) made *causal*: the output of frame ``t`` depends only on frames ``t - window + 1 ..
+t``, so the node runs it online. It is a *residual* on the current frame's own code::
 
-The rest is lifter v2 (:class:`~hpe3d_ros.lifting.body_model.BodyCVAE`, by inheritance):
-``c_t`` gives the bone lengths (:meth:`BodyCVAE.body`, hard anatomical limits), the learned
-prior p(z_t | c_t), and each hypothesis is decoded into bone directions and put together by
-forward kinematics (:meth:`BodyCVAE.pose`); the per-condition temperature
-(:meth:`BodyCVAE.temperature_scale`) reads the current frame's noise level.
+    c_t = relu(code_t + TCN(codes_{t - window + 1 .. t}))
 
-Two evaluations of the same weights:
+and the last layer of the TCN starts at zero, so before any temporal training the model is
+exactly the single-frame lifter it was initialised from (``base`` of the training config);
+training only has to learn what the history adds.
 
-* :meth:`CausalTCN.forward` on a sequence (B, L + window - 1, F) gives the codes of its last
-  L frames (dilated convolutions; training, all frames at once);
-* :meth:`CausalTCN.last` on windows (N, window, F) gives the code of each window's last
-  frame with strided convolutions (each layer computes only what the last frame needs; the
-  runtime and the export). ``last(x)`` equals ``forward(x)[:, -1]`` (a test checks).
+Everything after ``c_t`` is lifter v2 (by inheritance): bone lengths within hard limits
+(:meth:`BodyCVAE.body`), the learned prior p(z_t | c_t), bone directions decoded per
+hypothesis and forward kinematics (:meth:`BodyCVAE.pose`), the per-condition temperature on
+the current frame's noise level (:meth:`BodyCVAE.temperature_scale`); the posterior of
+training sees the current frame's features and 3D, as in lifter v2.
+
+Two evaluations of the same convolutions: :meth:`CausalTCN.forward` on a sequence
+(training, every frame at once) and :meth:`CausalTCN.last` on windows (strided: each layer
+computes only what the last frame needs; runtime and export); ``last(x)`` equals
+``forward(x)[:, -1]`` (a test checks).
 
 **Coherent hypotheses**: the runtime draws one latent noise vector per hypothesis and *track*
 (common random numbers) and reuses it at every frame, so hypothesis k at t and t + 1 is the
@@ -45,11 +50,10 @@ class TemporalConfig:
     """Temporal hyper-parameters (stored in the checkpoint beside the ModelConfig)."""
 
     widths: tuple[int, ...] = (3, 3, 3)  # kernel widths; the window is their product
-    channels: int = 512
-    dropout: float = 0.15
-    rate_hz: float = 30.0  # the model's frame rate: inputs are resampled to it
-    max_gap_s: float = 0.5  # a track unseen longer than this: frames in the gap are missing
-    frame_features: int = 0  # per-frame input size (set from the ModelConfig)
+    channels: int = 256
+    dropout: float = 0.1
+    rate_hz: float = 30.0  # the model's frame rate: codes are resampled to it
+    max_gap_s: float = 0.5  # frames further apart than this are not interpolated between
 
     def __post_init__(self) -> None:
         self.widths = tuple(int(w) for w in self.widths)
@@ -116,7 +120,7 @@ class CausalTCN(nn.Module):
             h = self._act(self.conv_bns[i], h)
             h = skip + self._act(self.mix_bns[i], self.mixes[i](h))
             dilation *= w
-        return torch.relu(self.out(h.transpose(1, 2)))
+        return self.out(h.transpose(1, 2))
 
     def last(self, x: torch.Tensor) -> torch.Tensor:
         """(N, window, F) -> (N, n_out): the last frame's code, strided (module docstring)."""
@@ -130,7 +134,7 @@ class CausalTCN(nn.Module):
                 self.conv_bns[i], nn.functional.conv1d(h, self.convs[i].weight, stride=w)
             )
             h = skip + self._act(self.mix_bns[i], self.mixes[i](h))
-        return torch.relu(self.out(h[:, :, -1]))
+        return self.out(h[:, :, -1])
 
 
 @dataclass
@@ -148,70 +152,102 @@ class SequenceLossConfig:
     n_samples: int = 16
 
 
-class TemporalBodyVAE(BodyCVAE):
-    """Lifter v2 with the causal temporal encoder (module docstring).
+@dataclass
+class Chunks:
+    """Tensors of B training chunks (S = L + window - 1 grid frames, the last L counted).
 
-    ``cfg`` is the BodyCVAE's ModelConfig (``n_in`` = per-frame features of the single-frame
-    lifter, ``noise_input`` true); ``tcfg`` the temporal part. The encoder input per frame is
-    ``cfg.n_in + 1`` numbers (features, then the frame-seen flag).
+    ``frames`` (M, F) the features of every frame the cameras delivered; per grid frame the
+    two frames it lies between (``i0``, ``i1`` (B, S) rows of ``frames``), the weight of the
+    second (``w``) and whether it is seen (``seen`` (B, S)); ``cur`` (B, L) the frame of each
+    counted position; ``target`` (B, L, 48) metres in that frame's virtual camera; ``mask``
+    (B, L) the positions that count.
     """
+
+    frames: torch.Tensor
+    i0: torch.Tensor
+    i1: torch.Tensor
+    w: torch.Tensor
+    seen: torch.Tensor
+    cur: torch.Tensor
+    target: torch.Tensor
+    mask: torch.Tensor
+
+
+class TemporalBodyVAE(BodyCVAE):
+    """Lifter v2 with the causal temporal residual (module docstring)."""
 
     def __init__(self, cfg: ModelConfig, tcfg: TemporalConfig) -> None:
         super().__init__(cfg)
-        tcfg.frame_features = cfg.n_in + 1
         self.tcfg = tcfg
-        self.cond_net = CausalTCN(
-            tcfg.frame_features, tcfg.widths, tcfg.channels, cfg.cond_dim, tcfg.dropout
+        self.temporal = CausalTCN(
+            cfg.cond_dim + 1, tcfg.widths, tcfg.channels, cfg.cond_dim, tcfg.dropout
         )
-        # q(z_t | c_t, 3D_t): the posterior sees the temporal code, not one frame's features
-        self.posterior = nn.Sequential(
-            nn.Linear(cfg.cond_dim + cfg.n_out, cfg.dec_width),
-            nn.ReLU(),
-            nn.Linear(cfg.dec_width, 2 * cfg.latent_dim),
-        )
+        with torch.no_grad():  # starts as the single-frame lifter
+            self.temporal.out.weight.zero_()
+            self.temporal.out.bias.zero_()
 
     @property
     def window(self) -> int:
-        return self.cond_net.window
+        return self.temporal.window
 
-    def _heads(self, c: torch.Tensor, current: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    @property
+    def packed_size(self) -> int:
+        """Per-track input of :meth:`encode`: current frame's features + the window's codes."""
+        return self.cfg.n_in + self.window * (self.cfg.cond_dim + 1)
+
+    def frame_codes(self, feats: torch.Tensor) -> torch.Tensor:
+        """(M, F) per-frame features -> (M, C) codes (the single-frame 2D encoder)."""
+        return self.cond_net(feats)
+
+    @staticmethod
+    def grid(codes, i0, i1, w, seen) -> torch.Tensor:
+        """Codes (M, C) on the grid: (..., S) indices, weights, seen -> (..., S, C + 1)."""
+        g = (1.0 - w)[..., None] * codes[i0] + w[..., None] * codes[i1]
+        s = seen.to(codes.dtype)[..., None]
+        return torch.cat([g * s, s], -1)
+
+    def _heads(self, grid_seq: torch.Tensor, delta: torch.Tensor, current: torch.Tensor):
+        c = torch.relu(grid_seq[..., :-1] + delta)
         mu, logvar = self._prior(c)
         return c, mu, logvar, self.body(c), self.temperature_scale(current)
 
-    def encode(self, windows: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(N, window, F + 1) -> the BodyCVAE per-person tuple for each window's last frame:
-        code, prior mean and log-variance, bone lengths, temperature factor."""
-        return self._heads(self.cond_net.last(windows), windows[:, -1, :-1])
+    def encode(self, packed: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(N, :attr:`packed_size`) -> the BodyCVAE per-person tuple of each track's last
+        frame (code, prior mean and log-variance, bone lengths, temperature factor)."""
+        f = self.cfg.n_in
+        grid = packed[:, f:].unflatten(1, (self.window, -1))
+        return self._heads(grid[:, -1], self.temporal.last(grid), packed[:, :f])
 
-    def encode_sequence(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(B, L + window - 1, F + 1) -> the tuple for the last L frames, flattened to B * L."""
-        c = self.cond_net(x).flatten(0, 1)
-        current = x[:, self.window - 1 :, :-1].flatten(0, 1)
-        return self._heads(c, current)
+    def encode_grid(self, grid: torch.Tensor, current: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Codes on the grid (B, S, C + 1) and the counted frames' features (B * L, F) -> the
+        tuple of the last L positions, flattened to (B * L, ...)."""
+        delta = self.temporal(grid)
+        tail = grid[:, self.window - 1 :]
+        return self._heads(tail.flatten(0, 1), delta.flatten(0, 1), current)
 
-    def sequence_losses(
-        self, x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, lc: SequenceLossConfig
-    ) -> dict:
-        """Supervised loss of chunks: inputs (B, L + window - 1, F + 1), targets (B, L, 48)
-        metres in each frame's virtual camera, ``mask`` (B, L) frames that count.
+    def encode_sequence(self, ch: Chunks) -> tuple[torch.Tensor, ...]:
+        """The tuple of every counted position of the chunks, flattened to (B * L, ...)."""
+        grid = self.grid(self.frame_codes(ch.frames), ch.i0, ch.i1, ch.w, ch.seen)
+        return self.encode_grid(grid, ch.frames[ch.cur.flatten()])
 
-        The CVAE terms of lifter v2 per frame, plus the velocity error of each prior sample
-        along the chunk (one noise vector per sample and chunk, as the runtime draws them)
-        and the frame-to-frame change of the bone lengths.
-        """
-        b, n = target.shape[:2]
-        c, mu_p, logvar_p, lengths, _ = self.encode_sequence(x)
-        y = target.flatten(0, 1)
-        m = mask.flatten().float()
+    def sequence_losses(self, ch: Chunks, lc: SequenceLossConfig) -> dict:
+        """Supervised loss of chunks: the CVAE terms of lifter v2 per counted frame, plus the
+        velocity error of each prior sample along the chunk (one noise vector per sample and
+        chunk, as the runtime draws them) and the frame-to-frame change of bone lengths."""
+        b, n = ch.mask.shape
+        c, mu_p, logvar_p, lengths, _ = self.encode_sequence(ch)
+        y = ch.target.flatten(0, 1)
+        cur = ch.frames[ch.cur.flatten()]
+        m = ch.mask.flatten().float()
         denom = m.sum().clamp_min(1.0)
 
         def avg(v: torch.Tensor) -> torch.Tensor:
             return (v * m).sum() / denom
 
-        mu_q, logvar_q = _split_gaussian(self.posterior(torch.cat([c, y], -1)))
+        mu_q, logvar_q = _split_gaussian(self.posterior(torch.cat([cur, y], -1)))
         z_q = mu_q + (0.5 * logvar_q).exp() * torch.randn_like(mu_q)
         pred_q = self.pose(c, z_q[:, None], lengths)[:, 0]
-        eps = torch.randn(b, 1, lc.n_samples, mu_p.shape[-1], device=x.device)
+        eps = torch.randn(b, 1, lc.n_samples, mu_p.shape[-1], device=y.device)
         eps = eps.expand(b, n, -1, -1).flatten(0, 1)  # common noise along each chunk
         z_p = mu_p[:, None] + (0.5 * logvar_p).exp()[:, None] * eps
         pred_p = self.pose(c, z_p, lengths)  # (B * L, M, 48)
@@ -224,7 +260,7 @@ class TemporalBodyVAE(BodyCVAE):
         true_len = bone_lengths_t(y.unflatten(-1, (N_BONES, 3)))
         bone_err = avg((lengths - true_len).abs().mean(-1))
         # temporal terms between consecutive counted frames of a chunk
-        pair = (mask[:, 1:] & mask[:, :-1]).flatten().float()
+        pair = (ch.mask[:, 1:] & ch.mask[:, :-1]).flatten().float()
         n_pair = pair.sum().clamp_min(1.0)
         samples = pred_p.unflatten(0, (b, n)).unflatten(-1, (-1, 3))
         truth = y.unflatten(0, (b, n)).unflatten(-1, (-1, 3))
@@ -233,15 +269,10 @@ class TemporalBodyVAE(BodyCVAE):
         dlen = lengths.unflatten(0, (b, n)).diff(dim=1).abs().mean(-1)
         len_change = (dlen.flatten() * pair).sum() / n_pair
         loss = (1.0 - lc.alpha) * (rec_q + lc.beta * kl) + lc.alpha * rec_p
+        temporal = lc.w_vel * vel_err + lc.w_bone_const * len_change
         loss = (
             loss
-            + (
-                lc.w_mean * mean_err
-                + lc.w_best * best_err
-                + lc.w_bone * bone_err
-                + lc.w_vel * vel_err
-                + lc.w_bone_const * len_change
-            )
+            + (lc.w_mean * mean_err + lc.w_best * best_err + lc.w_bone * bone_err + temporal)
             / lc.sigma_m
         )
         return {

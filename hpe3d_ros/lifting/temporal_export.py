@@ -2,13 +2,14 @@
 
 ``python -m hpe3d_ros.lifting.temporal_export WEIGHTS OUT.onnx``
 
-The graph is :class:`~hpe3d_ros.lifting.temporal_runtime.TemporalGraph`: ``features``
-(N, window, F + 1) per-frame encoder inputs of each track's window (numpy pre-processing:
-:meth:`TemporalSampler.windows`), ``noise`` (N, K, L) the tracks' latent noise, ``rotation``
-(N, 3, 3) camera -> the last frame's virtual camera; out ``poses`` (N, K, 17, 3). The strided
-evaluation of the causal convolutions (only what the last frame needs) exports as plain
-Conv nodes; batch norm folds into them. Opset and exporter as the single-frame lifter's
-(:mod:`hpe3d_ros.backends.export`).
+Two graphs. ``<out>_frames.onnx``: the per-frame 2D encoder, ``features`` (M, F) -> ``codes``
+(M, C) (run once per frame; the runtime remembers each track's codes). ``<out>.onnx``:
+:class:`~hpe3d_ros.lifting.temporal_runtime.TemporalGraph`, ``features`` (N, packed_size)
+= per track the current frame's features and its window's codes on the grid
+(:meth:`TemporalSampler.packed`, numpy), ``noise`` (N, K, L) the tracks' latent noise,
+``rotation`` (N, 3, 3) camera -> the current frame's virtual camera; out ``poses``
+(N, K, 17, 3). The strided causal convolutions export as plain Conv nodes; batch norm folds
+into them. Opset and exporter as the single-frame lifter's (:mod:`hpe3d_ros.backends.export`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,33 @@ import numpy as np
 OPSET = 17
 
 
-def export_temporal(sampler, path: str | Path, opset: int = OPSET) -> Path:
-    """Write ``sampler`` (a :class:`TemporalSampler`, e.g. ``lifter.temporal``) as ONNX."""
+def frames_path(path: str | Path) -> Path:
+    """Where :func:`export_temporal` writes the per-frame encoder beside ``path``."""
+    path = Path(path)
+    return path.with_name(path.stem + "_frames.onnx")
+
+
+def _export(module, inputs, path, names, out_name, axes, opset) -> None:
+    import torch
+
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # legacy-exporter deprecation and tracer notes
+        torch.onnx.export(
+            module,
+            inputs,
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=names,
+            output_names=[out_name],
+            dynamic_axes=axes,
+            do_constant_folding=True,
+        )
+
+
+def export_temporal(sampler, path: str | Path, opset: int = OPSET) -> tuple[Path, Path]:
+    """Write ``sampler`` (a :class:`TemporalSampler`, e.g. ``lifter.temporal``) as the two
+    ONNX graphs of the module docstring; returns (temporal graph, frame encoder)."""
     import onnx
     import torch
 
@@ -32,27 +58,32 @@ def export_temporal(sampler, path: str | Path, opset: int = OPSET) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     graph = sampler._graph.eval()
-    names = ["features", "noise", "rotation"]
     axes = {
         "features": {0: "tracks"},
         "rotation": {0: "tracks"},
         "noise": {0: "tracks", 1: "hypotheses"},
         OUTPUT_NAME: {0: "tracks", 1: "hypotheses"},
     }
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            graph,
-            graph.example_inputs(),
-            str(path),
-            dynamo=False,
-            opset_version=opset,
-            input_names=names,
-            output_names=[OUTPUT_NAME],
-            dynamic_axes=axes,
-            do_constant_folding=True,
-        )
-    model = onnx.load(str(path))
+    _export(
+        graph,
+        graph.example_inputs(),
+        path,
+        ["features", "noise", "rotation"],
+        OUTPUT_NAME,
+        axes,
+        opset,
+    )
+    encoder = sampler.model.cond_net.eval()
+    example = torch.randn(3, sampler.model.cfg.n_in)
+    _export(
+        encoder,
+        (example,),
+        frames_path(path),
+        ["features"],
+        "codes",
+        {"features": {0: "frames"}, "codes": {0: "frames"}},
+        opset,
+    )
     meta = {
         "hpe3d.arch": "temporal",
         "hpe3d.window": str(sampler.window),
@@ -62,28 +93,38 @@ def export_temporal(sampler, path: str | Path, opset: int = OPSET) -> Path:
         "hpe3d.latent_dof": repr(sampler.latent_dof),
         "hpe3d.opset": str(opset),
     }
-    for key, value in meta.items():
-        model.metadata_props.add(key=key, value=value)
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(path))
-    return path
+    for p in (path, frames_path(path)):
+        model = onnx.load(str(p))
+        for key, value in meta.items():
+            model.metadata_props.add(key=key, value=value)
+        onnx.checker.check_model(model, full_check=True)
+        onnx.save(model, str(p))
+    return path, frames_path(path)
 
 
 def verify_temporal_onnx(sampler, path: str | Path, n: int = 3, k: int = 5) -> float:
-    """Max |ONNX Runtime - torch| in metres on random windows."""
+    """Max |ONNX Runtime - torch| in metres on random inputs (both graphs, chained)."""
     import onnxruntime as ort
 
-    rng = np.random.default_rng(0)
-    feats = rng.standard_normal((n, sampler.window, sampler.tcfg.frame_features))
-    feats = feats.astype(np.float32)
-    noise = rng.standard_normal((n, k, sampler.latent_dim)).astype(np.float32)
-    rot = np.broadcast_to(np.eye(3, dtype=np.float32), (n, 3, 3)).copy()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    a = sess.run(None, {"features": feats, "noise": noise, "rotation": rot})[0]
-    b = sampler._run(feats, noise, rot)
-    return float(np.abs(a - b).max())
+
+    def session(p):
+        return ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
+
+    rng = np.random.default_rng(0)
+    m = sampler.model
+    frames = rng.standard_normal((n * m.window, m.cfg.n_in)).astype(np.float32)
+    codes_onnx = session(frames_path(path)).run(None, {"features": frames})[0]
+    codes = sampler.frame_codes(frames)
+    seen = np.ones((n * m.window, 1), np.float32)
+    grid = np.concatenate([codes_onnx, seen], 1).reshape(n, -1)
+    packed = np.concatenate([frames[:n], grid], axis=1).astype(np.float32)
+    noise = rng.standard_normal((n, k, sampler.latent_dim)).astype(np.float32)
+    rot = np.broadcast_to(np.eye(3, dtype=np.float32), (n, 3, 3)).copy()
+    a = session(path).run(None, {"features": packed, "noise": noise, "rotation": rot})[0]
+    b = sampler._run(packed, noise, rot)
+    return max(float(np.abs(a - b).max()), float(np.abs(codes_onnx - codes).max()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(lifter, "temporal", None) is None:
         print(f"{args.weights} has no temporal model")
         return 1
-    export_temporal(lifter.temporal, args.out, args.opset)
+    paths = export_temporal(lifter.temporal, args.out, args.opset)
     err = verify_temporal_onnx(lifter.temporal, args.out)
-    print(f"wrote {args.out}; max |onnxruntime - torch| = {err:.2e} m")
+    print(f"wrote {paths[0]} and {paths[1]}; max |onnxruntime - torch| = {err:.2e}")
     return 0
 
 

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from hpe3d_ros.lifting.graph import LifterGraph
-from hpe3d_ros.lifting.normalize import N_JOINTS
+from hpe3d_ros.lifting.normalize import N_JOINTS, prepare_inputs, visibility
 from hpe3d_ros.lifting.runtime import Lifter, latent_noise
 from hpe3d_ros.lifting.temporal import TemporalBodyVAE, build_temporal
-from hpe3d_ros.lifting.track_window import frame_features, grid_frames, window_times
+from hpe3d_ros.lifting.track_window import STAMP_TOL_S, grid_weights, window_times
 
 
 @dataclass
@@ -36,13 +36,15 @@ class TrackInput:
     """One track's 2D history (oldest first), normalised camera coordinates.
 
     ``stamps_s`` (T,) strictly increasing seconds; ``kp_norm`` (T, 17, 2); ``conf`` (T, 17);
-    ``noise_std`` (T, 17) or None (unknown).
+    ``noise_std`` (T, 17) or None (unknown); ``key`` (optional, hashable, e.g. (camera,
+    track id)): the sampler then remembers each frame's code and computes only new frames.
     """
 
     stamps_s: np.ndarray
     kp_norm: np.ndarray
     conf: np.ndarray
     noise_std: np.ndarray | None = None
+    key: object = None
 
 
 def make_temporal_entry(
@@ -69,14 +71,19 @@ def make_temporal_entry(
 
 
 class TemporalGraph(LifterGraph):
-    """:class:`LifterGraph` with per-window inputs: ``features`` (N, window, F + 1)."""
+    """:class:`LifterGraph` whose ``features`` are packed per track (N, packed_size): the
+    current frame's features and the window's codes on the grid (``TemporalBodyVAE.encode``).
+    """
 
     def example_inputs(self, n: int = 2, k: int = 3) -> tuple[torch.Tensor, ...]:
         gen = torch.Generator().manual_seed(0)
-        m = self.model
-        feats = torch.randn(n, m.window, m.tcfg.frame_features, generator=gen)
+        feats = torch.randn(n, self.model.packed_size, generator=gen)
         rot = torch.eye(3).expand(n, 3, 3).contiguous()
         return feats, torch.randn(n, k, self.latent_dim, generator=gen), rot
+
+
+#: Tracks whose codes the sampler remembers at most (the oldest are forgotten first).
+MAX_CACHED_TRACKS = 512
 
 
 class TemporalSampler:
@@ -101,38 +108,99 @@ class TemporalSampler:
         self.latent_dim = int(self.model.cfg.latent_dim)
         self.target_mean = torch.zeros(3 * (N_JOINTS - 1), device=self.device)
         self._graph = TemporalGraph(self)
+        self._codes: dict = {}  # track key -> {stamp: (features row, code)}
+
+    @property
+    def horizon_s(self) -> float:
+        """How far back a window can read: its span plus one interpolation gap."""
+        return (self.window - 1) / self.rate_hz + self.max_gap_s
+
+    def clear_cache(self) -> None:
+        """Forget remembered codes (e.g. when a bag restarts)."""
+        self._codes.clear()
 
     def track_noise(self, k: int, seed: int | None) -> np.ndarray:
         """(k, latent_dim) float32: one track's noise, reused at every frame (module doc)."""
         return latent_noise(1, k, self.latent_dim, seed, self.latent_dof)[0]
 
-    def windows(
-        self, tracks: Sequence[TrackInput], window: int | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Encoder inputs of each track's window ending at its last frame: (N, W, F + 1)
-        float32 and the last frame's rotation (N, 3, 3). ``window`` < the model's: only the
-        newest ``window`` grid frames are used, older ones count as unseen."""
+    def frame_codes(self, feats: np.ndarray) -> np.ndarray:
+        """(M, F) per-frame features -> (M, C) codes of the single-frame 2D encoder."""
+        if len(feats) == 0:
+            return np.zeros((0, self.model.cfg.cond_dim), np.float32)
+        with torch.inference_mode():
+            x = torch.tensor(np.asarray(feats, dtype=np.float32), device=self.device)
+            return self.model.frame_codes(x).cpu().numpy()
+
+    def _codes_of(self, tracks, parts, feats) -> np.ndarray:
+        """Codes of every frame, from the cache where a track key, stamp and features match."""
+        codes = np.full((len(feats), self.model.cfg.cond_dim), np.nan, np.float32)
+        for tr, (lo, hi, stamps) in zip(tracks, parts, strict=True):
+            known = self._codes.get(tr.key) if tr.key is not None else None
+            if not known:
+                continue
+            for row, t in zip(range(lo, hi), stamps, strict=True):
+                hit = known.get(float(t))
+                if hit is not None and np.array_equal(hit[0], feats[row]):
+                    codes[row] = hit[1]
+        todo = np.flatnonzero(np.isnan(codes[:, 0]))
+        codes[todo] = self.frame_codes(feats[todo])
+        for tr, (lo, hi, stamps) in zip(tracks, parts, strict=True):
+            if tr.key is None:
+                continue
+            keep = self._codes.pop(tr.key, {})
+            t_min = stamps[-1] - self.horizon_s - 1.0
+            keep = {t: v for t, v in keep.items() if t >= t_min}
+            for row, t in zip(range(lo, hi), stamps, strict=True):
+                keep[float(t)] = (feats[row], codes[row])
+            self._codes[tr.key] = keep  # re-inserted: the newest tracks are last
+        while len(self._codes) > MAX_CACHED_TRACKS:
+            self._codes.pop(next(iter(self._codes)))
+        return codes
+
+    def packed(self, tracks: Sequence[TrackInput], window: int | None = None):
+        """Per track the graph input for its last frame: packed (N, packed_size) float32
+        and the last frame's rotation camera -> virtual camera (N, 3, 3). ``window`` < the
+        model's: only the newest ``window`` grid frames are used, older ones are unseen."""
         w = self.window
         use = w if window is None or window <= 0 else min(int(window), w)
-        rows = []
+        kps, confs, noises, parts = [], [], [], []
+        n_rows = 0
         for tr in tracks:
-            stamps = np.asarray(tr.stamps_s, dtype=np.float64)
-            times = window_times(stamps[-1], w, self.rate_hz)
-            kp, cf, ns, seen = grid_frames(
-                stamps,
-                tr.kp_norm,
-                tr.conf,
-                tr.noise_std,
-                times,
-                self.max_gap_s,
-                self.conf_threshold,
+            stamps = np.asarray(tr.stamps_s, dtype=np.float64).reshape(-1)
+            recent = np.flatnonzero(stamps >= stamps[-1] - self.horizon_s - STAMP_TOL_S)
+            kps.append(np.asarray(tr.kp_norm, dtype=np.float64).reshape(-1, N_JOINTS, 2)[recent])
+            confs.append(np.asarray(tr.conf, dtype=np.float64).reshape(-1, N_JOINTS)[recent])
+            noise = (
+                np.full((len(stamps), N_JOINTS), np.nan)
+                if tr.noise_std is None
+                else np.asarray(tr.noise_std, dtype=np.float64).reshape(-1, N_JOINTS)
             )
+            noises.append(noise[recent])
+            parts.append((n_rows, n_rows + len(recent), stamps[recent]))
+            n_rows += len(recent)
+        kp, conf = np.concatenate(kps), np.concatenate(confs)
+        feats, rot = prepare_inputs(kp, conf, self.conf_threshold, np.concatenate(noises), True)
+        usable = visibility(kp, conf, self.conf_threshold).any(-1)
+        codes = torch.from_numpy(self._codes_of(tracks, parts, feats))
+        idx = np.zeros((4, len(tracks), w))
+        for n, (lo, hi, stamps) in enumerate(parts):
+            rows = lo + np.flatnonzero(usable[lo:hi])  # frames with a joint seen
+            if len(rows) == 0:
+                continue  # nothing seen: an all-unseen window
+            times = window_times(stamps[-1], w, self.rate_hz)
+            i0, i1, wt, seen = grid_weights(stamps[rows - lo], times, self.max_gap_s)
             seen[: w - use] = False
-            rows.append((kp, cf, ns, seen))
-        kp, cf, ns, seen = (np.concatenate([r[i] for r in rows]) for i in range(4))
-        feats, rot = frame_features(kp, cf, ns, seen, self.conf_threshold)
-        feats = feats.reshape(len(tracks), w, -1)
-        return feats, rot.reshape(len(tracks), w, 3, 3)[:, -1].astype(np.float32)
+            idx[:, n] = rows[i0], rows[i1], wt, seen
+        grid = self.model.grid(
+            codes,
+            torch.from_numpy(idx[0].astype(np.int64)),
+            torch.from_numpy(idx[1].astype(np.int64)),
+            torch.from_numpy(idx[2].astype(np.float32)),
+            torch.from_numpy(idx[3] > 0.5),
+        )
+        last = np.array([hi - 1 for _, hi, _ in parts])
+        packed = np.concatenate([feats[last], grid.flatten(1).numpy()], axis=1)
+        return packed.astype(np.float32), rot[last].astype(np.float32)
 
     def sample_tracks(
         self,
@@ -146,9 +214,9 @@ class TemporalSampler:
         n = len(tracks)
         if n == 0 or k == 0:
             return np.zeros((n, k, N_JOINTS, 3), dtype=np.float32)
-        feats, rot = self.windows(tracks, window)
+        packed, rot = self.packed(tracks, window)
         noise = np.stack([self.track_noise(k, s) for s in seeds])
-        return self._run(feats, noise, rot)
+        return self._run(packed, noise, rot)
 
     def sample_sequence(
         self,
@@ -172,31 +240,39 @@ class TemporalSampler:
         )
         if len(stamps) != t:
             raise ValueError(f"{t} frames but {len(stamps)} stamps")
-        if t > 1 and not (np.diff(stamps) > 0).all():
-            raise ValueError("stamps_s must be strictly increasing")
         if not np.isfinite(stamps).all():
             raise ValueError("stamps_s must be finite")
+        if t > 1 and not (np.diff(stamps) > 0).all():
+            raise ValueError("stamps_s must be strictly increasing")
         ns = None
         if noise_std is not None:  # a scalar, (T,) or (T, 17)
             ns = np.asarray(noise_std, dtype=np.float64)
             ns = np.broadcast_to(ns.reshape(-1, 1) if ns.ndim <= 1 else ns, (t, N_JOINTS))
+        if t == 0 or k == 0:
+            return np.zeros((t, k, N_JOINTS, 3), dtype=np.float32)
+        key = ("sequence", id(kp))  # codes of this call's frames, computed once
         tracks = [
             TrackInput(
-                stamps[: i + 1], kp[: i + 1], cf[: i + 1], None if ns is None else ns[: i + 1]
+                stamps[: i + 1], kp[: i + 1], cf[: i + 1], None if ns is None else ns[: i + 1], key
             )
             for i in range(t)
         ]
-        if t == 0 or k == 0:
-            return np.zeros((t, k, N_JOINTS, 3), dtype=np.float32)
-        feats, rot = self.windows(tracks)
-        noise = np.broadcast_to(self.track_noise(k, seed), (t, k, self.latent_dim))
-        return self._run(feats, noise, rot)
+        out = np.empty((t, k, N_JOINTS, 3), dtype=np.float32)
+        noise = self.track_noise(k, seed)
+        for i, tr in enumerate(tracks):
+            packed, rot = self.packed([tr])
+            out[i] = self._run(packed, noise[None], rot)[0]
+        self._codes.pop(key, None)
+        return out
 
-    def _run(self, feats: np.ndarray, noise: np.ndarray, rot: np.ndarray) -> np.ndarray:
-        """The temporal graph in torch: (N, W, F + 1), (N, k, L), (N, 3, 3) -> (N, k, 17, 3)."""
-        args = [torch.tensor(np.asarray(a, dtype=np.float32)) for a in (feats, noise, rot)]
+    def _run(self, packed: np.ndarray, noise: np.ndarray, rot: np.ndarray) -> np.ndarray:
+        """The temporal graph in torch: (N, packed_size), (N, k, L), (N, 3, 3) -> poses."""
+        args = [
+            torch.tensor(np.asarray(a, dtype=np.float32), device=self.device)
+            for a in (packed, noise, rot)
+        ]
         with torch.inference_mode():
-            out = self._graph(*(a.to(self.device) for a in args)).cpu().numpy()
+            out = self._graph(*args).cpu().numpy()
         return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
 

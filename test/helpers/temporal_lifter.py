@@ -12,30 +12,35 @@ from hpe3d_ros.lifting.runtime import make_checkpoint
 from hpe3d_ros.lifting.temporal import TemporalBodyVAE, TemporalConfig
 from hpe3d_ros.lifting.temporal_runtime import make_temporal_entry
 
+SMALL = dict(
+    arch="bodyvae", noise_input=True, width=32, n_blocks=1, cond_dim=16, latent_dim=4, dec_width=16
+)
 
-def tiny_temporal_checkpoint(path: Path, widths=(3, 3), seed: int = 0) -> Path:
-    """Write a single-frame body lifter + a temporal model (random, BN statistics
-    randomised so every layer matters) to ``path``; returns it."""
+
+def tiny_temporal_checkpoint(path: Path, widths=(3, 3), seed: int = 0, history=True) -> Path:
+    """Write a single-frame body lifter + a temporal model initialised from it (BN statistics
+    randomised so every layer matters) to ``path``; returns it. ``history`` False keeps the
+    temporal residual at zero (the model is then the single-frame lifter)."""
     torch.manual_seed(seed)
-    small = dict(
-        arch="bodyvae",
-        noise_input=True,
-        width=32,
-        n_blocks=1,
-        cond_dim=16,
-        latent_dim=4,
-        dec_width=16,
-    )
-    base = build_model(ModelConfig(**small))
-    ck = make_checkpoint(base, np.zeros(48), 0.2, temperature=1.0, latent_dof=4.0)
-    model = TemporalBodyVAE(ModelConfig(**small), TemporalConfig(widths=widths, channels=24))
+    base = build_model(ModelConfig(**SMALL))
     with torch.no_grad():
-        for mod in model.modules():
+        for mod in base.modules():
             if isinstance(mod, torch.nn.BatchNorm1d):
                 mod.running_mean.normal_(0.0, 0.3)
                 mod.running_var.uniform_(0.5, 2.0)
+    base.eval()
+    ck = make_checkpoint(base, np.zeros(48), 0.2, temperature=1.0, latent_dof=4.0)
+    model = TemporalBodyVAE(ModelConfig(**SMALL), TemporalConfig(widths=widths, channels=24))
+    model.load_state_dict(base.state_dict(), strict=False)
+    if history:
+        with torch.no_grad():
+            for mod in model.temporal.modules():
+                if isinstance(mod, torch.nn.BatchNorm1d):
+                    mod.running_mean.normal_(0.0, 0.3)
+                    mod.running_var.uniform_(0.5, 2.0)
+            model.temporal.out.weight.normal_(0.0, 0.5)
     model.eval()
-    ck["temporal"] = make_temporal_entry(model, 0.2, temperature=1.2, latent_dof=4.0)
+    ck["temporal"] = make_temporal_entry(model, 0.2, temperature=1.0, latent_dof=4.0)
     torch.save(ck, path)
     return path
 
