@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpe3d_ros.fusion.driver import VehicleConfig
+from hpe3d_ros.fusion.extrinsics import ExtrinsicsError, extrinsics_from_flat, optical_frame_id
+from hpe3d_ros.fusion.transforms import Transform
 from hpe3d_ros.pipeline import PipelineConfig
 
 NODE_NAME = "hpe3d_pipeline"
@@ -32,6 +35,8 @@ TOPIC_NAME = r"(~/|/)?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*|~"
 #: A camera name: it becomes part of parameter and topic names.
 CAMERA_NAME = r"[A-Za-z][A-Za-z0-9_]*"
 MAX_CAMERAS = 16
+#: A TF frame id: printable ASCII without spaces.
+FRAME_ID = r"[!-~]*"
 #: Detector work per frame is bounded: tiles x (input_size / 512)^2 <= this (about 5 s per
 #: frame on 2 CPU cores, 0.2 s on a GPU; more cannot keep up with any camera).
 MAX_DETECTOR_TILE_UNITS = 64
@@ -136,6 +141,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     P("placement.camera_pitch_deg", 0.0, "Downward pitch of the optical axis (degrees)",
       -45.0, 45.0),
     P("placement.ground_weight", 20.0, "Strength of the ground prior vs one joint", 0.0, 1e4),
+    P("placement.ground_z_m", 0.0,
+      "Ground height in target_frame (z up) for cameras whose pose is known", -10.0, 10.0),
     P("qos.image_reliability", "best_effort", "QoS reliability of image subscriptions",
       choices=("best_effort", "reliable")),
     P("qos.image_depth", 1, "QoS history depth of image subscriptions", 1, 100),
@@ -154,6 +161,24 @@ PARAMS: tuple[ParamSpec, ...] = (
       "A frame waiting this long for the worker (nothing finishes) -> WARN", 0.5, 3600.0),
     P("diagnostics.stall_error_s", 15.0,
       "A frame waiting this long for the worker -> ERROR (more than stall_warn_s)", 1.0, 3600.0),
+    P("target_frame", "base_link", "Frame of ~/people (REP-105: base_link, odom, map)",
+      max_chars=256, pattern=r"[!-~]+", pattern_text="a frame id, printable ASCII, no spaces"),
+    P("output.people", False,
+      "Publish ~/people + ~/people_markers: every camera fused in target_frame (needs poses)"),
+    P("fusion.max_stamp_skew_s", 0.05,
+      "Frames of different cameras this far apart are one moment (motion-compensated)", 0.0, 1.0),
+    P("fusion.gate_probability", 0.999,
+      "Association gate, chi-square 3 dof: 0.9, 0.95, 0.99 or 0.999", 0.9, 0.999),
+    P("fusion.confirm_hits", 3, "Sightings that confirm a new person", 1, 100),
+    P("fusion.tentative_timeout_s", 0.3, "An unconfirmed person unseen this long is dropped",
+      0.01, 60.0),
+    P("fusion.lost_after_s", 0.3, "A person no camera saw this long is lost", 0.01, 60.0),
+    P("fusion.delete_after_s", 2.0, "A lost person unseen this long is dropped", 0.01, 600.0),
+    P("fusion.merge_max_distance_m", 1.0, "Two tracks closer than this (and gated) merge",
+      0.0, 10.0),
+    P("fusion.output_tentative", False, "List unconfirmed people on ~/people too"),
+    P("fusion.num_hypotheses", 0, "K of each fused pose; 0 = as many as one view had", 0, 1000),
+    P("fusion.tf_timeout_s", 0.05, "How long a TF lookup at the image stamp may wait", 0.0, 1.0),
 )  # fmt: skip
 
 
@@ -170,6 +195,19 @@ def camera_params(name: str) -> tuple[ParamSpec, ...]:
           max_chars=256, pattern=r"[!-~]*", pattern_text="printable ASCII, no spaces"),
         P(pre + "rectified", False,
           "Images are rectified (e.g. image_rect): use CameraInfo P, not K and D"),
+        P(pre + "extrinsics.parent_frame", "",
+          "Frame of the camera pose below; '' = the pose comes from TF", max_chars=256,
+          pattern=FRAME_ID, pattern_text="printable ASCII, no spaces"),
+        P(pre + "extrinsics.translation", [0.0, 0.0, 0.0],
+          "Camera position [x, y, z] in parent_frame (m)", -1000.0, 1000.0, length=(3, 3)),
+        P(pre + "extrinsics.rpy_deg", [0.0, 0.0, 0.0],
+          "Roll, pitch (+ looks down), yaw (+ turns left), degrees, fixed axes", -360.0, 360.0,
+          length=(3, 3)),
+        P(pre + "extrinsics.quaternion_xyzw", [0.0, 0.0, 0.0, 0.0],
+          "Rotation as a quaternion instead of rpy_deg; all 0 = use rpy_deg", -1.0, 1.0,
+          length=(4, 4)),
+        P(pre + "extrinsics.optical", False,
+          "The rotation is the optical frame's (z forward), not the camera body's (x forward)"),
     )  # fmt: skip
 
 
@@ -181,6 +219,7 @@ class CameraConfig:
     compressed: bool = False
     frame_id: str = ""  # "" keeps the image header's frame id
     rectified: bool = False  # images already undistorted: the camera model is CameraInfo P
+    extrinsics: Transform | None = None  # T_parent_optical from parameters; None: from TF
 
 
 @dataclass(frozen=True)
@@ -237,6 +276,7 @@ class OutputConfig:
     markers: bool = True
     debug_image: bool = False
     marker_lifetime_s: float = 0.5
+    people: bool = False  # ~/people and ~/people_markers (the node's, not per camera)
 
 
 @dataclass(frozen=True)
@@ -262,6 +302,7 @@ class NodeConfig:
     output: OutputConfig
     diagnostics: DiagnosticsConfig
     camera_info_tolerance_s: float
+    vehicle: VehicleConfig = field(default_factory=VehicleConfig)  # ~/people, fusion, frames
     values: dict[str, Any] = field(default_factory=dict)
 
 
@@ -341,8 +382,12 @@ def build_config(values: dict[str, Any]) -> NodeConfig:
     names = v["camera_names"]
     if len(set(names)) != len(names):
         raise ConfigError(f"parameter 'camera_names' has duplicate names: {names}")
-    cameras = tuple(CameraConfig(n, **_section(v, f"cameras.{n}.")) for n in names)
+    cameras = tuple(_camera(v, n) for n in names)
     _check_combinations(v)
+    try:
+        vehicle = VehicleConfig.from_values(v)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     height = v["placement.camera_height_m"]
     return NodeConfig(
         cameras=cameras,
@@ -366,8 +411,20 @@ def build_config(values: dict[str, Any]) -> NodeConfig:
         output=OutputConfig(**_section(v, "output.")),
         diagnostics=DiagnosticsConfig(**_section(v, "diagnostics.")),
         camera_info_tolerance_s=v["camera_info_tolerance_s"],
+        vehicle=vehicle,
         values=v,
     )  # fmt: skip
+
+
+def _camera(v: dict[str, Any], name: str) -> CameraConfig:
+    """One camera's block; ``extrinsics.*`` become ``T_parent_optical`` (None: from TF)."""
+    fields = {k: val for k, val in _section(v, f"cameras.{name}.").items()
+              if not k.startswith("extrinsics.")}  # fmt: skip
+    try:
+        T = extrinsics_from_flat(name, v, fields["frame_id"] or optical_frame_id(name))
+    except ExtrinsicsError as exc:
+        raise ConfigError(f"parameter {exc}") from None
+    return CameraConfig(name, **fields, extrinsics=T)
 
 
 def _section(v: dict[str, Any], prefix: str, **replace: Any) -> dict[str, Any]:

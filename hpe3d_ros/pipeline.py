@@ -120,12 +120,23 @@ class Pipeline:
         self._smoother_factory = smoother_factory
         self._smoothers: dict[str, Smoother] = {}
         self._ground = self.config.ground
+        self._grounds: dict[str, GroundPrior | None] = {}  # per-camera overrides
         self.model_id = model_id
 
+    def set_ground(self, camera_name: str, ground: GroundPrior | None) -> None:
+        """The ground plane of one camera (e.g. from its extrinsics, in its optical frame),
+        replacing ``config.ground`` for that camera's people; None turns the prior off there."""
+        self._grounds[camera_name] = ground
+
+    def ground_for(self, camera_name: str) -> GroundPrior | None:
+        """The camera's ground plane: its :meth:`set_ground` override, else ``config.ground``."""
+        return self._grounds.get(camera_name, self._ground)
+
     def reset(self) -> None:
-        """Forget all tracks and filters (e.g. when a bag restarts)."""
+        """Forget all tracks and filters, and per-camera ground planes (a bag restarts)."""
         self._trackers.clear()
         self._smoothers.clear()
+        self._grounds.clear()
 
     # ------------------------------------------------------------------ the job
     def process(
@@ -175,14 +186,17 @@ class Pipeline:
         conf: np.ndarray,
         camera: CameraModel,
         seed: int,
+        ground: GroundPrior | str | None = "config",
     ) -> LiftedPeople:
         """Lift and place N people given H36M-17 pixel keypoints (the 2D-to-3D half).
 
         Args:
             kp_h36m_px: (N, 17, 2) raw-image pixels (NaN where missing).
             conf: (N, 17) confidences.
+            ground: the ground plane in the camera's optical frame ("config": ``config.ground``).
         """
         cfg = self.config
+        ground = self._ground if isinstance(ground, str) else ground
         kp_norm = camera.pixel_to_normalized(np.asarray(kp_h36m_px, dtype=np.float64))
         conf = np.asarray(conf, dtype=np.float64).copy()
         visible = (
@@ -207,10 +221,10 @@ class Pipeline:
             mean = rel.mean(axis=1)
             # the ground prior pins an ankle: only for people whose ankle is seen
             g = ground_scale(w, cfg.min_keypoint_confidence, kp_h36m_px[lifted], camera.height)
-            t = solve_root_translation(mean, kp_norm[lifted], w, self._ground, ground_scale=g)
+            t = solve_root_translation(mean, kp_norm[lifted], w, ground, ground_scale=g)
             # per-hypothesis roots measure how much body-size/pose ambiguity moves the person
             t_k = solve_root_translation(
-                rel, kp_norm[lifted][:, None], w[:, None], self._ground, ground_scale=g[:, None]
+                rel, kp_norm[lifted][:, None], w[:, None], ground, ground_scale=g[:, None]
             )
             root[lifted] = t
             root_std[lifted] = np.nanstd(t_k, axis=1)
@@ -234,7 +248,9 @@ class Pipeline:
             who: per person (track_id, detection score, bbox [x0, y0, x1, y1]).
         """
         kp = np.asarray(kp_h36m_px, dtype=np.float64)
-        lifted = self.lift_keypoints(kp, conf, camera, self.seed_for(camera_name, stamp_ns))
+        lifted = self.lift_keypoints(
+            kp, conf, camera, self.seed_for(camera_name, stamp_ns), self.ground_for(camera_name)
+        )
         no_hyps = np.zeros((0, 17, 3), np.float32)
         return [
             Person3D(

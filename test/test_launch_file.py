@@ -62,14 +62,24 @@ def test_sets_the_shared_memory_profile_and_compiles():
 def test_rviz_layout_shows_the_node_outputs():
     import yaml
 
-    from hpe3d_ros.ros.topics import output_topic
+    from hpe3d_ros.ros.topics import output_topic, people_topic
 
     layout = yaml.safe_load((REPO / "config" / "hpe3d.rviz").read_text())
     displays = layout["Visualization Manager"]["Displays"]
     topics = {d["Topic"]["Value"] for d in displays if "Topic" in d}
-    assert topics == {output_topic("front", "markers"), output_topic("front", "debug_image")}
+    assert topics == {output_topic("front", "markers"), output_topic("front", "debug_image"),
+                      people_topic("people_markers")}  # fmt: skip
     kinds = {d["Class"] for d in displays}
     assert {"rviz_default_plugins/MarkerArray", "rviz_default_plugins/Image"} <= kinds
+    # the vehicle's layout: base_link fixed, TF shown, the fused people and every rig camera
+    text = (REPO / "config" / "vehicle.rviz").read_text()
+    vehicle = yaml.safe_load(text)["Visualization Manager"]
+    assert vehicle["Global Options"]["Fixed Frame"] == "base_link"
+    displays = vehicle["Displays"]
+    assert "rviz_default_plugins/TF" in {d["Class"] for d in displays}
+    topics = {d["Topic"]["Value"] for d in displays if "Topic" in d}
+    rig = ("front_left", "front_right", "front", "roof")
+    assert topics == {people_topic("people_markers")} | {output_topic(c, "markers") for c in rig}
 
 
 # ------------------------------------------------------------------ executing the launch file

@@ -43,7 +43,7 @@ OPTIONAL_DEPS: dict[str, tuple[str, str]] = {"ray": ("ray", "fleet")}
 #: ROS packages the Python code imports (package.xml names them as they are).
 ROS_DEPS = {
     "rclpy", "rcl_interfaces", "sensor_msgs", "std_msgs", "geometry_msgs", "visualization_msgs",
-    "diagnostic_msgs", "builtin_interfaces", "ament_index_python",
+    "diagnostic_msgs", "builtin_interfaces", "ament_index_python", "tf2_ros",
 }  # fmt: skip
 #: the ROS executable of each console script: its name with "_" (the node keeps its old name)
 SPECIAL_NAMES = {"hpe3d-pipeline": "pipeline_node"}

@@ -117,8 +117,10 @@ def test_readme_qos_table_is_what_the_node_offers(monkeypatch):
 
     table = _qos_table()
     pipeline = Pipeline(NobodyDetector(), NoLifter())
-    with running_node(monkeypatch, pipeline, {"output.debug_image": True}) as (node, _):
+    overrides = {"output.debug_image": True, "output.people": True}
+    with running_node(monkeypatch, pipeline, overrides) as (node, _):
         (channel,) = node.channels
         offered = {f"~/N/{kind}": profile(pub) for kind, pub in channel.pubs.items()}
         offered["/diagnostics"] = profile(node.diag_pub)
+        offered |= {f"~/{kind}": profile(pub) for kind, pub in node.vehicle.pubs.items()}
     assert offered == table

@@ -87,6 +87,41 @@ def extrinsics_from_params(
     return T
 
 
+def extrinsics_from_flat(
+    camera_name: str, values: Mapping[str, Any], frame_id: str = ""
+) -> Transform | None:
+    """``T_parent_optical`` from the node's flat parameters ``cameras.<name>.extrinsics.*``
+    (ROS parameters cannot be absent, so "not given" has a value: ``parent_frame`` "" means the
+    pose comes from TF, a quaternion of zeros means the rotation is ``rpy_deg``).
+
+    Returns:
+        None when ``parent_frame`` is empty.
+
+    Raises:
+        ExtrinsicsError: both a quaternion and a non-zero ``rpy_deg``, a bad value (the
+            message names the parameter).
+    """
+    pre = f"cameras.{camera_name}.extrinsics."
+    parent = str(values.get(pre + "parent_frame", "") or "")
+    if not parent:
+        return None
+    rpy = list(values.get(pre + "rpy_deg") or [0.0, 0.0, 0.0])
+    quat = list(values.get(pre + "quaternion_xyzw") or [0.0, 0.0, 0.0, 0.0])
+    use_quat = any(float(q) != 0.0 for q in quat)
+    if use_quat and any(float(r) != 0.0 for r in rpy):
+        raise ExtrinsicsError(
+            f"cameras.{camera_name}.extrinsics: give rpy_deg or quaternion_xyzw, not both "
+            f"(rpy_deg {rpy}, quaternion_xyzw {quat}); the unused one stays all zeros"
+        )
+    block = {
+        "parent_frame": parent,
+        "translation": values.get(pre + "translation", [0.0, 0.0, 0.0]),
+        "optical": bool(values.get(pre + "optical", False)),
+        **({"quaternion_xyzw": quat} if use_quat else {"rpy_deg": rpy}),
+    }
+    return extrinsics_from_params(camera_name, block, frame_id)
+
+
 def tree_from_params(
     cameras: Mapping[str, Mapping[str, Any]], frame_ids: Mapping[str, str] | None = None
 ) -> TransformTree:

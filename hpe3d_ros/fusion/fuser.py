@@ -210,6 +210,11 @@ class PeopleFuser:
         return PeopleList(self.config.target_frame, int(stamp_ns), self.people(stamp_ns))
 
     @property
+    def latest_ns(self) -> int | None:
+        """Stamp of the newest fused frame (None before the first): where to publish."""
+        return self._latest_ns
+
+    @property
     def tracks(self) -> list[Track]:
         """The live tracks (read-only use: tests, diagnostics)."""
         return list(self._tracks)

@@ -147,6 +147,13 @@ class TransformTree:
     def frames(self) -> set[str]:
         return set(self._edges) | {t.parent for t in self._edges.values()}
 
+    def edge(self, child: str) -> Transform | None:
+        """``T_parent_child`` of a frame's own edge (None for a root or unknown frame)."""
+        return self._edges.get(child)
+
+    def __len__(self) -> int:
+        return len(self._edges)
+
     def lookup(self, target: str, source: str, stamp_ns: int = 0) -> Transform:
         """``T_target_source`` (the stamp is ignored: every edge is static)."""
         if target == source:

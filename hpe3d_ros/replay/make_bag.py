@@ -10,7 +10,9 @@ mocap people walking in front of a virtual vehicle camera (1.5 m high, level), t
 joints projected to pixels (``/<cam>/camera/keypoints``, ``Keypoints2DArray``, layout
 ``h36m17``; Gaussian pixel noise optional), the CameraInfo, and the true 3D poses in the
 camera optical frame on ``/<cam>/camera/gt_poses`` (``PoseHypothesesArray``, K = 1).
-``hpe3d-replay`` evaluates the lifter and placement on it through the same code path.
+``hpe3d-replay`` evaluates the lifter and placement on it through the same code path. With
+``--rig N`` (1-4) the people walk in front of a virtual vehicle seen by N cameras, with the
+extrinsics on ``/tf_static`` (:mod:`hpe3d_ros.replay.rig_bag`).
 """
 
 from __future__ import annotations
@@ -290,8 +292,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--noise-px", type=float, default=0.0, help="--mocap: 2D noise (pixels)")
     ap.add_argument("--seed", type=int, default=0, help="--mocap: scene seed")
     ap.add_argument("--gt-npz", type=Path, help="--mocap: also write the GT as a side-car")
+    ap.add_argument(
+        "--rig",
+        type=int,
+        choices=(1, 2, 3, 4),
+        help="--mocap: N cameras of a virtual vehicle (extrinsics on /tf_static)",
+    )
     args = ap.parse_args(argv)  # fmt: skip
     try:
+        if args.mocap and args.rig:
+            return _rig_main(args)
         if args.mocap:
             w, h = (int(v) for v in args.size.lower().split("x"))
             cam = camera_from_args(args, w, h)
@@ -321,6 +331,21 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"wrote {n} frames to {args.output} (camera {args.camera!r}, {cam.width}x{cam.height}, "
           f"fx={cam.fx:.1f})")  # fmt: skip
+    return 0
+
+
+def _rig_main(args: argparse.Namespace) -> int:
+    from hpe3d_ros.replay.rig_bag import rig_scene, write_rig_bag, write_rig_sidecar
+
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    scene = rig_scene(args.mocap, args.max_frames or 30, args.people, args.seed)
+    rig, gt_rows = write_rig_bag(args.output, scene, args.rig, width=w, height=h,
+                                 noise_px=args.noise_px, seed=args.seed, storage=args.storage,
+                                 source=args.mocap.name)  # fmt: skip
+    if args.gt_npz:
+        write_rig_sidecar(args.gt_npz, gt_rows)
+    print(f"wrote {len(scene.joints_m) - 1} frames x {len(rig)} cameras to {args.output} "
+          f"({', '.join(c.name for c in rig)}; extrinsics on /tf_static; {w}x{h})")  # fmt: skip
     return 0
 
 

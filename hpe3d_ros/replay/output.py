@@ -1,6 +1,6 @@
 """The replay's output folder: what it may write, and what it may never delete.
 
-A replay owns six entries of its output folder ``OUT`` (:data:`MANAGED`) and marks the folder
+A replay owns seven entries of its output folder ``OUT`` (:data:`MANAGED`) and marks the folder
 with :data:`MARKER` when it starts writing. Rules, checked before anything is written or
 deleted (:func:`check_output`), so a typo never costs data:
 
@@ -24,7 +24,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-MANAGED_FILES = ("frames.csv", "people.csv", "summary.json", "timings.json")
+MANAGED_FILES = ("frames.csv", "people.csv", "vehicle_people.csv", "summary.json", "timings.json")
 MANAGED_DIRS = ("bags", "pictures")
 MANAGED = (*MANAGED_FILES, *MANAGED_DIRS)
 MARKER = ".hpe3d-replay"

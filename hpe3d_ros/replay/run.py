@@ -41,6 +41,7 @@ from hpe3d_ros.replay.output import check_output, clear_previous, mark, sequence
 from hpe3d_ros.replay.pictures import Pictures
 from hpe3d_ros.replay.report import Tables, build_summary, write_summary
 from hpe3d_ros.replay.signals import GracefulStop, Interrupted
+from hpe3d_ros.replay.vehicle import BagVehicle, VehicleTable
 from hpe3d_ros.ros.outputs import CameraHealth, diagnostics_message, frame_messages
 from hpe3d_ros.ros.topics import DIAGNOSTICS, OUTPUTS, output_topic
 from hpe3d_ros.runner import CameraRunner, Outcome
@@ -86,13 +87,14 @@ def replay(
     clear_previous(out_dir)
     mark(out_dir, bags)
     tables = Tables(out_dir)
+    vehicle = VehicleTable(out_dir) if cfg.vehicle.people else None  # ~/people, issue 18
     pictures = Pictures(out_dir / "pictures", overlays, video_max_frames)
     timing: dict[str, list[float]] = {"frame_ms": [], "loop_s": []}
     infos = []
     t0 = time.perf_counter()
     with contextlib.nullcontext(stop) if stop else GracefulStop() as stop:
         run = _Run(out_dir, cfg, pipeline, cameras, sidecar, storage, tables, pictures, timing,
-                   progress, stop)  # fmt: skip
+                   progress, stop, vehicle)  # fmt: skip
         try:
             for bag, seq in zip(bags, sequence_names(bags), strict=True):
                 if stop.requested:
@@ -101,6 +103,8 @@ def replay(
                 infos.append(_replay_bag(run, bag, seq))
         finally:
             tables.close()
+            if vehicle is not None:
+                vehicle.close()
             written = pictures.close()
         wall = time.perf_counter() - t0
         loop = sum(timing.pop("loop_s"))
@@ -124,6 +128,10 @@ def replay(
                 "pictures": [str(Path(p).relative_to(out_dir)) for p in written],
             },
         )
+        if vehicle is not None:
+            summary["vehicle"] = {"target_frame": cfg.vehicle.target_frame,
+                                  "sequences": vehicle.sequences}  # fmt: skip
+            summary["outputs"]["vehicle_people_csv"] = vehicle.path.name
         summary["interrupted"] = stop.name
         summary["exit_code"] = stop.exit_code
         if stop.requested:
@@ -160,6 +168,7 @@ class _Run:
     timing: dict[str, list[float]]
     progress: bool
     stop: GracefulStop
+    vehicle: VehicleTable | None = None
 
 
 @dataclass
@@ -175,6 +184,7 @@ class _Bag:
     counts: dict[str, int] = field(default_factory=dict)
     pending: dict[str, tuple] = field(default_factory=dict)  # topic -> (frame | error, log ns)
     next_diag_ns: int | None = None
+    vehicle: BagVehicle | None = None  # ~/people (output.people)
 
 
 def _replay_bag(run: _Run, bag: Path, seq: str) -> dict[str, Any]:
@@ -217,6 +227,10 @@ def _replay_bag(run: _Run, bag: Path, seq: str) -> dict[str, Any]:
             b.infos.setdefault(s.info_topic, []).append(b.runners[s.topic])
             b.counts[s.topic] = 0
             run.pictures.plan(seq, s.camera, reader.counts.get(s.topic))
+        if run.vehicle is not None:
+            b.vehicle = BagVehicle(seq, cfg, run.pipeline, reader,
+                                   {s.camera: s.gt_topic for s in streams}, run.sidecar,
+                                   run.vehicle)  # fmt: skip
         info["output_bag"] = f"bags/{seq}"
         total = sum(reader.counts.get(t) or 0 for t in b.streams) or None
         t_loop = time.perf_counter()
@@ -248,6 +262,8 @@ def _replay_bag(run: _Run, bag: Path, seq: str) -> dict[str, Any]:
             info.update(complete=False, interrupted=stop.name, error=why)
         info["output_messages"] = dict(b.writer.counts)
         info["frames"] = dict(b.counts)
+        if b.vehicle is not None:
+            run.vehicle.sequences.append(b.vehicle.summary())
     return info
 
 
@@ -314,14 +330,19 @@ def _process(run: _Run, b: _Bag, topic: str) -> None:
     s, runner = b.streams[topic], b.runners[topic]
     now = log_ns * 1e-9
     t = time.perf_counter()
+    pose = None
     if isinstance(frame, str):
         out = runner.unreadable(frame, now)
     else:
         with run.stop.abortable():
+            if b.vehicle is not None:  # the camera's pose at the image stamp sets its ground
+                pose = b.vehicle.pose(s.camera, runner.frame_id or frame.frame_id, frame.stamp_ns)
             out = runner.arrive(frame, now) or runner.process(frame, 0.0, now)
     if out.ok:
         for kind, msg in frame_messages(out.result, out.image, run.cfg.output):
             b.writer.write(output_topic(s.camera, kind), OUTPUTS[kind], log_ns, serialize_ros(msg))
+        if b.vehicle is not None:
+            b.vehicle.frame(s.camera, out, pose, log_ns, b.writer)
         for stage, ms in out.result.timings_ms.items():
             run.timing.setdefault(stage, []).append(ms)
     run.timing["frame_ms"].append(1e3 * (time.perf_counter() - t))
@@ -354,8 +375,9 @@ def _diagnostics(run: _Run, b: _Bag, log_ns: int) -> None:
         return
     b.next_diag_ns = log_ns + period_ns
     now = log_ns * 1e-9
-    health = [CameraHealth(r.name, r.snapshot(now), len(r.calibration) > 0)
-              for r in b.runners.values()]  # fmt: skip
+    health = [CameraHealth(r.name, {**r.snapshot(now), **(b.vehicle.snapshot(r.name)
+                                                          if b.vehicle else {})},
+                           len(r.calibration) > 0) for r in b.runners.values()]  # fmt: skip
     extra = {"lifter": run.pipeline.model_id, "detector": run.cfg.detector.mode}
     msg = diagnostics_message(log_ns, "/hpe3d_pipeline", health,
                               run.cfg.diagnostics.stale_timeout_s, extra)  # fmt: skip

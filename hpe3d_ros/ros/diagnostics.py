@@ -29,7 +29,8 @@ def stream_level(
     ``snap["waiting_s"]`` (optional) is how long its oldest unfinished frame has waited
     while the worker finished nothing: a worker that stops finishing frames while they
     arrive is *stalled*, WARN after ``stall_warn_s`` and ERROR after ``stall_error_s``, never
-    "0.0 Hz processed" and OK.
+    "0.0 Hz processed" and OK. ``snap["pose_problem"]`` (optional, with ``output.people``): why
+    the camera's latest frame had no pose in the target frame, a WARN.
     """
     silent = snap["silent_s"]
     waiting = snap.get("waiting_s", 0.0)
@@ -55,6 +56,9 @@ def stream_level(
                       "the shared-memory profile) and QoS")  # fmt: skip
     if snap["processed_rate_hz"] == 0 and snap["failed"]:
         return WARN, f"frames failing: {snap['last_error']}"
+    if snap.get("pose_problem"):  # ~/people lacks this camera; its own outputs go on
+        rate = snap["processed_rate_hz"]
+        return WARN, f"{rate:.1f} Hz processed, not in ~/people: {snap['pose_problem']}"
     return OK, f"{snap['processed_rate_hz']:.1f} Hz processed"
 
 

@@ -7,7 +7,11 @@ Per camera ``N``, under the node's namespace and name (``~/N/...`` in ROS terms)
 * ``~/N/markers``     visualization_msgs/msg/MarkerArray
 * ``~/N/debug_image`` sensor_msgs/msg/Image (only with output.debug_image)
 
-and ``/diagnostics`` (diagnostic_msgs/msg/DiagnosticArray) for all cameras.
+and ``/diagnostics`` (diagnostic_msgs/msg/DiagnosticArray) for all cameras; with
+``output.people``, for the whole node (every camera fused in ``target_frame``):
+
+* ``~/people``         hpe3d_ros/msg/People
+* ``~/people_markers`` visualization_msgs/msg/MarkerArray (with output.markers)
 """
 
 from __future__ import annotations
@@ -18,6 +22,12 @@ OUTPUTS = {
     "keypoints": "hpe3d_ros/msg/Keypoints2DArray",
     "markers": "visualization_msgs/msg/MarkerArray",
     "debug_image": "sensor_msgs/msg/Image",
+}
+
+
+PEOPLE_OUTPUTS = {
+    "people": "hpe3d_ros/msg/People",
+    "people_markers": "visualization_msgs/msg/MarkerArray",
 }
 
 
@@ -33,3 +43,12 @@ def output_topic(
     if kind not in OUTPUTS:
         raise ValueError(f"unknown output {kind!r}; one of {sorted(OUTPUTS)}")
     return f"{node_prefix(node_name, namespace)}/{camera}/{kind}"
+
+
+def people_topic(
+    kind: str = "people", node_name: str = "hpe3d_pipeline", namespace: str = "/"
+) -> str:
+    """Fully qualified node-wide output, e.g. ``/hpe3d_pipeline/people``."""
+    if kind not in PEOPLE_OUTPUTS:
+        raise ValueError(f"unknown output {kind!r}; one of {sorted(PEOPLE_OUTPUTS)}")
+    return f"{node_prefix(node_name, namespace)}/{kind}"
