@@ -96,6 +96,7 @@ def test_poses_from_tf_at_the_image_stamp_and_a_missing_transform_warns(monkeypa
 def vehicle_node(tmp_path):
     """Cameras left and right: the same street image, the same pose on a mast (one view
     seen twice, so one list must hold each person once); camera nopose has none."""
+
     def pose() -> dict:  # a new one each time: rcl refuses YAML aliases
         return {"parent_frame": "base_link", "translation": [0.0, 0.0, 6.0],
                 "rpy_deg": [0.0, 25.0, 0.0]}  # fmt: skip
