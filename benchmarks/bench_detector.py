@@ -1,6 +1,6 @@
 """Benchmark the 2D keypoint stage on real footage (OpenCV's vtest.avi, 768x576, 10 fps).
 
-Four measurements, printed as Markdown rows for BENCHMARKS.md ("2D detector"):
+Measurements, printed as Markdown rows for BENCHMARKS.md ("2D detector"):
 
 1. ``counts``: people found per configuration on the four test frames (test/data), next to
    the count by eye (6/7/4/8), and the median and minimum ms/frame over ``--repeats`` runs
@@ -15,7 +15,8 @@ Four measurements, printed as Markdown rows for BENCHMARKS.md ("2D detector"):
    units of the person's box height.
 4. One-Euro effect (part of ``tracking``) on tracked joints (score >= 0.3): jitter = mean
    |second difference| of a joint's position (px/frame^2), lag = mean |smoothed - raw| (px).
-5. ``eval``: near and far, on the labelled set ``test/data/eval`` (people boxed by eye, from
+5. ``sizes``: detector work per frame from 640x480 to an 8000 x 8000 photo (the budget).
+6. ``eval``: near and far, on the labelled set ``test/data/eval`` (people boxed by eye, from
    60 px pedestrians to people filling the frame and cut by its border): recall per person
    height bin and false people per frame per configuration (IoU >= 0.4, see
    :mod:`hpe3d_ros.detection.evaluation`), and detector frames/s on 640x480 frames.
@@ -25,6 +26,7 @@ Usage (2 cores; ~3 min for everything)::
     .venv/bin/python benchmarks/bench_detector.py --threads 2
     .venv/bin/python benchmarks/bench_detector.py --only tracking --video demo/vtest_600_750.mp4
     .venv/bin/python benchmarks/bench_detector.py --only eval
+    .venv/bin/python benchmarks/bench_detector.py --only sizes
 """
 
 from __future__ import annotations
@@ -261,9 +263,38 @@ def bench_eval(threads: int, repeats: int) -> None:
         sys.stdout.flush()
 
 
+#: Image sizes for ``sizes``: a camera's to a huge photo.
+SIZES = [(640, 480), (1280, 720), (1920, 1080), (3840, 2160), (8000, 8000)]
+
+
+def bench_sizes(threads: int) -> None:
+    """Detector work per frame by image size: vtest frame 700 up-scaled, one frame after a
+    warm-up; the plan, its budget units, the smallest person planned for, CPU s."""
+    det = load_detector(threads=threads)
+    img = read_rgb(ROOT / "test" / "data" / "vtest_0700.png")
+    sys.stdout.write(
+        "| image | plan (regions per pass) | units | smallest person planned | people "
+        "| CPU s / frame | wall s |\n|---|---|---|---|---|---|---|\n"
+    )
+    for w, h in SIZES:
+        frame = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+        det.detect(frame)
+        t0, c0 = time.perf_counter(), time.process_time()
+        people = det.detect(frame)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        plan = ", ".join(f"{p.name} {len(p.regions)}" for p in det.plan(w, h))
+        work = det.last_work
+        sys.stdout.write(
+            f"| {w}x{h} | {plan} | {work.used:.2f} | {work.smallest_person_px:.0f} px "
+            f"| {len(people)} | {cpu:.2f} | {wall:.2f} |\n"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=("counts", "flip", "tracking", "eval"), default=None)
+    parser.add_argument(
+        "--only", choices=("counts", "flip", "tracking", "eval", "sizes"), default=None
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
@@ -281,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_tracking(args.video, args.start, args.stop, args.threads, args.fps)
     if args.only in (None, "eval"):
         bench_eval(args.threads, args.repeats)
+    if args.only in (None, "sizes"):
+        bench_sizes(args.threads)
     return 0
 
 
