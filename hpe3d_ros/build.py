@@ -35,7 +35,7 @@ def build_detector(det: DetectorConfig):
     try:
         detector = load_detector(
             det.name, det.device, mode=det.mode, input_size=det.input_size, tiles=det.tiles,
-            coarse_size=det.coarse_size, min_person_px=det.min_person_px,
+            coarse_size=det.coarse_size, min_person_px=det.min_person_px, budget=det.budget,
             person_threshold=det.person_threshold, threads=det.threads,
             model_path=det.model_path or None,
         )  # fmt: skip

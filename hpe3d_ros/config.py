@@ -116,6 +116,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     P("detector.coarse_size", 192, "Long side of the whole-image pass for near people; 0 = off",
       0, 1024, multiple_of=32),
     P("detector.min_person_px", 64, "Height of the smallest person to find (pixels)", 24, 2000),
+    P("detector.budget", 8.0, "Most detector work per frame, in runs of 512x512 px; larger "
+      "images give up their smallest people", 0.5, float(MAX_DETECTOR_TILE_UNITS)),
     P("detector.person_threshold", 0.2, "Minimum person score", 0.0, 1.0),
     P("detector.threads", 2, "ONNX Runtime intra-op threads of the detector", 1, 64),
     P("tracking.enabled", True, "Give people ids that persist across frames (per camera)"),
@@ -235,6 +237,7 @@ class DetectorConfig:
     tiles: tuple[int, int]  # (0, 0) = planned from min_person_px
     coarse_size: int
     min_person_px: int
+    budget: float  # network runs of 512x512 px per frame (hpe3d_ros.detection.budget)
     person_threshold: float
     threads: int
 

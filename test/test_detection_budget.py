@@ -186,3 +186,17 @@ def test_another_graph_is_left_as_it_is(tmp_path: Path) -> None:
     broken.write_bytes(b"not a model")
     with pytest.raises(RuntimeError, match=r"broken\.onnx"):
         MoveNetMultiPose(model_path=broken)
+
+
+def test_budget_comes_from_the_parameters() -> None:
+    """``detector.budget`` reaches the detector; values that cannot work are refused."""
+    from hpe3d_ros.build import build_detector
+    from hpe3d_ros.config import ConfigError, load_config
+
+    assert load_config(None).detector.budget == DEFAULT_BUDGET
+    det = build_detector(load_config(None, **{"detector.budget": 2.0}).detector)
+    assert det.budget == 2.0
+    assert plan_cost(det.plan(1920, 1080)) <= 2.0 and det.plan(1920, 1080).limited
+    for bad in (0.0, 0.1, 1000.0, float("nan")):
+        with pytest.raises(ConfigError, match=r"detector\.budget"):
+            load_config(None, **{"detector.budget": bad})
