@@ -75,3 +75,21 @@ def test_cli_writes_a_bag_and_fails_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(e.startswith("hpe3d-make-bag: error:") for e in err)
     assert "missing.mp4" in err[1]
+
+
+def test_a_failed_run_leaves_nothing_that_blocks_the_corrected_one(tmp_path, capsys):
+    import cv2
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for i, size in enumerate([(48, 64), (48, 64), (30, 40)]):  # the third has another size
+        cv2.imwrite(str(imgs / f"{i}.png"), np.zeros((*size, 3), np.uint8))
+    out = tmp_path / "bag"
+    assert main([str(out), "--images", str(imgs)]) == 1
+    assert "frame 2 is 40x30" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs"]  # nothing half-written
+    (imgs / "2.png").unlink()
+    assert main([str(out), "--images", str(imgs)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["bag.mcap", "metadata.yaml"]
+    assert main([str(out), "--images", str(imgs)]) == 1  # exists: refused, kept
+    assert "exists" in capsys.readouterr().err and (out / "bag.mcap").is_file()

@@ -18,6 +18,8 @@ extrinsics on ``/tf_static`` (:mod:`hpe3d_ros.replay.rig_bag`).
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -299,54 +301,70 @@ def main(argv: list[str] | None = None) -> int:
         help="--mocap: N cameras of a virtual vehicle (extrinsics on /tf_static)",
     )
     args = ap.parse_args(argv)  # fmt: skip
+    final = args.output
+    if os.path.lexists(final):
+        print(f"hpe3d-make-bag: error: {final} exists (choose a new bag folder)", file=sys.stderr)
+        return 1
+    # written beside its final name and renamed when complete: a failed run leaves nothing
+    # behind that would block the corrected re-run
+    # (in a hidden folder, under its own name: rosbags names the storage file after it)
+    partial = final.parent / f".{final.name}.partial-{os.getpid()}"
     try:
-        if args.mocap and args.rig:
-            return _rig_main(args)
-        if args.mocap:
-            w, h = (int(v) for v in args.size.lower().split("x"))
-            cam = camera_from_args(args, w, h)
-            scene = mocap_scene(args.mocap, cam, args.max_frames or 30, args.people, args.seed,
-                                args.noise_px)  # fmt: skip
-            n = write_mocap_bag(args.output, scene, cam, camera_name=args.camera,
-                                storage=args.storage, source=args.mocap.name)  # fmt: skip
-            if args.gt_npz:
-                write_sidecar(args.gt_npz, scene, args.camera)
-        else:
-            frames = (read_video(args.video, args.max_frames, args.stride) if args.video
-                      else read_images(args.images, args.max_frames))  # fmt: skip
-            first = next(frames, None)
-            if first is None:
-                raise ValueError(f"no frames in {args.video or args.images}")
-            fps = args.fps or _video_fps(args.video) / args.stride
-            cam = camera_from_args(args, first.shape[1], first.shape[0])
-            n = write_image_bag(
-                args.output, _chain(first, frames), cam, camera_name=args.camera, fps=fps,
-                compressed=args.compressed, storage=args.storage,
-            )  # fmt: skip
+        partial.mkdir(parents=True)
+        what = _write(args, partial / final.name)
+        os.replace(partial / final.name, final)
     except (ValueError, OSError, CameraModelError) as exc:
         print(f"hpe3d-make-bag: error: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:  # rosbags WriterError (e.g. the bag exists)
+    except Exception as exc:  # rosbags WriterError and the like
         print(f"hpe3d-make-bag: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {n} frames to {args.output} (camera {args.camera!r}, {cam.width}x{cam.height}, "
-          f"fx={cam.fx:.1f})")  # fmt: skip
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    print(f"wrote {what.format(final)}")
     return 0
 
 
-def _rig_main(args: argparse.Namespace) -> int:
+def _write(args: argparse.Namespace, out: Path) -> str:
+    """The bag ``args`` describe, written to ``out``; returns what was written (``{}`` where
+    the bag's name goes)."""
+    if args.mocap and args.rig:
+        return _write_rig(args, out)
+    if args.mocap:
+        w, h = (int(v) for v in args.size.lower().split("x"))
+        cam = camera_from_args(args, w, h)
+        scene = mocap_scene(args.mocap, cam, args.max_frames or 30, args.people, args.seed,
+                            args.noise_px)  # fmt: skip
+        n = write_mocap_bag(out, scene, cam, camera_name=args.camera, storage=args.storage,
+                            source=args.mocap.name)  # fmt: skip
+        if args.gt_npz:
+            write_sidecar(args.gt_npz, scene, args.camera)
+    else:
+        frames = (read_video(args.video, args.max_frames, args.stride) if args.video
+                  else read_images(args.images, args.max_frames))  # fmt: skip
+        first = next(frames, None)
+        if first is None:
+            raise ValueError(f"no frames in {args.video or args.images}")
+        fps = args.fps or _video_fps(args.video) / args.stride
+        cam = camera_from_args(args, first.shape[1], first.shape[0])
+        n = write_image_bag(out, _chain(first, frames), cam, camera_name=args.camera, fps=fps,
+                            compressed=args.compressed, storage=args.storage)  # fmt: skip
+    return (f"{n} frames to {{}} (camera {args.camera!r}, {cam.width}x{cam.height}, "
+            f"fx={cam.fx:.1f})")  # fmt: skip
+
+
+def _write_rig(args: argparse.Namespace, out: Path) -> str:
     from hpe3d_ros.replay.rig_bag import rig_scene, write_rig_bag, write_rig_sidecar
 
     w, h = (int(v) for v in args.size.lower().split("x"))
     scene = rig_scene(args.mocap, args.max_frames or 30, args.people, args.seed)
-    rig, gt_rows = write_rig_bag(args.output, scene, args.rig, width=w, height=h,
+    rig, gt_rows = write_rig_bag(out, scene, args.rig, width=w, height=h,
                                  noise_px=args.noise_px, seed=args.seed, storage=args.storage,
                                  source=args.mocap.name)  # fmt: skip
     if args.gt_npz:
         write_rig_sidecar(args.gt_npz, gt_rows)
-    print(f"wrote {len(scene.joints_m) - 1} frames x {len(rig)} cameras to {args.output} "
-          f"({', '.join(c.name for c in rig)}; extrinsics on /tf_static; {w}x{h})")  # fmt: skip
-    return 0
+    return (f"{len(scene.joints_m) - 1} frames x {len(rig)} cameras to {{}} "
+            f"({', '.join(c.name for c in rig)}; extrinsics on /tf_static; {w}x{h})")  # fmt: skip
 
 
 def _video_fps(path: Path | None) -> float:
