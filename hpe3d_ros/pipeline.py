@@ -70,6 +70,9 @@ class PipelineConfig:
     camera_height_m: float | None = None  # set to enable the flat-ground placement prior
     camera_pitch_deg: float = 0.0  # downward pitch of the optical axis
     ground_weight: float = 20.0  # prior strength vs one confident joint (normalised units)
+    temporal: bool = True  # tracked people through the lifter's temporal model, if it has one
+    temporal_window: int = 0  # frames of history the temporal model sees; 0 = its own window
+    temporal_min_frames: int = 3  # a track's frames before the temporal model takes over
 
     def __post_init__(self) -> None:
         if self.num_hypotheses < 1:
@@ -80,6 +83,8 @@ class PipelineConfig:
             raise ValueError("min_visible_joints must be in [2, 17]")
         if self.camera_height_m is not None and self.camera_height_m <= 0:
             raise ValueError("camera_height_m must be > 0 (or null to disable the prior)")
+        if self.temporal_window < 0 or self.temporal_min_frames < 1:
+            raise ValueError("temporal_window must be >= 0 and temporal_min_frames >= 1")
 
     @property
     def ground(self) -> GroundPrior | None:
@@ -122,6 +127,8 @@ class Pipeline:
         self._ground = self.config.ground
         self._grounds: dict[str, GroundPrior | None] = {}  # per-camera overrides
         self.model_id = model_id
+        # issue 17: tracked people with enough history go through the temporal model
+        self._temporal = _temporal_tracks(lifter, self.config) if self.config.temporal else None
 
     def set_ground(self, camera_name: str, ground: GroundPrior | None) -> None:
         """The ground plane of one camera (e.g. from its extrinsics, in its optical frame),
@@ -136,6 +143,8 @@ class Pipeline:
         """Forget all tracks and filters, and per-camera ground planes (a bag restarts)."""
         self._trackers.clear()
         self._smoothers.clear()
+        if self._temporal is not None:
+            self._temporal.clear()
         self._grounds.clear()
 
     # ------------------------------------------------------------------ the job
@@ -187,8 +196,16 @@ class Pipeline:
         camera: CameraModel,
         seed: int,
         ground: GroundPrior | str | None = "config",
+        *,
+        tracks: Sequence[int] | None = None,
+        camera_name: str = "",
+        stamp_ns: int = 0,
     ) -> LiftedPeople:
         """Lift and place N people given H36M-17 pixel keypoints (the 2D-to-3D half).
+
+        ``tracks`` (N,) the people's track ids (negative: untracked) with the camera's name
+        and the frame's stamp: tracked people enter their track's 2D history, and those with
+        ``temporal_min_frames`` frames of it are lifted by the temporal model (issue 17).
 
         Args:
             kp_h36m_px: (N, 17, 2) raw-image pixels (NaN where missing).
@@ -211,12 +228,16 @@ class Pipeline:
         hyps = np.zeros((n, k, 17, 3), dtype=np.float32)
         root = np.full((n, 3), np.nan)
         root_std = np.full((n, 3), np.nan)
+        noise = None  # the detector's keypoint noise: for noise-aware lifters
+        if getattr(self.lifter, "noise_aware", False) or self._temporal is not None:
+            noise = detector_noise_std(kp_norm, conf, camera.fx)
+        temporal = np.zeros(n, dtype=bool)  # people the temporal model lifts
+        if self._temporal is not None and tracks is not None:
+            temporal = self._temporal.update(camera_name, stamp_ns, tracks, kp_norm, conf, noise)
         if lifted.any():
-            extra = {}  # noise-aware lifters are told how noisy the keypoints are
-            if getattr(self.lifter, "noise_aware", False):
-                extra["noise_std"] = detector_noise_std(kp_norm[lifted], conf[lifted], camera.fx)
-            kp_in, conf_in = kp_norm[lifted].astype(np.float32), conf[lifted].astype(np.float32)
-            rel = self.lifter.sample(kp_in, conf_in, k, seed, **extra)
+            rel = self._hypotheses(
+                kp_norm, conf, noise, lifted, temporal, k, seed, tracks, camera_name
+            )
             w = conf[lifted]
             mean = rel.mean(axis=1)
             # the ground prior pins an ankle: only for people whose ankle is seen
@@ -249,7 +270,14 @@ class Pipeline:
         """
         kp = np.asarray(kp_h36m_px, dtype=np.float64)
         lifted = self.lift_keypoints(
-            kp, conf, camera, self.seed_for(camera_name, stamp_ns), self.ground_for(camera_name)
+            kp,
+            conf,
+            camera,
+            self.seed_for(camera_name, stamp_ns),
+            self.ground_for(camera_name),
+            tracks=[int(track_id) for track_id, _, _ in who],
+            camera_name=camera_name,
+            stamp_ns=stamp_ns,
         )
         no_hyps = np.zeros((0, 17, 3), np.float32)
         return [
@@ -278,10 +306,40 @@ class Pipeline:
         who = [(p.track_id, p.score, p.box) for p in people]
         return self.lift_people(kp, conf, camera, camera_name, stamp_ns, who)
 
+    def _hypotheses(self, kp_norm, conf, noise, lifted, temporal, k, seed, tracks, camera):
+        """(M, k, 17, 3) root-relative hypotheses of the M lifted people: the temporal model
+        for tracks with history (each with its track's seed), the single-frame lifter for
+        the others (the frame's seed)."""
+        idx = np.flatnonzero(lifted)
+        use = temporal[idx]
+        rel = np.zeros((len(idx), k, 17, 3), dtype=np.float32)
+        if use.any():
+            rel[use] = self._temporal.sample(camera, np.asarray(tracks)[idx[use]], k)
+        if not use.all():
+            sel = idx[~use]
+            extra = {}  # noise-aware lifters are told how noisy the keypoints are
+            if getattr(self.lifter, "noise_aware", False):
+                extra["noise_std"] = noise[sel]
+            kp_in, conf_in = kp_norm[sel].astype(np.float32), conf[sel].astype(np.float32)
+            rel[~use] = self.lifter.sample(kp_in, conf_in, k, seed, **extra)
+        return rel
+
     def seed_for(self, camera_name: str, stamp_ns: int) -> int:
         """Deterministic per (seed, camera, stamp): replaying a bag gives identical results."""
         mix = zlib.crc32(f"{self.config.seed}:{camera_name}:{int(stamp_ns)}".encode())
         return int(mix)
+
+
+def _temporal_tracks(lifter, cfg: PipelineConfig):
+    """The temporal path of a lifter with a temporal model (issue 17); None otherwise."""
+    entry = (getattr(lifter, "checkpoint", None) or {}).get("temporal")
+    if getattr(lifter, "temporal", None) is None and not entry:
+        return None
+    from hpe3d_ros.lifting.temporal_runtime import temporal_part  # torch: only when needed
+    from hpe3d_ros.lifting.track_history import TemporalTracks
+
+    part = temporal_part(lifter)
+    return TemporalTracks(part, cfg.temporal_min_frames, cfg.temporal_window, cfg.seed)
 
 
 def _per_camera(store: dict, factory: Callable | None, camera_name: str):
