@@ -91,4 +91,4 @@ def test_the_node_publishes_the_input_stamp_unchanged(monkeypatch):
             assert [_pair(m.header.stamp) for m in got[key]] == EXTREMES, key
         marker_stamps = [{_pair(mk.header.stamp) for mk in m.markers} for m in got["m"]]
         assert marker_stamps == [{p} for p in EXTREMES]
-        assert node.channels[0].stats.snapshot()["processed"] == len(EXTREMES)
+        assert node.channels[0].runner.stats.snapshot()["processed"] == len(EXTREMES)

@@ -226,7 +226,7 @@ class PipelineNode(Node):
         suppressed = self.throttle(f"{ch.cfg.name}/{kind}/{reason}")
         if suppressed is not None:
             more = f" (+{suppressed} more of this kind in the last 5 s)" if suppressed else ""
-            self.get_logger().warning(f"camera {ch.cfg.name}: {one_line(message)}{more}")
+            self.get_logger().warning(f"camera {ch.cfg.name}: {one_line(message, 280)}{more}")
 
     # ---------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
