@@ -241,7 +241,8 @@ class PeopleFuser:
         for i, j in matches:
             tr, o = tracks[i], obs[j]
             x, P, shift, extra, views_now = prepared[i]
-            R = o.filter_covariance(views_now, cfg.noise.depth_correlation)
+            R = o.filter_covariance(views_now**cfg.noise.views_exponent,
+                                    cfg.noise.depth_correlation)  # fmt: skip
             tr.x, tr.P = kalman.update(x, P, o.root_m + shift, R + extra)
             tr.t_ns = max(tr.t_ns, stamp)
             tr.views[camera_name] = o

@@ -17,9 +17,10 @@ least-squares intersection of the two rays, which is how the fused root comes "f
 Two errors of a monocular root do not average out: the depth along the ray and, with the
 ground prior, the pelvis height (a misjudged leg length pins the body too low or too high).
 They come from the lifter's view of one body, so they persist from frame to frame and are
-shared by cameras that see the person from similar directions. The tracker therefore counts
-them as one measurement per ``depth_correlation`` frames and per moment, whatever the number of
-cameras (:meth:`Observation.filter_covariance`); only the across-ray geometry adds up.
+partly shared by the cameras (each lifts its own view of the same body). The tracker therefore
+counts them as one measurement per ``depth_correlation`` frames, and a moment's V views as
+``V ** (1 - views_exponent)`` of one (:meth:`Observation.filter_covariance`: 0.5, so four
+cameras together count as two); the across-ray geometry adds up in full.
 """
 
 from __future__ import annotations
@@ -38,13 +39,13 @@ class RootNoise:
     """How a monocular root's spread becomes a calibrated 3x3 covariance (see module doc).
 
     Defaults were chosen on training-subject mocap (``benchmarks/bench_fusion.py
-    --calibrate``: the fused 90 % ellipsoids hold about 90 % of the truth) and checked on
-    the test subjects (BENCHMARKS.md, "Multi-camera fusion").
+    --calibrate``: the fused 90 % ellipsoids hold about 90 % of the truth with 2, 3 and 4
+    cameras) and checked on the test subjects (BENCHMARKS.md, "Multi-camera fusion").
     """
 
     depth_scale: float = 1.3  # x the pipeline's spread along the ray
     depth_floor: float = 0.03  # fraction of the distance, the least depth uncertainty
-    across_px: float = 2.0  # angular error across the ray, in pixels of the camera
+    across_px: float = 1.0  # angular error across the ray, in pixels of the camera
     across_floor_m: float = 0.04  # pelvis position inside the body outline
     #: frames over which one person's monocular depth error persists (body size, pose): the
     #: tracker counts each frame's depth as 1/depth_correlation of a measurement, and one
@@ -53,6 +54,10 @@ class RootNoise:
     #: the pelvis height error of a ground-pinned body (legs misjudged), in the target's z
     #: (up, REP-103); persists like the depth error. 0 without the ground prior.
     height_sigma_m: float = 0.08
+    #: how shared one moment's persistent errors are between V cameras: each view's is
+    #: inflated by V ** views_exponent (1: fully shared, the V views count as one; 0: each
+    #: counts in full). 1 made the fused 90 % ellipsoids of 3-4 cameras hold 96-97 %.
+    views_exponent: float = 0.5
 
     def sigmas(self, root_m: np.ndarray, root_std_m: np.ndarray, focal_px: float):
         """(unit ray (3,), sigma along it, sigma across it) of one root (3,), spread (3,)."""
@@ -105,9 +110,10 @@ class Observation:
     T_target_camera: Transform
     bias_cov: np.ndarray = field(default_factory=lambda: np.zeros((3, 3)))
 
-    def filter_covariance(self, views_now: int, correlation: float) -> np.ndarray:
+    def filter_covariance(self, views_now: float, correlation: float) -> np.ndarray:
         """(3, 3) measurement covariance for the tracker: the persistent part inflated by
-        ``correlation`` frames and by the number of cameras seeing the person now."""
+        ``correlation`` frames and by ``views_now`` (the cameras seeing the person now, to the
+        power :attr:`RootNoise.views_exponent`)."""
         inflate = max(correlation * views_now, 1.0) - 1.0
         return self.root_cov + inflate * self.bias_cov
 
