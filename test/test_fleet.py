@@ -99,7 +99,7 @@ def _outcomes(out: Path) -> dict[str, int]:
 def _assert_same_as(out: Path, refs: dict[str, Path], messages: bool = False) -> None:
     for name, ref in refs.items():
         assert same_tables(out / "bags" / name, ref) == [], name
-        if messages:  # the output bag: the same messages (diagnostics: the same log times)
+        if messages:  # the output bag: the same messages, /diagnostics included
             assert output_messages(out / "bags" / name) == output_messages(ref), name
 
 

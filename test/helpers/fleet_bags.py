@@ -78,18 +78,15 @@ def single_machine(root: Path, rels: list[str], out: Path, params_file: str) -> 
 
 
 def output_messages(out: Path) -> dict[str, list[tuple[int, bytes]]]:
-    """The output bag(s) of one replay folder: topic -> [(log time, raw message)].
-
-    ``/diagnostics`` keeps only its log times: its latency values are wall-clock figures of
-    the run (``latency_p50_ms``...), so two replays of the same bag differ there.
-    """
+    """The output bag(s) of one replay folder: topic -> [(log time, raw message)], every
+    topic (a replay's ``/diagnostics`` holds no wall-clock value)."""
     from hpe3d_ros.replay.bagio import BagReader
 
     got: dict[str, list[tuple[int, bytes]]] = {}
     for bag in sorted((out / "bags").iterdir()):
         with BagReader(bag) as r:
             for topic, _, t, raw in r.messages(r.topics):
-                got.setdefault(topic, []).append((t, b"" if topic == "/diagnostics" else raw))
+                got.setdefault(topic, []).append((t, raw))
     return got
 
 
