@@ -169,20 +169,19 @@ def test_image(width: int, height: int) -> np.ndarray:
 
 
 def bench_detectors(backends, threads: int, repeats: int) -> list[dict]:
-    from hpe3d_ros.backends.detector import open_backend_session, use_detector_backend
+    from hpe3d_ros.backends.detector import open_backend_session, session_opener
     from hpe3d_ros.detection import load_detector
     from hpe3d_ros.detection.movenet_multipose import MULTIPOSE_ONNX
 
     rows = []
     for backend in backends:
-        det = load_detector(threads=threads)
         if backend != "onnxruntime-cpu":
-            try:  # the same opener use_detector_backend uses, without its CPU fallback
+            try:  # what session_opener opens, without its CPU fallback
                 open_backend_session(MULTIPOSE_ONNX, backend, threads)
             except (BackendUnavailable, RuntimeError) as exc:
                 rows.append({"backend": backend, "skipped": str(exc)})
                 continue
-            det = use_detector_backend(det, backend, threads)
+        det = load_detector(threads=threads, opener=session_opener(backend, threads))
         for w, h in [(640, 480), (1280, 720)]:
             image = test_image(w, h)
             people = len(det.detect(image))

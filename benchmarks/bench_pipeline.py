@@ -31,7 +31,7 @@ from hpe3d_ros.backends import load_backend_lifter  # noqa: E402
 from hpe3d_ros.backends.detector import (  # noqa: E402
     DETECTOR_BACKENDS,
     active_backend,
-    use_detector_backend,
+    session_opener,
 )
 from hpe3d_ros.camera import CameraModel  # noqa: E402
 from hpe3d_ros.detection import load_detector  # noqa: E402
@@ -62,8 +62,8 @@ def run(args) -> dict:
         tiles=tiles,
         coarse_size=args.coarse_size,
         min_person_px=args.min_person_px,
+        opener=session_opener(args.detector_backend, args.threads),
     )
-    detector = use_detector_backend(detector, args.detector_backend, args.threads)
     lifter = load_backend_lifter(
         backend=args.lifter_backend, device=args.device, threads=args.threads
     )

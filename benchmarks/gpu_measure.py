@@ -176,14 +176,14 @@ def pipeline_fps(ctx: Ctx, detector_rows: list[dict] | None = None) -> list[dict
     one worker, cameras in turn, a tracker each), lifter on ``auto`` and on torch CUDA."""
     from benchmarks.bench_pipeline import read_frames
     from hpe3d_ros.backends import load_backend_lifter
-    from hpe3d_ros.backends.detector import active_backend, use_detector_backend
+    from hpe3d_ros.backends.detector import active_backend, session_opener
     from hpe3d_ros.camera import CameraModel
     from hpe3d_ros.detection import load_detector
     from hpe3d_ros.detection.tracking import Tracker
     from hpe3d_ros.pipeline import Pipeline, PipelineConfig
 
     det_backend = _best_detector_backend(ctx, detector_rows)
-    detector = use_detector_backend(load_detector(threads=ctx.threads), det_backend, ctx.threads)
+    detector = load_detector(threads=ctx.threads, opener=session_opener(det_backend, ctx.threads))
     device = "cpu" if ctx.dry_run else "cuda"
     frames = read_frames(ROOT / "demo" / "vtest_600_750.mp4", ctx.frames + 37 * 3, (640, 480))
     camera = CameraModel.from_fov(640, 480, 60.0)

@@ -29,17 +29,17 @@ def build_detector(det: DetectorConfig):
     Raises:
         ModelLoadError: a missing or corrupt model file (the message names it).
     """
-    from hpe3d_ros.backends.detector import use_detector_backend
+    from hpe3d_ros.backends.detector import session_opener
     from hpe3d_ros.detection import load_detector
 
+    opener = None if det.backend == "onnxruntime-cpu" else session_opener(det.backend, det.threads)
     try:
-        detector = load_detector(
+        return load_detector(
             det.name, det.device, mode=det.mode, input_size=det.input_size, tiles=det.tiles,
             coarse_size=det.coarse_size, min_person_px=det.min_person_px, budget=det.budget,
             person_threshold=det.person_threshold, threads=det.threads,
-            model_path=det.model_path or None,
+            model_path=det.model_path or None, opener=opener,
         )  # fmt: skip
-        return use_detector_backend(detector, det.backend, det.threads)
     except (OSError, RuntimeError, ValueError) as exc:
         raise ModelLoadError(f"cannot load the 2D detector: {exc}") from exc
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hpe3d_ros.backends import BackendUnavailable, candidates, load_backend_lifter
-from hpe3d_ros.backends.detector import active_backend, use_detector_backend
+from hpe3d_ros.backends.detector import active_backend, session_opener
 from hpe3d_ros.backends.tensorrt_engine import detector_profile, engine_path, lifter_profile
 from hpe3d_ros.camera import CameraModel
 from hpe3d_ros.lifting import load_lifter
@@ -156,15 +156,15 @@ def test_profiles_cover_1_to_20_people_and_1_to_200_hypotheses():
     assert det["input"] == ((1, 384, 416, 3), (1, 512, 416, 3), (1, 512, 512, 3))
 
 
-def test_detector_backend_falls_back_to_its_cpu_session(caplog):
+def test_a_detector_given_an_unavailable_backend_runs_on_the_cpu(caplog):
     from hpe3d_ros.detection import load_detector
 
-    det = load_detector(tiles=(1, 1), input_size=256)
-    session = det.session
     with caplog.at_level(logging.WARNING, logger="hpe3d_ros.backends"):
-        assert use_detector_backend(det, "onnxruntime-cuda") is det
-    assert det.session is session and active_backend(det) == "onnxruntime-cpu"
-    assert "stays on onnxruntime-cpu" in caplog.text
+        det = load_detector(tiles=(1, 1), input_size=256,
+                            opener=session_opener("onnxruntime-cuda", 1))  # fmt: skip
+    assert active_backend(det) == "onnxruntime-cpu"
+    assert "onnxruntime-cuda unavailable" in caplog.text
+    assert len(det.detect(np.zeros((48, 64, 3), np.uint8))) == 0  # and it runs
 
 
 def test_missing_tensorrt_says_which_imports_failed():

@@ -69,14 +69,14 @@ def test_second_request_comes_from_the_cache(cache):
 def test_detector_engine_finds_the_same_people(cache, monkeypatch):
     import cv2
 
-    from hpe3d_ros.backends.detector import use_detector_backend
+    from hpe3d_ros.backends.detector import session_opener
     from hpe3d_ros.detection import load_detector
     from test.conftest import TEST_DATA
 
     monkeypatch.setenv("HPE3D_ENGINE_CACHE", str(cache))
     image = cv2.cvtColor(cv2.imread(str(TEST_DATA / "vtest_0040.jpg")), cv2.COLOR_BGR2RGB)
     want = load_detector().detect(image)
-    det = use_detector_backend(load_detector(), "tensorrt", precision="fp32")
+    det = load_detector(opener=session_opener("tensorrt", precision="fp32"))
     assert type(det.session).__name__ == "TrtSession"
     got = det.detect(image)
     assert len(got) == len(want)

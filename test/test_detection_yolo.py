@@ -80,7 +80,6 @@ def test_requires_a_model_path_and_bottom_up() -> None:
 
 def test_reachable_from_the_config_with_a_user_weights_path(fake_model: Path) -> None:
     """detector.name + detector.model_path build this backend through the node's builder."""
-    from hpe3d_ros.backends.detector import use_detector_backend
     from hpe3d_ros.build import build_detector
     from hpe3d_ros.config import ConfigError, load_config
     from hpe3d_ros.detection.yolo_pose_onnx import YoloPoseOnnx
@@ -92,7 +91,15 @@ def test_reachable_from_the_config_with_a_user_weights_path(fake_model: Path) ->
     assert isinstance(det, YoloPoseOnnx) and det.input_size == S  # the file's own size
     assert len(det.detect(np.zeros((480, 640, 3), np.uint8))) == 2
     # another runtime opens the user's file, not the shipped MoveNet one
-    moved = use_detector_backend(det, "onnxruntime-cuda", 1)
+    cuda = load_config(
+        None,
+        **{
+            "detector.name": "yolo_pose_onnx",
+            "detector.backend": "onnxruntime-cuda",
+            "detector.model_path": str(fake_model),
+        },
+    )
+    moved = build_detector(cuda.detector)
     assert moved.session.get_inputs()[0].shape == [1, 3, S, S]
     with pytest.raises(ConfigError, match="model_path"):
         load_config(None, **{"detector.name": "yolo_pose_onnx"})

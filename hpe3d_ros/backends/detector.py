@@ -1,9 +1,11 @@
-"""Run the MoveNet detector on another backend by swapping its ONNX Runtime sessions.
+"""Run the 2D detector on another runtime: the session opener it is given.
 
-The detector (:mod:`hpe3d_ros.detection`) calls only ``session.get_inputs()`` and
-``session.run(None, feed)``; :class:`~hpe3d_ros.backends.tensorrt_backend.TrtSession` offers
-the same two calls, so a built detector is moved to ONNX Runtime's CUDA or TensorRT execution
-providers, or to a TensorRT engine built from the same ONNX file, without touching its code.
+A detector (:mod:`hpe3d_ros.detection`) calls only ``session.get_inputs()`` and
+``session.run(None, feed)`` on the sessions it opens with the
+:class:`~hpe3d_ros.detection.session.SessionOpener` it was built with;
+:func:`session_opener` gives one that opens ONNX Runtime's CUDA or TensorRT execution
+providers, or a TensorRT engine built from the same ONNX file
+(:class:`~hpe3d_ros.backends.tensorrt_backend.TrtSession` offers the same two calls).
 
 Backends: ``onnxruntime-cpu`` (what ``load_detector`` opens), ``onnxruntime-cuda``,
 ``onnxruntime-tensorrt`` and ``tensorrt`` (engine, cached like the lifter's).
@@ -79,51 +81,6 @@ def session_opener(backend: str, threads: int = 2, **kw) -> Callable[..., object
     if backend not in DETECTOR_BACKENDS:
         raise ValueError(f"unknown detector backend {backend!r}; one of {DETECTOR_BACKENDS}")
     return open_on_backend
-
-
-def use_detector_backend(
-    detector, backend: str, threads: int = 2, multipose_onnx: str | Path | None = None, **kw
-):
-    """Move ``detector`` (bottom-up or top-down MoveNet) onto ``backend``; returns it.
-
-    Falls back to the sessions it has (ONNX Runtime CPU) with a warning when ``backend``
-    cannot run here. The detector classes open their sessions in their constructors and take
-    no opener yet, so this swaps their ``session`` attribute; once they accept
-    :func:`session_opener`'s callable, this function goes.
-    """
-    from hpe3d_ros.detection.movenet_multipose import MULTIPOSE_ONNX
-    from hpe3d_ros.detection.movenet_topdown import SINGLEPOSE_ONNX
-
-    if backend == "onnxruntime-cpu":
-        LOG.info("detector backend onnxruntime-cpu")
-        return detector
-    multipose = getattr(detector, "proposer", detector)
-    targets = [
-        (multipose, Path(multipose_onnx or getattr(multipose, "model_path", MULTIPOSE_ONNX)))
-    ]
-    if multipose is not detector:  # top-down: the SinglePose session too
-        crop = str(detector.crop_px)
-        single = next((p for p in SINGLEPOSE_ONNX.values() if _input_size(p) == crop), None)
-        if single is None:
-            LOG.warning("detector backend %s: unknown SinglePose model, stays on CPU", backend)
-            return detector
-        targets.append((detector, single))
-    try:
-        sessions = [open_backend_session(path, backend, threads, **kw) for _, path in targets]
-    except (BackendUnavailable, RuntimeError) as exc:
-        LOG.warning("detector backend %s unavailable (%s): stays on onnxruntime-cpu", backend, exc)
-        return detector
-    for (obj, _), session in zip(targets, sessions, strict=True):
-        obj.session = session
-    LOG.info("detector backend %s", backend)
-    return detector
-
-
-def _input_size(path: Path) -> str:
-    import onnx
-
-    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape
-    return str(dims.dim[1].dim_value)
 
 
 #: ONNX Runtime's first provider -> the backend name.

@@ -25,6 +25,7 @@ from hpe3d_ros.detection.base import Detector, Person2D
 from hpe3d_ros.detection.movenet_multipose import MULTIPOSE_ONNX, SLOTS, MoveNetMultiPose
 from hpe3d_ros.detection.movenet_topdown import MoveNetTopDown
 from hpe3d_ros.detection.scales import DEFAULT_BUDGET
+from hpe3d_ros.detection.session import SessionOpener
 from hpe3d_ros.detection.yolo_pose_onnx import YoloPoseOnnx
 
 __all__ = ["BACKENDS", "MODES", "Detector", "Person2D", "load_detector"]
@@ -52,6 +53,7 @@ def load_detector(
     crop_scale: float = 1.25,
     threads: int = 2,
     model_path: str | Path | None = None,
+    opener: SessionOpener | None = None,
 ) -> Detector:
     """Build a 2D keypoint detector; every argument can come from the node's YAML.
 
@@ -85,6 +87,9 @@ def load_detector(
         single_model: top_down only, "thunder" (256 px crops) or "lightning" (192 px).
         crop_scale: top_down only, crop side over the proposal box's longer side.
         threads: ONNX Runtime intra-op threads per session.
+        opener: how the detector opens its ONNX files (:class:`~.session.SessionOpener`);
+            None: ONNX Runtime on ``device``. A runtime is given to the detector this way,
+            never swapped in afterwards.
         model_path: "movenet": override the MultiPose ONNX file; "yolo_pose_onnx": the
             user's YOLO-pose ONNX file (required).
 
@@ -110,6 +115,7 @@ def load_detector(
             person_threshold=0.25 if person_threshold is None else person_threshold,
             device=device,
             threads=threads,
+            opener=opener,
         )
     tiles_t = None if tiles is None or tuple(tiles) == (0, 0) else (int(tiles[0]), int(tiles[1]))
     if person_threshold is None:
@@ -126,6 +132,7 @@ def load_detector(
         model_path=MULTIPOSE_ONNX if model_path is None else model_path,
         device=device,
         threads=threads,
+        opener=opener,
     )
     if mode == "bottom_up":
         return multipose
@@ -137,4 +144,5 @@ def load_detector(
         crop_scale=crop_scale,
         device=device,
         threads=threads,
+        opener=opener,
     )

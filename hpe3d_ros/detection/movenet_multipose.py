@@ -42,7 +42,7 @@ from hpe3d_ros.detection.scales import (
     smallest_person_px,
     tile_grid,
 )
-from hpe3d_ros.detection.session import WEIGHTS_DIR, open_session
+from hpe3d_ros.detection.session import WEIGHTS_DIR, SessionOpener, open_session
 from hpe3d_ros.detection.truncation import mark_unseen
 
 LOG = logging.getLogger(__name__)
@@ -86,6 +86,8 @@ class MoveNetMultiPose:
             crowd halves, and top-down crops); larger images give up their smallest people.
         slots: people decoded per network input from the shipped MultiPose (another file
             keeps its own 6).
+        opener: opens the ONNX file on another runtime (:class:`~.session.SessionOpener`,
+            e.g. :func:`hpe3d_ros.backends.detector.session_opener`); None: ONNX Runtime here.
     """
 
     def __init__(
@@ -101,6 +103,7 @@ class MoveNetMultiPose:
         min_person_px: float = 64.0,
         budget: float = DEFAULT_BUDGET,
         slots: int = SLOTS,
+        opener: SessionOpener | None = None,
     ) -> None:
         if input_size < STRIDE:
             raise ValueError(f"input_size must be >= {STRIDE}, got {input_size}")
@@ -115,7 +118,8 @@ class MoveNetMultiPose:
         self.plan(64, 64)  # validates the arguments
         self.person_threshold = float(person_threshold)
         self.model_path = Path(model_path)
-        self.session, self.slots = _open_edited(self.model_path, device, threads, int(slots))
+        self.session, self.slots = _open_edited(self.model_path, device, threads, int(slots),
+                                                opener)  # fmt: skip
         self._input_name = self.session.get_inputs()[0].name
         self.last_work = FrameWork(self.budget)
         self._notes = Notes()
@@ -232,9 +236,12 @@ class MoveNetMultiPose:
         return image.shape[1], image.shape[0]
 
 
-def _open_edited(path: Path, device: str, threads: int, slots: int):
+def _open_edited(path: Path, device: str, threads: int, slots: int, opener=None):
     """(session, person slots per run) of MultiPose at ``path``, given ``slots`` if it is the
-    shipped export (:func:`~.multipose_graph.edited_model`), else as it is."""
+    shipped export (:func:`~.multipose_graph.edited_model`), else as it is. A backend's
+    ``opener`` runs the file as it is (its own 6-slot decoding)."""
+    if opener is not None:
+        return opener(path, device, threads), EXPORT_SLOTS
     try:
         edited, n = edited_model(str(path), slots) if path.is_file() else (None, EXPORT_SLOTS)
         if edited is not None:

@@ -20,7 +20,7 @@ from hpe3d_ros.detection.image import crop_affine, invert_points, to_rgb8, warp
 from hpe3d_ros.detection.movenet_multipose import MoveNetMultiPose
 from hpe3d_ros.detection.nms import suppress_duplicates
 from hpe3d_ros.detection.scales import run_cost
-from hpe3d_ros.detection.session import WEIGHTS_DIR, open_session
+from hpe3d_ros.detection.session import WEIGHTS_DIR, SessionOpener, open_session
 from hpe3d_ros.detection.truncation import mark_unseen
 
 SINGLEPOSE_ONNX: dict[str, Path] = {
@@ -52,10 +52,11 @@ class MoveNetTopDown:
         crop_scale: float = 1.25,
         device: str = "cpu",
         threads: int = 2,
+        opener: SessionOpener | None = None,
     ) -> None:
         self.proposer = proposer
         path = SINGLEPOSE_ONNX.get(str(single_model), Path(single_model))
-        self.session = open_session(path, device, threads)
+        self.session = (opener or open_session)(path, device, threads)
         inp = self.session.get_inputs()[0]
         self._input_name = inp.name
         self.crop_px = int(inp.shape[1])

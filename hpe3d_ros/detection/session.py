@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -22,6 +22,15 @@ def providers_for(device: str) -> list[str]:
     if device.startswith("cuda"):
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
+
+
+class SessionOpener(Protocol):
+    """What a detector is given to open its ONNX files: ``opener(path, device, threads)`` ->
+    a session with ``get_inputs()`` and ``run(None, feed)`` (all a detector calls). The
+    default is :func:`open_session` (ONNX Runtime here); other runtimes (CUDA, TensorRT)
+    come from :func:`hpe3d_ros.backends.detector.session_opener`."""
+
+    def __call__(self, path: str | Path, device: str = "cpu", threads: int = 2) -> Any: ...
 
 
 def open_session(

@@ -20,7 +20,7 @@ import numpy as np
 
 from hpe3d_ros.detection.base import Person2D
 from hpe3d_ros.detection.image import invert_points, resize_region, to_rgb8
-from hpe3d_ros.detection.session import open_session
+from hpe3d_ros.detection.session import SessionOpener, open_session
 from hpe3d_ros.detection.truncation import mark_unseen
 
 #: Letterbox padding value used by Ultralytics.
@@ -48,9 +48,10 @@ class YoloPoseOnnx:
         iou_threshold: float = 0.45,
         device: str = "cpu",
         threads: int = 2,
+        opener: SessionOpener | None = None,
     ) -> None:
         self.model_path = Path(model_path)
-        self.session = open_session(model_path, device, threads)
+        self.session = (opener or open_session)(model_path, device, threads)
         inp = self.session.get_inputs()[0]
         self._input_name = inp.name
         static = inp.shape[2] if isinstance(inp.shape[2], int) else None
