@@ -172,3 +172,24 @@ def test_real_footage_tracks_and_adaptation(tmp_path, mocap):
         if not torch.equal(trained["state_dict"][k], adapted["state_dict"][k])
     ]
     assert changed  # the weights moved
+
+
+def test_motion_errors_between_counted_frames_at_any_rate():
+    from hpe3d_ros.lifting.temporal import _motion_errors
+    from training.temporal_data import next_counted
+
+    mask = np.zeros((2, 12), bool)
+    mask[0, ::3] = True  # a 10 Hz camera
+    mask[1, [0, 1, 2, 9, 10]] = True  # 30 Hz with a gap of 7 frames (no velocity across it)
+    nxt = next_counted(mask)
+    assert nxt[0, [0, 3, 6, 9]].tolist() == [3, 6, 9, -1] and nxt[1, 2] == -1
+    t = torch.arange(12, dtype=torch.float64)
+    truth = torch.zeros(2, 12, 17, 3, dtype=torch.float64)
+    truth[..., 0] = 0.01 * t[:, None]  # 1 cm per grid frame
+    lengths = torch.zeros(2, 12, 16, dtype=torch.float64)
+    still = (truth + 0.3)[:, :, None]  # an offset: no velocity or acceleration error
+    vel, acc, dlen = _motion_errors(still, truth, lengths, torch.from_numpy(nxt))
+    assert float(vel) < 1e-12 and float(acc) < 1e-12 and float(dlen) == 0.0
+    frozen = torch.zeros_like(truth)[:, :, None]  # not moving: 1 cm per frame too slow
+    vel, acc, _ = _motion_errors(frozen, truth, lengths, torch.from_numpy(nxt))
+    assert float(vel) == pytest.approx(0.01) and float(acc) < 1e-12

@@ -75,6 +75,7 @@ class ChunkBatch:
     seen: np.ndarray  # (B, S) bool
     cur: np.ndarray  # (B, L) int64
     mask: np.ndarray  # (B, L) bool
+    nxt: np.ndarray  # (B, L) int64 next counted position (within MAX_STEP), -1: none
     rot: np.ndarray  # (M, 3, 3) camera -> each frame's virtual camera
     target: np.ndarray | None = None  # (B, L, 48) float32 metres, the frame's virtual camera
     pose_cam: np.ndarray | None = None  # (B, L, 17, 3) root-relative metres, camera frame
@@ -93,6 +94,7 @@ class ChunkBatch:
             t(self.cur),
             target,
             t(self.mask),
+            t(self.nxt),
         )
 
 
@@ -134,7 +136,24 @@ def assemble(
         exact = seen[n] & (a0 == a1)
         on = exact[window - 1 :] & (n_vis[i0[n, window - 1 :]] >= min_visible)
         cur[n], mask[n] = np.where(on, i0[n, window - 1 :], 0), on
-    return ChunkBatch(feats, i0, i1, w, seen, cur, mask, rot.astype(np.float32))
+    return ChunkBatch(
+        feats, i0, i1, w, seen, cur, mask, next_counted(mask), rot.astype(np.float32)
+    )
+
+
+#: Consecutive counted positions at most this many grid frames apart make a velocity.
+MAX_STEP = 4
+
+
+def next_counted(mask: np.ndarray) -> np.ndarray:
+    """(B, L) bool -> (B, L) int64: the next True position of each True one within
+    :data:`MAX_STEP` (-1: none)."""
+    out = np.full(mask.shape, -1, dtype=np.int64)
+    for b, row in enumerate(mask):
+        pos = np.flatnonzero(row)
+        ok = np.diff(pos) <= MAX_STEP
+        out[b, pos[:-1][ok]] = pos[1:][ok]
+    return out
 
 
 def sequence_runs(sequence: np.ndarray, subject: np.ndarray, rows: np.ndarray) -> list:

@@ -24,7 +24,12 @@ import torch
 import yaml
 
 from hpe3d_ros.lifting.model import ModelConfig
-from hpe3d_ros.lifting.temporal import SequenceLossConfig, TemporalBodyVAE, TemporalConfig
+from hpe3d_ros.lifting.temporal import (
+    SequenceLossConfig,
+    TemporalBodyVAE,
+    TemporalConfig,
+    _motion_errors,
+)
 from hpe3d_ros.lifting.temporal_runtime import make_temporal_entry
 from training.bodies import body_templates
 from training.data import AugmentConfig
@@ -141,7 +146,8 @@ def validation_chunks(cfg: TemporalTrainConfig, data: RunData, window: int):
 
 
 def evaluate_chunks(model: TemporalBodyVAE, batch, k: int, seed: int = 0) -> dict:
-    """Mean-of-k MPJPE and velocity error (mm, per 30 Hz frame) of counted frames."""
+    """Mean-of-k MPJPE and velocity error (mm per 30 Hz grid frame, between consecutive
+    counted frames at any camera rate) of counted frames."""
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     ch = batch.tensors()
@@ -153,9 +159,9 @@ def evaluate_chunks(model: TemporalBodyVAE, batch, k: int, seed: int = 0) -> dic
         mean = model.decode(cond, eps).mean(1).unflatten(0, (b, n)).unflatten(-1, (16, 3))
     y = ch.target.unflatten(-1, (16, 3))
     err = (mean - y).norm(dim=-1).mean(-1)[ch.mask]
-    pair = ch.mask[:, 1:] & ch.mask[:, :-1]
-    dv = (mean.diff(dim=1) - y.diff(dim=1)).norm(dim=-1).mean(-1)[pair]
-    return {"mpjpe_mm": 1000 * float(err.mean()), "vel_mm": 1000 * float(dv.mean())}
+    lengths = torch.zeros(b, n, 16)
+    vel, _, _ = _motion_errors(mean[:, :, None], y, lengths, ch.nxt)
+    return {"mpjpe_mm": 1000 * float(err.mean()), "vel_mm": 1000 * float(vel)}
 
 
 def init_from_base(model: TemporalBodyVAE, base: str | Path) -> None:

@@ -149,6 +149,7 @@ class SequenceLossConfig:
     w_bone: float = 10.0  # bone-length error
     w_vel: float = 10.0  # velocity error of each prior sample (common noise over the chunk)
     w_bone_const: float = 10.0  # change of the bone lengths from frame to frame
+    w_acc: float = 0.0  # acceleration error of each prior sample
     n_samples: int = 16
 
 
@@ -160,7 +161,8 @@ class Chunks:
     two frames it lies between (``i0``, ``i1`` (B, S) rows of ``frames``), the weight of the
     second (``w``) and whether it is seen (``seen`` (B, S)); ``cur`` (B, L) the frame of each
     counted position; ``target`` (B, L, 48) metres in that frame's virtual camera; ``mask``
-    (B, L) the positions that count.
+    (B, L) the positions that count; ``nxt`` (B, L) the next counted position of the chunk
+    (within a few grid frames; -1: none), for velocities at any camera rate.
     """
 
     frames: torch.Tensor
@@ -171,6 +173,7 @@ class Chunks:
     cur: torch.Tensor
     target: torch.Tensor
     mask: torch.Tensor
+    nxt: torch.Tensor
 
 
 class TemporalBodyVAE(BodyCVAE):
@@ -259,17 +262,14 @@ class TemporalBodyVAE(BodyCVAE):
         best_err = avg(self.mpjpe_m(pred_p, y[:, None]).min(1).values)
         true_len = bone_lengths_t(y.unflatten(-1, (N_BONES, 3)))
         bone_err = avg((lengths - true_len).abs().mean(-1))
-        # temporal terms between consecutive counted frames of a chunk
-        pair = (ch.mask[:, 1:] & ch.mask[:, :-1]).flatten().float()
-        n_pair = pair.sum().clamp_min(1.0)
+        # temporal terms between consecutive counted frames of a chunk (per grid frame)
         samples = pred_p.unflatten(0, (b, n)).unflatten(-1, (-1, 3))
         truth = y.unflatten(0, (b, n)).unflatten(-1, (-1, 3))
-        dv = (samples.diff(dim=1) - truth.diff(dim=1)[:, :, None]).norm(dim=-1).mean((-1, -2))
-        vel_err = (dv.flatten() * pair).sum() / n_pair
-        dlen = lengths.unflatten(0, (b, n)).diff(dim=1).abs().mean(-1)
-        len_change = (dlen.flatten() * pair).sum() / n_pair
+        vel_err, acc_err, len_change = _motion_errors(
+            samples, truth, lengths.unflatten(0, (b, n)), ch.nxt
+        )
         loss = (1.0 - lc.alpha) * (rec_q + lc.beta * kl) + lc.alpha * rec_p
-        temporal = lc.w_vel * vel_err + lc.w_bone_const * len_change
+        temporal = lc.w_vel * vel_err + lc.w_acc * acc_err + lc.w_bone_const * len_change
         loss = (
             loss
             + (lc.w_mean * mean_err + lc.w_best * best_err + lc.w_bone * bone_err + temporal)
@@ -283,8 +283,33 @@ class TemporalBodyVAE(BodyCVAE):
             "best_of_m_m": best_err,
             "bone_m": bone_err,
             "vel_m": vel_err,
+            "acc_m": acc_err,
             "len_change_m": len_change,
         }
+
+
+def _motion_errors(samples, truth, lengths, nxt):
+    """Velocity and acceleration errors of each sample (B, L, M, J, 3) against the truth
+    (B, L, J, 3) between consecutive counted positions ``nxt`` (B, L), per grid frame, and
+    the change of the bone lengths (B, L, 16); metres, means over joints and samples."""
+    b, n = nxt.shape
+    rows = torch.arange(b, device=nxt.device)[:, None]
+    has = nxt >= 0
+    j = nxt.clamp_min(0)
+    gap = (j - torch.arange(n, device=nxt.device)).clamp_min(1).to(truth.dtype)
+    vs = (samples[rows, j] - samples) / gap[..., None, None, None]
+    vt = (truth[rows, j] - truth) / gap[..., None, None]
+    dv = vs - vt[:, :, None]
+    vel = dv.norm(dim=-1).mean((-1, -2))
+    has2 = has & has[rows, j]
+    span = 0.5 * (gap + gap[rows, j])
+    acc = ((dv[rows, j] - dv) / span[..., None, None, None]).norm(dim=-1).mean((-1, -2))
+    dlen = ((lengths[rows, j] - lengths).abs() / gap[..., None]).mean(-1)
+
+    def avg(v, m):
+        return (v * m).sum() / m.sum().clamp_min(1.0)
+
+    return avg(vel, has.float()), avg(acc, has2.float()), avg(dlen, has.float())
 
 
 def build_temporal(model_cfg: dict, temporal_cfg: dict) -> TemporalBodyVAE:
