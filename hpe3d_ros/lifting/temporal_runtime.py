@@ -131,31 +131,52 @@ class TemporalSampler:
             x = torch.tensor(np.asarray(feats, dtype=np.float32), device=self.device)
             return self.model.frame_codes(x).cpu().numpy()
 
-    def _codes_of(self, tracks, parts, feats) -> np.ndarray:
-        """Codes of every frame, from the cache where a track key, stamp and features match."""
-        codes = np.full((len(feats), self.model.cfg.cond_dim), np.nan, np.float32)
-        for tr, (lo, hi, stamps) in zip(tracks, parts, strict=True):
-            known = self._codes.get(tr.key) if tr.key is not None else None
-            if not known:
-                continue
-            for row, t in zip(range(lo, hi), stamps, strict=True):
-                hit = known.get(float(t))
-                if hit is not None and np.array_equal(hit[0], feats[row]):
-                    codes[row] = hit[1]
-        todo = np.flatnonzero(np.isnan(codes[:, 0]))
-        codes[todo] = self.frame_codes(feats[todo])
-        for tr, (lo, hi, stamps) in zip(tracks, parts, strict=True):
-            if tr.key is None:
-                continue
-            keep = self._codes.pop(tr.key, {})
-            t_min = stamps[-1] - self.horizon_s - 1.0
-            keep = {t: v for t, v in keep.items() if t >= t_min}
-            for row, t in zip(range(lo, hi), stamps, strict=True):
-                keep[float(t)] = (feats[row], codes[row])
-            self._codes[tr.key] = keep  # re-inserted: the newest tracks are last
+    def _frames(self, tracks: Sequence[TrackInput]):
+        """Every recent frame of the tracks: features (M, F), rotations (M, 3, 3), usable
+        (M,) (a joint seen), codes (M, C), and per track (first row, end row, stamps).
+
+        A track with a ``key`` keeps its frames' features and codes: a frame whose stamp and
+        inputs (keypoints, confidences, noise) are the same as last time is not recomputed.
+        """
+        rows, todo, parts = [], [], []
+        for tr in tracks:
+            stamps = np.asarray(tr.stamps_s, dtype=np.float64).reshape(-1)
+            recent = np.flatnonzero(stamps >= stamps[-1] - self.horizon_s - STAMP_TOL_S)
+            kp = np.asarray(tr.kp_norm, dtype=np.float64).reshape(-1, N_JOINTS, 2)[recent]
+            conf = np.asarray(tr.conf, dtype=np.float64).reshape(-1, N_JOINTS)[recent]
+            noise = (
+                np.full(conf.shape, np.nan)
+                if tr.noise_std is None
+                else np.asarray(tr.noise_std, dtype=np.float64).reshape(-1, N_JOINTS)[recent]
+            )
+            known = self._codes.get(tr.key, {}) if tr.key is not None else {}
+            parts.append((len(rows), len(rows) + len(recent), stamps[recent]))
+            for f in range(len(recent)):
+                raw = kp[f].tobytes() + conf[f].tobytes() + noise[f].tobytes()
+                hit = known.get(float(stamps[recent[f]]))
+                if hit is not None and hit[0] == raw:
+                    rows.append(hit)
+                else:
+                    todo.append(len(rows))
+                    rows.append((raw, kp[f], conf[f], noise[f]))
+        if todo:  # new frames: features, rotations, usable, codes in one batch each
+            kp = np.stack([rows[r][1] for r in todo])
+            conf = np.stack([rows[r][2] for r in todo])
+            feats, rot = prepare_inputs(
+                kp, conf, self.conf_threshold, np.stack([rows[r][3] for r in todo]), True
+            )
+            usable = visibility(kp, conf, self.conf_threshold).any(-1)
+            codes = self.frame_codes(feats)
+            for n, r in enumerate(todo):
+                rows[r] = (rows[r][0], feats[n], rot[n], usable[n], codes[n])
+        for tr, (lo, _, stamps) in zip(tracks, parts, strict=True):
+            if tr.key is not None:  # re-inserted: the most recently used tracks are last
+                self._codes.pop(tr.key, None)
+                self._codes[tr.key] = {float(t): rows[lo + f] for f, t in enumerate(stamps)}
         while len(self._codes) > MAX_CACHED_TRACKS:
             self._codes.pop(next(iter(self._codes)))
-        return codes
+        feats, rot, usable, codes = (np.stack([r[i] for r in rows]) for i in range(1, 5))
+        return feats, rot, usable, codes, parts
 
     def packed(self, tracks: Sequence[TrackInput], window: int | None = None):
         """Per track the graph input for its last frame: packed (N, packed_size) float32
@@ -163,25 +184,8 @@ class TemporalSampler:
         model's: only the newest ``window`` grid frames are used, older ones are unseen."""
         w = self.window
         use = w if window is None or window <= 0 else min(int(window), w)
-        kps, confs, noises, parts = [], [], [], []
-        n_rows = 0
-        for tr in tracks:
-            stamps = np.asarray(tr.stamps_s, dtype=np.float64).reshape(-1)
-            recent = np.flatnonzero(stamps >= stamps[-1] - self.horizon_s - STAMP_TOL_S)
-            kps.append(np.asarray(tr.kp_norm, dtype=np.float64).reshape(-1, N_JOINTS, 2)[recent])
-            confs.append(np.asarray(tr.conf, dtype=np.float64).reshape(-1, N_JOINTS)[recent])
-            noise = (
-                np.full((len(stamps), N_JOINTS), np.nan)
-                if tr.noise_std is None
-                else np.asarray(tr.noise_std, dtype=np.float64).reshape(-1, N_JOINTS)
-            )
-            noises.append(noise[recent])
-            parts.append((n_rows, n_rows + len(recent), stamps[recent]))
-            n_rows += len(recent)
-        kp, conf = np.concatenate(kps), np.concatenate(confs)
-        feats, rot = prepare_inputs(kp, conf, self.conf_threshold, np.concatenate(noises), True)
-        usable = visibility(kp, conf, self.conf_threshold).any(-1)
-        codes = torch.from_numpy(self._codes_of(tracks, parts, feats))
+        feats, rot, usable, codes, parts = self._frames(tracks)
+        codes = torch.from_numpy(codes)
         idx = np.zeros((4, len(tracks), w))
         for n, (lo, hi, stamps) in enumerate(parts):
             rows = lo + np.flatnonzero(usable[lo:hi])  # frames with a joint seen
