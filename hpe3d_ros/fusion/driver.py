@@ -35,7 +35,7 @@ from hpe3d_ros.fusion.fuser import FuserConfig, PeopleFuser
 from hpe3d_ros.fusion.tracks import PeopleList
 from hpe3d_ros.fusion.transforms import Transform, TransformSource, TransformUnavailable
 from hpe3d_ros.results import FrameResult
-from hpe3d_ros.untrusted import show
+from hpe3d_ros.untrusted import one_line, show
 
 
 @dataclass(frozen=True)
@@ -203,4 +203,4 @@ class VehicleView:
         st = self.fuser.status(camera)
         return {"people_frames": st.frames, "missing_transform": st.missing_transform,
                 "late_for_fusion": st.stale,
-                "pose_problem": self._problem.get(camera, "")}  # fmt: skip
+                "pose_problem": one_line(self._problem.get(camera, ""), 200)}  # fmt: skip
