@@ -32,15 +32,14 @@ def validation_rows(model, batch) -> tuple[np.ndarray, np.ndarray]:
     return packed.astype(np.float32), batch.target[bi, pi].reshape(-1, 16, 3)
 
 
-def calibrate_model(model, cfg, data, quiet: bool = True) -> dict:
+def calibrate_model(model, cfg, val, quiet: bool = True) -> dict:
     """Fit temperature, dof and per-condition factors of ``model`` (in place); the fit.
 
     The rows put the current frame's features first, so the per-condition fit reads that
-    frame's noise level and size (as :meth:`BodyCVAE.temperature_scale` does)."""
-    from training.train_temporal import validation_chunks
-
+    frame's noise level and size (as :meth:`BodyCVAE.temperature_scale` does). ``val``: the
+    run's validation chunks (:func:`training.train_temporal.validation_chunks`)."""
     model.eval()
-    rows, target = validation_rows(model, validation_chunks(cfg, data, model.window))
+    rows, target = validation_rows(model, val)
     with torch.no_grad():
         model.calib_values.fill_(1.0)
         model.calib_unknown.fill_(1.0)
@@ -65,7 +64,7 @@ def calibrate_model(model, cfg, data, quiet: bool = True) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     from hpe3d_ros.lifting.temporal import build_temporal
-    from training.train_temporal import RunData, TemporalTrainConfig
+    from training.train_temporal import RunData, TemporalTrainConfig, validation_chunks
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("entry", help="temporal.pt (a checkpoint's temporal entry)")
@@ -79,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         {k: v.float() if v.is_floating_point() else v for k, v in entry["state_dict"].items()}
     )
     cfg = TemporalTrainConfig(**entry["train_config"])
-    fit = calibrate_model(model, cfg, RunData(cfg), quiet=False)
+    fit = calibrate_model(model, cfg, validation_chunks(cfg, RunData(cfg), model.window), False)
     entry["state_dict"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
     entry["temperature"], entry["latent_dof"] = fit["temperature"], fit["latent_dof"]
     entry["metrics"] = {**entry.get("metrics", {}), **{f"val_{k}": v for k, v in fit.items()}}

@@ -179,8 +179,6 @@ def init_from_base(model: TemporalBodyVAE, base: str | Path) -> None:
 
 def train(cfg: TemporalTrainConfig, quiet: bool = False) -> Path:
     """Run training; returns the path of ``temporal.pt`` (and ``lifter.pt`` with a base)."""
-    from training.temporal_calibrate import calibrate_model
-
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
@@ -291,7 +289,16 @@ def train(cfg: TemporalTrainConfig, quiet: bool = False) -> Path:
     state = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
     model.eval()
-    fit = calibrate_model(model, cfg, data, quiet=quiet)
+    return finish(model, cfg, val, best_epoch, best, quiet)
+
+
+def finish(model, cfg: TemporalTrainConfig, val, best_epoch: int, best: float, quiet=False):
+    """Calibrate the best epoch's ``model`` on the validation chunks ``val`` and write
+    ``temporal.pt`` (and ``lifter.pt`` with a base); returns the path of ``temporal.pt``."""
+    from training.temporal_calibrate import calibrate_model
+
+    out = Path(cfg.out_dir)
+    fit = calibrate_model(model, cfg, val, quiet=quiet)
     entry = make_temporal_entry(
         model,
         cfg.conf_threshold,
@@ -311,6 +318,22 @@ def train(cfg: TemporalTrainConfig, quiet: bool = False) -> Path:
     return out / "temporal.pt"
 
 
+def finish_run(cfg: TemporalTrainConfig) -> Path:
+    """:func:`finish` for a run whose training ended without it (its ``best.pt``)."""
+    torch.set_num_threads(cfg.threads)
+    mcfg, tcfg, *_ = cfg.parts()
+    if cfg.base:
+        mcfg = ModelConfig(**torch.load(cfg.base, weights_only=True)["model_config"])
+    model = TemporalBodyVAE(mcfg, tcfg)
+    state = torch.load(Path(cfg.out_dir) / "best.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    model.eval()
+    log = (Path(cfg.out_dir) / "log.csv").read_text().splitlines()[1:]
+    best = min(float(row.split(",")[5]) for row in log)
+    val = validation_chunks(cfg, RunData(cfg), model.window)
+    return finish(model, cfg, val, int(state["epoch"]), best)
+
+
 def bundle(base: str | Path, entry: str | Path, dst: str | Path) -> None:
     """Write ``dst`` = single-frame checkpoint ``base`` + the temporal ``entry``."""
     ck = torch.load(base, map_location="cpu", weights_only=True)
@@ -323,6 +346,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", help="YAML file (training/config/temporal_*.yaml)")
     parser.add_argument("--epochs", type=int, help="override epochs")
     parser.add_argument("--out-dir", help="override out_dir")
+    parser.add_argument(
+        "--finish",
+        action="store_true",
+        help="only calibrate and write the best epoch of an interrupted run",
+    )
     parser.add_argument(
         "--bundle",
         nargs=3,
@@ -340,6 +368,9 @@ def main(argv: list[str] | None = None) -> None:
         cfg.epochs = args.epochs
     if args.out_dir:
         cfg.out_dir = args.out_dir
+    if args.finish:
+        print(f"wrote {finish_run(cfg)}")
+        return
     print(f"wrote {train(cfg)}")
 
 
