@@ -171,6 +171,23 @@ def test_condition_calibration_recovers_the_factor_of_each_noise_level():
         assert got == pytest.approx(true, rel=0.2)
 
 
+def test_calibration_weighs_every_validation_subject_equally():
+    from training.condition_calibration import balanced_poses
+
+    subject = np.array([14] * 1212 + [11] * 150 + [35] * 90)
+    poses = np.arange(len(subject), dtype=float)[:, None, None] * np.ones((1, 17, 3))
+    out = balanced_poses(poses, subject, 400, np.random.default_rng(0))
+    rows = out[:, 0, 0].astype(int)
+    assert len(rows) == 3 * 400
+    for s, n in ((14, 1212), (11, 150), (35, 90)):
+        picked = rows[subject[rows] == s]
+        assert len(picked) == 400
+        counts = np.bincount(picked, minlength=len(subject))[subject == s]
+        # without replacement while the frames last, then each frame again
+        assert counts.max() - counts.min() <= 1 and counts.min() == 400 // n
+    assert len(np.unique(rows[subject[rows] == 14])) == 400
+
+
 def test_checkpoint_with_one_unknown_factor_still_loads(tmp_path):
     _body_lifter(tmp_path)
     ck = torch.load(tmp_path / "body_mlp.pt", weights_only=True)

@@ -212,11 +212,10 @@ def test_product_code_imports_nothing_from_training():
     assert not {p: m for p, m in offenders.items() if m}
 
 
-def test_int8_calibration_inputs_come_from_the_package(monkeypatch, caplog):
-    import logging
+def test_reference_inputs_are_shipped_and_need_no_training_code(monkeypatch):
     import sys
 
-    from hpe3d_ros.lifting.reference_inputs import reference_keypoints
+    from hpe3d_ros.lifting.reference_inputs import calibration_features, reference_keypoints
 
     kp, conf = reference_keypoints()
     assert kp.shape == (512, 17, 2) and conf.shape == (512, 17)
@@ -224,18 +223,10 @@ def test_int8_calibration_inputs_come_from_the_package(monkeypatch, caplog):
     np.testing.assert_array_equal(seen, conf > 0)
     assert (seen.sum(1) >= 6).all() and 0.7 < seen.mean() < 1.0
     monkeypatch.setitem(sys.modules, "training", None)  # any "import training..." fails
-    from hpe3d_ros.backends.int8_calibration import lifter_calibration_inputs
-
     lifter = load_lifter()
-    with caplog.at_level(logging.WARNING):
-        inputs = lifter_calibration_inputs(lifter, batches=4, people=5, hyps=3, seed=1)
-    assert "synthetic" not in caplog.text
-    assert inputs["features"].shape == (4, 5, lifter.model.cfg.n_in)
-    assert inputs["rotation"].shape == (4, 5, 3, 3) and np.isfinite(inputs["features"]).all()
-    if lifter.latent_dim:
-        assert inputs["noise"].shape == (4, 5, 3, lifter.latent_dim)
-    feats = inputs["features"].reshape(20, -1)
-    # features of real people: each is one of the shipped people through lifter.features
+    feats, rot = calibration_features(lifter, 20, np.random.default_rng(1))
+    assert feats.shape == (20, lifter.model.cfg.n_in) and rot.shape == (20, 3, 3)
+    assert np.isfinite(feats).all()
+    # each row is one of the shipped people through the lifter's own input features
     all_feats = lifter.features(kp, conf)[0]
-    d = np.abs(feats[:, None] - all_feats[None]).max(-1).min(1)
-    assert d.max() < 1e-6
+    assert np.abs(feats[:, None] - all_feats[None]).max(-1).min(1).max() < 1e-6

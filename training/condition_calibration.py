@@ -14,10 +14,10 @@ factors are buffers of the model (``calib_values``, ``calib_unknown``), so they 
 the checkpoint and the export.
 
 Calibration views (:func:`calibration_views`): the validation subjects through the
-training cameras and detector model (two views per frame, noise level given for
-``noise_known_prob`` of them) plus the evaluation cells of :mod:`training.conditions`
-(fixed camera, exact / 2 px / 5 px at 3-25 m) with the level given and not given. The test
-subjects are never read.
+training cameras and detector model (noise level given for ``noise_known_prob`` of them)
+plus the evaluation cells of :mod:`training.conditions` (fixed camera, exact / 2 px / 5 px
+at 3-25 m) with the level given and not given, every validation subject weighted equally
+(:func:`balanced_poses`). The test subjects are never read.
 """
 
 from __future__ import annotations
@@ -29,22 +29,50 @@ from hpe3d_ros import metrics
 from hpe3d_ros.lifting.normalize import N_NOISE_FEATURES, prepare_inputs, to_virtual
 from hpe3d_ros.lifting.runtime import latent_noise
 from training.conditions import CELLS, condition_views
+from training.data import generate
 from training.mocap import split_indices
-from training.run_config import TrainConfig, load_run_mocap, validation_set
+from training.run_config import TrainConfig, load_run_mocap
 
 MIN_SAMPLES = 60
 
 
+def balanced_poses(
+    poses: np.ndarray, subject: np.ndarray, per_subject: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``per_subject`` poses of every subject (frames drawn without replacement while they
+    last, then repeated): each validation subject weighs the same, however many frames it
+    has (otherwise one rig subject with 1,212 frames would set the calibration of bodies
+    never seen, which the small real-skeleton subjects represent)."""
+    out = []
+    for s in np.unique(subject):
+        rows = np.flatnonzero(subject == s)
+        reps = -(-per_subject // len(rows))
+        pick = np.concatenate([rng.permutation(rows) for _ in range(reps)])[:per_subject]
+        out.append(poses[pick])
+    return np.concatenate(out)
+
+
 def calibration_views(
-    cfg: TrainConfig, mocap: dict | None = None, cell_stride: int = 2
+    cfg: TrainConfig, mocap: dict | None = None, per_subject: int = 400
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Validation features (M, F) float32 and targets (M, 16, 3) metres (module docstring)."""
+    """Validation features (M, F) float32 and targets (M, 16, 3) metres (module docstring).
+
+    Every validation subject contributes ``per_subject`` people to each kind of view (two
+    training-camera views, and each evaluation cell with the noise level given and not).
+    """
     mocap = load_run_mocap(cfg) if mocap is None else mocap
-    base = validation_set(cfg, mocap, views=2)
+    rows = split_indices(mocap["subject"], "val", cfg.split)
+    rng = np.random.default_rng(cfg.seed + 76)
+    poses, subject = mocap["poses"][rows], mocap["subject"][rows]
+    base = generate(
+        balanced_poses(poses, subject, 2 * per_subject, rng), cfg.augment,
+        np.random.default_rng(cfg.seed + 1), False, cfg.conf_threshold,
+        noise_input=cfg.model.noise_input,
+    )  # fmt: skip
     feats, targets = [base.feats], [base.target_v]
-    poses = mocap["poses"][split_indices(mocap["subject"], "val", cfg.split)][::cell_stride]
     for i, cell in enumerate(CELLS):
-        b = condition_views(poses, cell, np.random.default_rng(cfg.seed + 77 + i))
+        views = balanced_poses(poses, subject, per_subject, rng)
+        b = condition_views(views, cell, np.random.default_rng(cfg.seed + 77 + i))
         for given in (b.noise_std, None):
             f, R = prepare_inputs(b.kp_norm, b.conf, cfg.conf_threshold, given, True)
             feats.append(f)
