@@ -1,7 +1,8 @@
 """Calibrate the temporal lifter's latent noise on the validation subjects.
 
-``python -m training.temporal_calibrate runs/temporal_v1/temporal.pt`` (re-fit in place, or
-``--out`` elsewhere). The fits are lifter v2's, applied to every counted frame of the
+Re-fit a written entry with ``python -m training.train_temporal --recalibrate
+runs/temporal_v1/temporal.pt`` (in place, or ``--out`` elsewhere); this module never imports
+the trainer. The fits are lifter v2's, applied to every counted frame of the
 validation chunks with its history: the global temperature and Student-t dof
 (:func:`training.calibrate.fit_calibration`), then the per-condition factors on the current
 frame's noise level or size (:func:`training.condition_calibration.
@@ -9,8 +10,6 @@ fit_condition_calibration`). Test subjects are never read.
 """
 
 from __future__ import annotations
-
-import argparse
 
 import numpy as np
 import torch
@@ -60,30 +59,3 @@ def calibrate_model(model, cfg, val, quiet: bool = True) -> dict:
             f"{fit['conditions']['values']} unknown {fit['conditions']['unknown']}"
         )
     return fit
-
-
-def main(argv: list[str] | None = None) -> None:
-    from hpe3d_ros.lifting.temporal import build_temporal
-    from training.train_temporal import RunData, TemporalTrainConfig, validation_chunks
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("entry", help="temporal.pt (a checkpoint's temporal entry)")
-    parser.add_argument("--out", help="write here (default: in place)")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    entry = torch.load(args.entry, map_location="cpu", weights_only=True)
-    model = build_temporal(entry["model_config"], entry["temporal_config"])
-    model.load_state_dict(
-        {k: v.float() if v.is_floating_point() else v for k, v in entry["state_dict"].items()}
-    )
-    cfg = TemporalTrainConfig(**entry["train_config"])
-    fit = calibrate_model(model, cfg, validation_chunks(cfg, RunData(cfg), model.window), False)
-    entry["state_dict"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    entry["temperature"], entry["latent_dof"] = fit["temperature"], fit["latent_dof"]
-    entry["metrics"] = {**entry.get("metrics", {}), **{f"val_{k}": v for k, v in fit.items()}}
-    torch.save(entry, args.out or args.entry)
-
-
-if __name__ == "__main__":
-    main()

@@ -35,6 +35,7 @@ from training.bodies import body_templates
 from training.data import AugmentConfig
 from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices
 from training.selfsup import SelfSupConfig, selfsup_losses
+from training.temporal_calibrate import calibrate_model
 from training.temporal_data import SequenceConfig, draw_chunks, make_chunks, sequence_runs
 from training.train import git_commit
 
@@ -295,8 +296,6 @@ def train(cfg: TemporalTrainConfig, quiet: bool = False) -> Path:
 def finish(model, cfg: TemporalTrainConfig, val, best_epoch: int, best: float, quiet=False):
     """Calibrate the best epoch's ``model`` on the validation chunks ``val`` and write
     ``temporal.pt`` (and ``lifter.pt`` with a base); returns the path of ``temporal.pt``."""
-    from training.temporal_calibrate import calibrate_model
-
     out = Path(cfg.out_dir)
     fit = calibrate_model(model, cfg, val, quiet=quiet)
     entry = make_temporal_entry(
@@ -341,6 +340,25 @@ def bundle(base: str | Path, entry: str | Path, dst: str | Path) -> None:
     torch.save(ck, dst)
 
 
+def recalibrate(path: str, out: str | None = None) -> str:
+    """Re-fit temperature, dof and per-condition factors of the temporal entry at ``path`` on
+    its run's validation chunks; written to ``out`` (default: in place)."""
+    from hpe3d_ros.lifting.temporal import build_temporal
+
+    entry = torch.load(path, map_location="cpu", weights_only=True)
+    model = build_temporal(entry["model_config"], entry["temporal_config"])
+    model.load_state_dict(
+        {k: v.float() if v.is_floating_point() else v for k, v in entry["state_dict"].items()}
+    )
+    cfg = TemporalTrainConfig(**entry["train_config"])
+    fit = calibrate_model(model, cfg, validation_chunks(cfg, RunData(cfg), model.window), False)
+    entry["state_dict"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    entry["temperature"], entry["latent_dof"] = fit["temperature"], fit["latent_dof"]
+    entry["metrics"] = {**entry.get("metrics", {}), **{f"val_{k}": v for k, v in fit.items()}}
+    torch.save(entry, out or path)
+    return out or path
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="YAML file (training/config/temporal_*.yaml)")
@@ -357,7 +375,19 @@ def main(argv: list[str] | None = None) -> None:
         metavar=("BASE", "ENTRY", "DST"),
         help="only write DST = single-frame BASE + temporal ENTRY",
     )
+    parser.add_argument(
+        "--recalibrate",
+        metavar="ENTRY",
+        help="only re-fit the calibration of a written temporal.pt (in place or --out)",
+    )
+    parser.add_argument("--out", help="with --recalibrate: write here instead of in place")
+    parser.add_argument("--threads", type=int, help="torch threads")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.recalibrate:
+        print(f"wrote {recalibrate(args.recalibrate, args.out)}")
+        return
     if args.bundle:
         bundle(*args.bundle)
         return
