@@ -248,11 +248,30 @@ class Pipeline:
                 rel, kp_norm[lifted][:, None], w[:, None], ground, ground_scale=g[:, None]
             )
             root[lifted] = t
-            root_std[lifted] = np.nanstd(t_k, axis=1)
+            root_std[lifted] = np.hypot(
+                np.nanstd(t_k, axis=1), self._size_spread(mean, kp_norm[lifted], w, ground, g)
+            )
             hyps[lifted] = rel + t[:, None, None, :].astype(np.float32)
         return LiftedPeople(hyps, root, root_std, lifted, conf)
 
     # ------------------------------------------------------------------ helpers
+    def _size_spread(self, mean, kp_norm, w, ground, g) -> np.ndarray | float:
+        """(n, 3) root std from the body-size error the hypotheses do not show.
+
+        A one-body lifter's K hypotheses share their bone lengths (``Lifter.size_std``): the
+        mean pose is placed again scaled by exp(+-size_std), and half the difference of the
+        two roots is the std along the direction size moves the person (the viewing ray
+        without a ground prior; much less with the feet on the ground). 0 for other lifters.
+        """
+        size_std = float(getattr(self.lifter, "size_std", 0.0))
+        if size_std <= 0:
+            return 0.0
+        scale = np.exp([size_std, -size_std])[:, None, None, None]
+        t_pm = solve_root_translation(
+            mean[None] * scale, kp_norm[None], w[None], ground, ground_scale=g[None]
+        )
+        return 0.5 * np.abs(t_pm[0] - t_pm[1])
+
     def lift_people(
         self,
         kp_h36m_px: np.ndarray,

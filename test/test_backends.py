@@ -93,7 +93,7 @@ def test_backend_lifter_has_the_lifter_api(auto_lifter):
     assert auto_lifter.joint_names == ref.joint_names
     assert auto_lifter.latent_dim == ref.latent_dim > 0
     assert auto_lifter.latent_dof == ref.latent_dof
-    assert auto_lifter.arch == "cvae"  # delegated to the wrapped Lifter
+    assert auto_lifter.arch == ref.arch == "bodyvae"  # delegated to the wrapped Lifter
     out = auto_lifter.sample(KP, CONF, 20, seed=3)
     assert out.shape == (4, 20, 17, 3) and out.dtype == np.float32
     np.testing.assert_array_equal(out, auto_lifter.sample(KP, CONF, 20, seed=3))

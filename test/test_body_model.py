@@ -246,3 +246,44 @@ def test_pipeline_passes_the_noise_level_to_noise_aware_lifters():
         np.testing.assert_allclose(kwargs["noise_std"], detector_noise_std(kp, c, cam.fx),
                                    rtol=1e-5)  # fmt: skip
         assert (kwargs["noise_std"] > 0).all()
+
+
+def test_size_std_widens_the_root_along_the_viewing_ray():
+    """One body per person: the hypotheses' roots cannot show a size error, so placement adds
+    ``Lifter.size_std``'s effect; without a ground prior it runs along the ray (depth)."""
+    from hpe3d_ros.camera import CameraModel
+    from hpe3d_ros.pipeline import Pipeline, PipelineConfig
+    from hpe3d_ros.placement import GroundPrior
+
+    lifter = load_lifter()
+    assert lifter.arch == "bodyvae" and lifter.size_std >= 0.045  # shipped: the floor at least
+    cam = CameraModel.from_fov(1280, 720, 60.0, np.zeros(5), "plumb_bob")
+    rng = np.random.default_rng(3)
+    pose = np.array([[0, 0, 0], [-.1, 0, 0], [-.1, .45, 0], [-.1, .9, 0], [.1, 0, 0],
+                     [.1, .45, 0], [.1, .9, 0], [0, -.25, 0], [0, -.5, 0], [0, -.6, 0],
+                     [0, -.75, 0], [.18, -.5, 0], [.2, -.25, 0], [.2, 0, 0], [-.18, -.5, 0],
+                     [-.2, -.25, 0], [-.2, 0, 0]])  # fmt: skip
+    roots = np.array([[0.5, 0.6, 6.0], [-1.0, 0.6, 10.0]])  # feet on the ground 1.5 m below
+    px = cam.project(pose[None] + roots[:, None]) + rng.normal(0, 1.0, (2, 17, 2))
+    conf = np.full((2, 17), 0.9)
+    pipe = Pipeline(detector=None, lifter=lifter, config=PipelineConfig(num_hypotheses=30))
+    wide = pipe.lift_keypoints(px, conf, cam, seed=0)
+    lifter.size_std = 0.0
+    try:
+        narrow = pipe.lift_keypoints(px, conf, cam, seed=0)
+        np.testing.assert_array_equal(wide.root_m, narrow.root_m)  # the estimate stays
+        added = np.sqrt(wide.root_std_m**2 - narrow.root_std_m**2)
+        ray = wide.root_m / np.linalg.norm(wide.root_m, axis=1, keepdims=True)
+        # about size_std x the distance, along the ray (x/z and y/z as the ray's own)
+        dist = np.linalg.norm(wide.root_m, axis=1)
+        np.testing.assert_allclose(np.linalg.norm(added, axis=1), 0.045 * dist, rtol=0.25)
+        np.testing.assert_allclose(added / np.linalg.norm(added, axis=1, keepdims=True),
+                                   np.abs(ray), atol=0.05)  # fmt: skip
+        # feet on a known ground (a soft prior, one equation among the joints'): size moves
+        # the person less
+        lifter.size_std = 0.045
+        ground = GroundPrior(np.array([0.0, 1.0, 0.0]), 1.5)  # level camera 1.5 m up
+        pinned = pipe.lift_keypoints(px, conf, cam, seed=0, ground=ground)
+        assert (pinned.root_std_m[:, 2] < wide.root_std_m[:, 2]).all()
+    finally:
+        lifter.size_std = load_lifter().size_std

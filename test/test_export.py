@@ -51,12 +51,13 @@ def test_onnx_file_is_checker_clean_with_opset_and_metadata(cvae, cvae_onnx):
     onnx.checker.check_model(model, full_check=True)
     assert {o.domain: o.version for o in model.opset_import}[""] == OPSET == 17
     meta = {p.key: p.value for p in model.metadata_props}
-    assert meta["hpe3d.arch"] == "cvae" and meta["hpe3d.latent_dim"] == str(cvae.latent_dim)
+    assert meta["hpe3d.arch"] == cvae.arch == "bodyvae"  # the shipped default
+    assert meta["hpe3d.latent_dim"] == str(cvae.latent_dim)
     assert meta["hpe3d.joint_names"].split(",") == list(cvae.joint_names)
     inputs = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
               for i in model.graph.input}  # fmt: skip
     assert inputs == {
-        "features": ["people", 72],
+        "features": ["people", cvae.cfg.n_in],  # 72 + 18 noise-level features
         "noise": ["people", "hypotheses", cvae.latent_dim],
         "rotation": ["people", 3, 3],
     }

@@ -410,7 +410,7 @@ def test_generate_reports_the_noise_it_added(mocap_all):
 
 
 @needs_both
-def test_evaluate_cells_end_to_end(tmp_path):
+def test_evaluate_cells_end_to_end(tmp_path, capsys):
     import torch
 
     from hpe3d_ros import metrics
@@ -437,3 +437,58 @@ def test_evaluate_cells_end_to_end(tmp_path):
     assert row["bone spread mm"] < 0.05 and row["max bone m"] <= 0.62
     assert set(row["cov90 per subject"]) <= {11, 14, 35}
     assert np.isfinite(entry["unknown"]["stature"]["slope"])
+    # the tables of several saved runs print as one report (JSON makes subject keys strings)
+    import json
+
+    (tmp_path / "a.json").write_text(json.dumps(report))
+    other = {**report, "models": {"twin": entry}}
+    (tmp_path / "b.json").write_text(json.dumps(other))
+    capsys.readouterr()
+    evaluate_cells.main(["--from-json", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+                         "--reference", "tiny"])  # fmt: skip
+    out = capsys.readouterr().out
+    per_subject = out[out.index("Per subject") : out.index("Per joint")]
+    assert "| tiny | given |" in per_subject and "| twin | unknown |" in per_subject
+    assert "| twin | given |" in out[out.index("MPJPE / tiny") :]
+    (tmp_path / "c.json").write_text(json.dumps({**other, "k": 9}))
+    with pytest.raises(SystemExit, match="different views"):
+        evaluate_cells.main(["--from-json", str(tmp_path / "a.json"), str(tmp_path / "c.json")])
+
+
+def test_size_std_is_fitted_on_validation_depths_with_a_floor(tmp_path):
+    """``fit_size_std``: validation people placed without a ground prior; the size error that
+    makes their 90 % depth intervals hold 90 %, never below the population floor."""
+    import torch
+
+    from hpe3d_ros.lifting import load_lifter
+    from hpe3d_ros.lifting.model import ModelConfig, build_model
+    from hpe3d_ros.lifting.runtime import make_checkpoint
+    from training.calibrate import SIZE_STD_FLOOR, calibrate, fit_size_std
+    from training.conditions import CELLS
+    from training.run_config import TrainConfig
+
+    shipped = load_lifter()
+    cfg = TrainConfig.from_dict(shipped.checkpoint["train_config"])
+    cfg.data, cfg.data_orig = str(SHARED_DATA), str(ORIG_DATA)
+    fit = fit_size_std(shipped, cfg, per_subject=30, k=20)
+    assert fit["size_std"] == max(fit["fitted"], SIZE_STD_FLOOR)
+    assert fit["coverage"] >= 0.9 - 1e-9 and fit["coverage"] >= fit["coverage_without"]
+    assert set(fit["per_cell"]) == {c.name for c in CELLS}
+    # a network that knows nothing needs a much larger size error to cover the depths
+    torch.manual_seed(0)
+    model = build_model(
+        ModelConfig(
+            **{
+                **shipped.checkpoint["model_config"],
+                "width": 32,
+                "cond_dim": 16,
+                "dec_width": 16,
+                "gcn_channels": 8,
+            }
+        )
+    )
+    ck = make_checkpoint(model, np.zeros(48), 0.2, train_config=cfg.to_dict())
+    torch.save(ck, tmp_path / "raw.pt")
+    calibrate(tmp_path / "raw.pt", tmp_path / "sized.pt", size_only=True)
+    sized = torch.load(tmp_path / "sized.pt", weights_only=True)
+    assert sized["size_std"] > fit["size_std"] and sized["metrics"]["val_size"]["fitted"] > 0.1

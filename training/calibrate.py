@@ -22,8 +22,20 @@ import torch
 
 from hpe3d_ros import metrics
 from hpe3d_ros.lifting.runtime import Lifter, latent_noise
-from training.condition_calibration import calibration_views, fit_condition_calibration
-from training.run_config import TrainConfig, validation_set
+from training.condition_calibration import (
+    balanced_poses,
+    calibration_views,
+    fit_condition_calibration,
+)
+from training.conditions import CELLS, condition_views
+from training.mocap import split_indices
+from training.run_config import TrainConfig, load_run_mocap, validation_set
+
+#: Floor of a one-body lifter's ``size_std`` (log scale): the spread of adult stature within
+#: one sex, about 7 cm in 162-176 cm (4-4.5 %). A lifter whose size estimate does not follow
+#: true size (stature slope near 0, ``training.evaluate_cells``) is wrong by at least that
+#: much on the population, whatever three validation bodies say.
+SIZE_STD_FLOOR = 0.045
 
 #: Student-t degrees of freedom tried by :func:`fit_calibration` (inf = Gaussian).
 CALIBRATION_DOFS = (math.inf, 8.0, 5.0, 4.0, 3.0, 2.5, 2.0)
@@ -77,18 +89,106 @@ def fit_calibration(
     return {**best, "candidates": rows}
 
 
+def fit_size_std(
+    lifter: Lifter, cfg: TrainConfig, mocap: dict | None = None, per_subject: int = 150,
+    k: int = 50, level: float = 0.9,
+) -> dict:  # fmt: skip
+    """The body-size error of a one-body lifter, fitted where it matters: the root's depth.
+
+    A one-body lifter's K hypotheses share their bone lengths, so the spread of their roots
+    misses how far off the person's size (and so a monocular distance) is. For every
+    validation subject (``per_subject`` poses each: each body weighs the same) and every
+    evaluation cell (noise level given and not), the people are placed without a ground
+    prior as the pipeline places them (:func:`~hpe3d_ros.placement.solve_root_translation`
+    on the mean of ``k`` hypotheses; the hypotheses' own roots give their spread), and
+    ``fitted`` is the log-scale size error whose depth effect, added to that spread, makes
+    the ``level`` intervals hold ``level`` of the true depths (bisection); ``size_std`` is
+    that or :data:`SIZE_STD_FLOOR`, whichever is larger (three validation bodies are too few
+    to measure the population's spread of sizes). Placement adds it
+    the same way (``Lifter.size_std``, ``Pipeline._size_spread``). Also returned: the RMS
+    log scale that best maps the mean pose onto the truth (``scale_rms``) and the coverage
+    per cell at the chosen value.
+    """
+    from hpe3d_ros.placement import solve_root_translation
+
+    mocap = load_run_mocap(cfg) if mocap is None else mocap
+    rows = split_indices(mocap["subject"], "val", cfg.split)
+    poses, subject = mocap["poses"][rows], mocap["subject"][rows]
+    rng = np.random.default_rng(cfg.seed + 91)
+    step = 0.05
+    err, spread, unit, cells, logs = [], [], [], [], []
+    for i, cell in enumerate(CELLS):
+        b = condition_views(
+            balanced_poses(poses, subject, per_subject, rng), cell, np.random.default_rng(i)
+        )
+        w = b.conf
+        for given in (b.noise_std, None):
+            hyps = lifter.sample(b.kp_norm, b.conf, k, seed=i, noise_std=given)
+            mean = hyps.mean(axis=1).astype(np.float64)
+            t = solve_root_translation(mean, b.kp_norm, w)
+            t_k = solve_root_translation(hyps, b.kp_norm[:, None], w[:, None])
+            t_pm = solve_root_translation(
+                mean[None] * np.exp([step, -step])[:, None, None, None], b.kp_norm[None], w[None]
+            )
+            err.append(t[:, 2] - b.root_cam[:, 2])
+            spread.append(np.nanstd(t_k[..., 2], axis=1))
+            unit.append(0.5 * np.abs(t_pm[0, :, 2] - t_pm[1, :, 2]) / step)
+            cells.append(np.full(len(t), i))
+            gt = b.pose_cam.astype(np.float64)
+            scale = (mean * gt).sum((-1, -2)) / np.maximum((mean * mean).sum((-1, -2)), 1e-9)
+            logs.append(np.log(np.clip(scale, 0.2, 5.0)))
+    err, spread, unit, cells = map(np.concatenate, (err, spread, unit, cells))
+    ok = np.isfinite(err) & np.isfinite(spread) & np.isfinite(unit)
+    err, spread, unit, cells = err[ok], spread[ok], unit[ok], cells[ok]
+    z = math.sqrt(2.0) * _erfinv(level)
+
+    def covered(sigma: float) -> np.ndarray:
+        return np.abs(err) <= z * np.hypot(spread, sigma * unit)
+
+    lo, hi = 0.0, 0.5
+    if covered(lo).mean() >= level:
+        hi = lo
+    for _ in range(30):
+        if hi - lo < 1e-4:
+            break
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if covered(mid).mean() < level else (lo, mid)
+    fitted = round(hi, 4)
+    size_std = max(fitted, SIZE_STD_FLOOR)
+    flags = covered(size_std)
+    return {
+        "size_std": size_std,
+        "fitted": fitted,
+        "coverage_without": float(covered(0.0).mean()),
+        "coverage": float(flags.mean()),
+        "per_cell": {c.name: float(flags[cells == i].mean()) for i, c in enumerate(CELLS)},
+        "scale_rms": float(np.sqrt(np.mean(np.concatenate(logs) ** 2))),
+    }
+
+
+def _erfinv(p: float) -> float:
+    """erf^-1 by bisection (math has no erfinv; 60 steps are exact to double precision)."""
+    lo, hi = 0.0, 6.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if math.erf(mid) < p else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
 def calibrate(
     src: str | Path,
     dst: str | Path,
     k: int = 200,
     data: str | None = None,
     keep_global: bool = False,
+    size_only: bool = False,
 ) -> dict:
     """Fit (temperature, latent_dof) for checkpoint ``src``, write it to ``dst``; the fit.
 
     Noise-aware body lifters also get their per-condition factors
-    (:mod:`training.condition_calibration`). ``keep_global``: keep the checkpoint's
-    temperature and dof, fit only those factors.
+    (:mod:`training.condition_calibration`) and their ``size_std`` (:func:`fit_size_std`).
+    ``keep_global``: keep the checkpoint's temperature and dof, fit only those factors;
+    ``size_only``: fit only ``size_std`` (everything else is kept).
     """
     ck = torch.load(src, map_location="cpu", weights_only=True)
     lifter = Lifter(ck)
@@ -98,6 +198,14 @@ def calibrate(
     if data:
         cfg.data = data
     model = lifter.model
+    if size_only:
+        if lifter.arch != "bodyvae":
+            raise SystemExit(f"{src}: only one-body lifters (bodyvae) have a size_std")
+        fit = {"size": fit_size_std(lifter, cfg)}
+        ck["size_std"] = fit["size"]["size_std"]
+        ck["metrics"] = ck.get("metrics", {}) | {"val_size": fit["size"]}
+        torch.save(ck, dst)
+        return fit
     if keep_global:
         fit = {"temperature": lifter.temperature, "latent_dof": lifter.latent_dof}
     else:
@@ -119,6 +227,10 @@ def calibrate(
             ck["state_dict"][name] = getattr(model, name).detach().to(dtype).clone()
     ck["temperature"] = float(fit["temperature"])
     ck["latent_dof"] = float(fit["latent_dof"])
+    if lifter.arch == "bodyvae":  # one body per person: its size error goes to placement
+        lifter.temperature, lifter.latent_dof = ck["temperature"], ck["latent_dof"]
+        fit["size"] = fit_size_std(lifter, cfg)
+        ck["size_std"] = fit["size"]["size_std"]
     # the fit's keys are the same on every run: a previous calibration's are overwritten
     ck["metrics"] = ck.get("metrics", {}) | {f"val_{m}": v for m, v in fit.items()}
     torch.save(ck, dst)
@@ -136,9 +248,23 @@ def main(argv: list[str] | None = None) -> None:
         "--keep-global", action="store_true", help="keep temperature and dof; fit only the "
         "per-condition factors of a noise-aware lifter"
     )  # fmt: skip
+    parser.add_argument(
+        "--size-only", action="store_true", help="keep everything, fit only the size_std of a "
+        "one-body lifter"
+    )  # fmt: skip
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    fit = calibrate(args.src, args.dst, args.k, args.data, args.keep_global)
+    fit = calibrate(args.src, args.dst, args.k, args.data, args.keep_global, args.size_only)
+    if "size" in fit:
+        size = fit["size"]
+        cells = ", ".join(f"{c} {v:.3f}" for c, v in size["per_cell"].items())
+        print(f"size_std {size['size_std']:.4f} (fitted {size['fitted']:.4f}, floor "
+              f"{SIZE_STD_FLOOR}): validation depth coverage without a ground "
+              f"prior {size['coverage_without']:.3f} -> {size['coverage']:.3f} (per cell: "
+              f"{cells}); best-fit scale RMS {size['scale_rms']:.3f}")  # fmt: skip
+    if "temperature" not in fit:  # --size-only
+        print(f"wrote {args.dst}")
+        return
     if "candidates" in fit:
         print("| latent dof | temperature | val coverage | val best-of-K mm | val mean-of-K mm |")
         print("|---|---|---|---|---|")

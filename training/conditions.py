@@ -59,8 +59,9 @@ def condition_views(
     """Mocap poses (N, 17, 3) world, Z up -> one view each in ``cell`` (module docstring).
 
     The returned :class:`~training.data.Batch` has ``noise_std`` (N, 17) = the pixel noise
-    over the focal length (what a pipeline that knows its detector would pass) and features
-    without noise inputs (call the lifter through its public API).
+    over the focal length (what a pipeline that knows its detector would pass), ``root_cam``
+    (N, 3) the true root in the camera frame, and features without noise inputs (call the
+    lifter through its public API).
     """
     bodies = np.asarray(poses_world, dtype=np.float64).copy()
     bodies[..., :2] -= bodies[:, :1, :2]
@@ -92,4 +93,5 @@ def condition_views(
         conf,
         R,
         noise_std,
+        pts[:, 0].copy(),
     )

@@ -266,6 +266,7 @@ class Batch:
     conf: np.ndarray  # (N, 17)
     R: np.ndarray  # (N, 3, 3) camera -> virtual camera
     noise_std: np.ndarray | None = None  # (N, 17) 2D jitter std, normalised units
+    root_cam: np.ndarray | None = None  # (N, 3) the root in the camera frame, metres
 
 
 def generate(

@@ -223,6 +223,44 @@ def print_tables(report: dict) -> None:
                 f"{max(x['max bone m'] for x in rows):.2f} | {r['stature']['slope']:.2f} | "
                 f"{r['stature']['height']['slope']:.2f} |"
             )
+    print_subjects_and_joints(report)
+
+
+def _by_int(d: dict) -> dict:
+    return {int(k): v for k, v in d.items()}  # JSON made the subject keys strings
+
+
+def print_subjects_and_joints(report: dict) -> None:
+    """Per subject (MPJPE, cov90) and per joint (cov90), each the mean over the 9 cells."""
+    from hpe3d_ros.skeleton import H36M_JOINT_NAMES
+
+    entries = [(n, m, r) for n, e in report["models"].items() for m, r in e.items()]
+    subjects = sorted({int(s) for _, _, r in entries
+                       for s in next(iter(r["cells"].values()))["MPJPE per subject"]})  # fmt: skip
+    print("\nPer subject, mean over the 9 cells: MPJPE mm / cov90\n")
+    print("| model | mode | " + " | ".join(str(s) for s in subjects) + " |")
+    print("|---|---|" + "---|" * len(subjects))
+    for name, mode, r in entries:
+        rows = list(r["cells"].values())
+        vals = []
+        for s in subjects:
+            mp = np.mean([_by_int(x["MPJPE per subject"])[s] for x in rows])
+            cov = (
+                ""
+                if r.get("deterministic")
+                else f" / {np.mean([_by_int(x['cov90 per subject'])[s] for x in rows]):.3f}"
+            )
+            vals.append(f"{mp:.1f}{cov}")
+        print(f"| {name} | {mode} | " + " | ".join(vals) + " |")
+    joints = list(H36M_JOINT_NAMES[1:])
+    print("\nPer joint, mean over the 9 cells: cov90\n")
+    print("| model | mode | " + " | ".join(joints) + " |")
+    print("|---|---|" + "---|" * len(joints))
+    for name, mode, r in entries:
+        if r.get("deterministic"):
+            continue
+        per = np.mean([x["cov90 per joint"] for x in r["cells"].values()], axis=0)
+        print(f"| {name} | {mode} | " + " | ".join(f"{v:.2f}" for v in per) + " |")
 
 
 def print_ratios(report: dict, reference: str) -> None:
@@ -244,6 +282,17 @@ def print_ratios(report: dict, reference: str) -> None:
                 print(f"| {name} | {mode} | {vals} | {np.mean(q):.3f} |")
 
 
+def merge_reports(reports: list[dict]) -> dict:
+    """One report of the models of several :func:`evaluate` runs on the same views (split,
+    K, seed and frames must agree; a later run's model of the same name wins)."""
+    first = reports[0]
+    same = ("split", "k", "seed", "frames")
+    for r in reports[1:]:
+        if any(r[key] != first[key] for key in same):
+            raise SystemExit(f"runs on different views: {[(k, r[k], first[k]) for k in same]}")
+    return {**first, "models": {n: e for r in reports for n, e in r["models"].items()}}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", nargs="+")
@@ -256,10 +305,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", help="write all figures here")
     parser.add_argument("--reference", help="name of the model the ratio tables divide by")
-    parser.add_argument("--from-json", help="print the tables of an earlier --json run")
+    parser.add_argument(
+        "--from-json",
+        nargs="+",
+        help="print the tables of earlier --json runs (several: one report, same views)",
+    )
     args = parser.parse_args(argv)
     if args.from_json:
-        report = json.loads(Path(args.from_json).read_text())
+        report = merge_reports([json.loads(Path(f).read_text()) for f in args.from_json])
         print_tables(report)
         if args.reference:
             print_ratios(report, args.reference)

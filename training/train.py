@@ -26,8 +26,8 @@ from tqdm import tqdm
 
 from hpe3d_ros import metrics
 from hpe3d_ros.lifting.model import build_model
-from hpe3d_ros.lifting.runtime import make_checkpoint
-from training.calibrate import fit_calibration
+from hpe3d_ros.lifting.runtime import Lifter, make_checkpoint
+from training.calibrate import fit_calibration, fit_size_std
 from training.condition_calibration import calibration_views, fit_condition_calibration
 from training.data import generate
 from training.mocap import split_indices
@@ -274,6 +274,12 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
         half=cfg.half_weights,
         latent_dof=dof,
     )
+    if model.latent_dim and cfg.fit_temperature and cfg.model.arch == "bodyvae":
+        size = fit_size_std(Lifter(ck), cfg, mocap)  # one body per person: size -> placement
+        ck["size_std"] = size["size_std"]
+        ck["metrics"]["val_size"] = size
+        if not quiet:
+            tqdm.write(f"size_std {size['size_std']:.4f} (fitted {size['fitted']:.4f})")
     torch.save(ck, out / "lifter.pt")
     return out / "lifter.pt"
 

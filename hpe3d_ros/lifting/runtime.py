@@ -110,6 +110,12 @@ class Lifter:
         temperature: scale on the latent noise (fitted on validation data; 1 = as trained).
         latent_dof: Student-t degrees of freedom of the latent noise (``inf`` = Gaussian).
         noise_aware: the network takes the 2D noise level (``noise_std`` of :meth:`sample`).
+        size_std: the person's overall size error that the hypotheses do not show, as a
+            log-scale RMS fitted on validation bodies (checkpoint ``size_std``). A one-body
+            lifter gives all K hypotheses the same bone lengths, so their spread says nothing
+            about how far off the body's size is; placement adds this term to the root's
+            uncertainty (a monocular distance is only as good as the size). 0 for lifters
+            whose hypotheses vary the body themselves.
     """
 
     def __init__(self, checkpoint: dict, device: str = "cpu") -> None:
@@ -133,6 +139,7 @@ class Lifter:
         self.arch = self.cfg.arch
         self.latent_dim = self.model.latent_dim
         self.noise_aware = bool(self.cfg.noise_input)
+        self.size_std = float(checkpoint.get("size_std", 0.0))
         self._graph = LifterGraph(self)
 
     # ------------------------------------------------------------------ public API

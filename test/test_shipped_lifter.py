@@ -1,0 +1,74 @@
+"""Regressions of the shipped lifter weights (issue 14) on the unseen test bodies.
+
+The same code as the model card's tables (:func:`training.evaluate_cells.evaluate`: one
+1280 x 720, 60 deg camera, {exact, 2 px, 5 px} x {3-8, 8-15, 15-25 m}, split ``v2`` test
+subjects 8, 13, 16, 131, 135), on every 12th test frame and K=100 instead of every frame
+and K=200, so the bounds are looser than the model card's targets: they catch a lifter that
+lost its one body per person, its bone limits, its calibration under noise or its edge over
+the equally trained deterministic baseline, not a percent.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hpe3d_ros.lifting import load_lifter
+from hpe3d_ros.lifting.body import MAX_BONE_M
+from hpe3d_ros.lifting.runtime import DEFAULT_WEIGHTS
+from training.evaluate_cells import evaluate
+from training.mocap import DEFAULT_DATA, ORIG_DATA
+
+BASELINE = DEFAULT_WEIGHTS.with_name("lifter_baseline.pt")
+
+pytestmark = pytest.mark.skipif(
+    not (DEFAULT_DATA.is_file() and ORIG_DATA.is_file()),
+    reason=f"shared mocap absent: {DEFAULT_DATA.parent}",
+)
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    return evaluate(
+        [str(DEFAULT_WEIGHTS), str(BASELINE)],
+        ["default", "baseline"],
+        split="test",
+        k=100,
+        stride=12,
+        modes=("given", "unknown"),
+        log=lambda *_: None,
+    )
+
+
+def test_the_shipped_default_is_a_noise_aware_one_body_lifter():
+    lifter = load_lifter()
+    assert lifter.cfg.arch == "bodyvae" and lifter.cfg.noise_input and lifter.latent_dim
+    assert load_lifter(BASELINE).latent_dim == 0
+
+
+@pytest.mark.parametrize("mode", ["given", "unknown"])
+def test_every_hypothesis_of_a_person_is_one_body_within_the_limits(report, mode):
+    for cell, row in report["models"]["default"][mode]["cells"].items():
+        assert row["bone spread p99 mm"] <= 5.0, (cell, row["bone spread p99 mm"])
+        assert row["max bone m"] <= MAX_BONE_M + 1e-6, (cell, row["max bone m"])
+
+
+@pytest.mark.parametrize("mode", ["given", "unknown"])
+def test_coverage_holds_in_every_noise_and_distance_cell(report, mode):
+    """Model card target 0.85-0.95 per cell (all frames, K=200); here 0.80-0.97."""
+    cells = report["models"]["default"][mode]["cells"]
+    assert len(cells) == 9
+    for cell, row in cells.items():
+        assert 0.80 <= row["cov90"] <= 0.97, (cell, row["cov90"])
+        assert row["cov90 min joint"] >= 0.55, (cell, row["cov90 min joint"])
+
+
+def test_mean_of_k_and_best_of_k_against_the_equal_baseline(report):
+    """Mean of K no worse than the deterministic baseline (the model card: 0.97-1.00 x),
+    best-of-100 clearly better, in each cell."""
+    ours = report["models"]["default"]["given"]["cells"]
+    base = report["models"]["baseline"]["given"]["cells"]
+    for cell in ours:
+        ratio = ours[cell]["MPJPE"] / base[cell]["MPJPE"]
+        best = ours[cell]["best-of-K"] / base[cell]["MPJPE"]
+        assert ratio <= 1.03, (cell, ratio)
+        assert best <= 0.85, (cell, best)
