@@ -9,7 +9,7 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 ROOT = Path(__file__).resolve().parent
-VERSION = "0.1.0"  # keep in step with package.xml
+VERSION = "0.2.0"  # keep in step with package.xml
 
 setup(
     name="hpe3d_ros",

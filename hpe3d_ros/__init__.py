@@ -12,4 +12,4 @@ from pkgutil import extend_path
 # source tree) it is the venv's site-packages. Extending the package path finds them in both.
 __path__ = extend_path(__path__, __name__)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -192,3 +192,16 @@ def test_readme_gives_the_pip_step_for_what_rosdep_does_not_install():
     assert "PIP_BREAK_SYSTEM_PACKAGES" in section
     for exe in ros_executables():
         assert f"ros2 run hpe3d_ros {exe}" in readme, exe
+
+
+def test_one_version_everywhere():
+    """package.xml, setup.py, ``hpe3d_ros.__version__`` and the newest CHANGELOG section agree
+    (catkin_generate_changelog / bloom read the CHANGELOG's headings against package.xml)."""
+    xml_version = ET.parse(REPO / "package.xml").getroot().findtext("version")
+    setup_version = re.search(r'^VERSION = "([^"]+)"', (REPO / "setup.py").read_text(), re.M)
+    init_version = re.search(
+        r'^__version__ = "([^"]+)"', (REPO / "hpe3d_ros" / "__init__.py").read_text(), re.M
+    )
+    changelog = re.search(r"^(\d+\.\d+\.\d+) \(", (REPO / "CHANGELOG.rst").read_text(), re.M)
+    assert setup_version and init_version and changelog
+    assert xml_version == setup_version[1] == init_version[1] == changelog[1]
