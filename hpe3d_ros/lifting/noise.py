@@ -39,10 +39,10 @@ def detector_noise_std(
     kp = np.asarray(kp_norm, dtype=np.float64).reshape(-1, 17, 2)
     conf = np.nan_to_num(np.asarray(confidence, dtype=np.float64).reshape(-1, 17))
     seen = np.isfinite(kp).all(-1) & (conf > 0)
-    pts = np.where(seen[..., None], kp, np.nan)
-    with np.errstate(all="ignore"):
-        extent = np.nanmax(pts, axis=1) - np.nanmin(pts, axis=1)  # (N, 2)
-    size = np.nan_to_num(np.max(extent, axis=-1), nan=0.0)  # normalised units
+    hi = np.where(seen[..., None], kp, -np.inf).max(axis=1)
+    lo = np.where(seen[..., None], kp, np.inf).min(axis=1)
+    extent = np.where(seen.any(-1)[:, None], hi - lo, 0.0)  # (N, 2); 0 with no joint seen
+    size = np.max(extent, axis=-1)  # normalised units
     base = np.hypot(fraction * size, floor_px / float(focal_px))[:, None]
     gain = (1.6 - np.clip(conf, 0.0, 1.0)) / (1.6 - _CONF_REF)
     return np.where(seen, base * gain, 0.0)
