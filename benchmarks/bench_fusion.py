@@ -332,6 +332,9 @@ def main() -> int:
     ap.add_argument("--no-ground", action="store_true", help="lift without the ground prior")
     ap.add_argument("--calibrate", action="store_true", help="training subjects, not test")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--depth-scale", type=float, help="RootNoise.depth_scale to try (default: "
+                    "the shipped one)")  # fmt: skip
+    ap.add_argument("--views-exponent", type=float, help="RootNoise.views_exponent to try")
     args = ap.parse_args()
     if not DATA.exists():
         print(f"needs {DATA} (shared mocap, developers and CI only)")
@@ -349,7 +352,9 @@ def main() -> int:
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for n in args.cameras:
-        row = run(args, n, not args.no_ground, lifter, bodies, FuserConfig())
+        tried = {"depth_scale": args.depth_scale, "views_exponent": args.views_exponent}
+        noise = RootNoise(**{k: v for k, v in tried.items() if v is not None})
+        row = run(args, n, not args.no_ground, lifter, bodies, FuserConfig(noise=noise))
         print("| " + " | ".join(_fmt(row[c]) for c in cols) + " |", flush=True)
         if "fitted" in row:
             print(f"fitted on these single-camera roots: {row['fitted']}", flush=True)
