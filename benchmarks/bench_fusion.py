@@ -332,9 +332,13 @@ def main() -> int:
     ap.add_argument("--no-ground", action="store_true", help="lift without the ground prior")
     ap.add_argument("--calibrate", action="store_true", help="training subjects, not test")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--depth-scale", type=float, help="RootNoise.depth_scale to try (default: "
-                    "the shipped one)")  # fmt: skip
-    ap.add_argument("--views-exponent", type=float, help="RootNoise.views_exponent to try")
+    ap.add_argument(
+        "--noise",
+        nargs="+",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="RootNoise fields to try, e.g. height_sigma_m=0.05 depth_floor=0.02",
+    )
     args = ap.parse_args()
     if not DATA.exists():
         print(f"needs {DATA} (shared mocap, developers and CI only)")
@@ -352,8 +356,7 @@ def main() -> int:
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for n in args.cameras:
-        tried = {"depth_scale": args.depth_scale, "views_exponent": args.views_exponent}
-        noise = RootNoise(**{k: v for k, v in tried.items() if v is not None})
+        noise = RootNoise(**{k: float(v) for k, v in (f.split("=", 1) for f in args.noise)})
         row = run(args, n, not args.no_ground, lifter, bodies, FuserConfig(noise=noise))
         print("| " + " | ".join(_fmt(row[c]) for c in cols) + " |", flush=True)
         if "fitted" in row:
