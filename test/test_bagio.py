@@ -225,3 +225,27 @@ def test_version_8_metadata_has_qos_as_a_string(tmp_path, storage):
         assert [t for t, *_ in r.messages(r.topics)] == ["/info"]
     with pytest.raises(ValueError, match="8 or 9"):
         BagWriter(tmp_path / "c", storage, version=5)
+
+
+@pytest.mark.parametrize("version", [8, 9])
+def test_tf_static_is_recorded_latched(tmp_path, version):
+    """``ros2 bag play`` offers a topic with its recorded QoS: /tf_static must say transient
+    local (what tf2 listeners ask for), other topics keep the player's defaults."""
+    import yaml
+
+    m = _published_messages()[7]
+    with BagWriter(tmp_path / "b", "mcap", version=version) as w:
+        w.write("/tf_static", msgtype_of(m), 5, serialize_ros(m))
+        w.write("/info", msgtype_of(m), 6, serialize_ros(m))
+    info = yaml.safe_load((tmp_path / "b" / "metadata.yaml").read_text())
+    topics = {
+        t["topic_metadata"]["name"]: t["topic_metadata"]["offered_qos_profiles"]
+        for t in info["rosbag2_bagfile_information"]["topics_with_message_count"]
+    }
+    qos = {n: yaml.safe_load(q) if isinstance(q, str) else q for n, q in topics.items()}
+    (latched,) = qos["/tf_static"]
+    assert latched["durability"] in (1, "transient_local")
+    assert latched["reliability"] in (1, "reliable") and latched["depth"] == 1
+    assert not qos["/info"]
+    with BagReader(tmp_path / "b") as r:
+        assert [t for t, *_ in r.messages(r.topics)] == ["/tf_static", "/info"]

@@ -23,6 +23,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import zstandard
+from rosbags.interfaces import (
+    Qos,
+    QosDurability,
+    QosHistory,
+    QosLiveliness,
+    QosReliability,
+    QosTime,
+)
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
@@ -222,8 +230,20 @@ def _unzstd(raw: bytes, limit: int) -> bytes:
 
 
 # ------------------------------------------------------------------------------ writing
+#: What tf2's static broadcaster offers (reliable, transient local, keep last 1): ``ros2 bag
+#: play`` republishes a topic with the QoS its metadata records, so a /tf_static recorded as
+#: volatile would never reach a node that starts after the first message (tf2 listeners ask
+#: for transient local and get nothing).
+LATCHED_QOS = Qos(
+    QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL,
+    QosTime(0, 0), QosTime(0, 0), QosLiveliness.AUTOMATIC, QosTime(0, 0), False,
+)  # fmt: skip
+LATCHED_TOPICS = frozenset({"/tf_static"})
+
+
 class BagWriter:
-    """A new rosbag2 bag; connections are added on first use of a topic."""
+    """A new rosbag2 bag; connections are added on first use of a topic (``/tf_static`` with
+    the latched QoS tf2 publishes it with, :data:`LATCHED_QOS`)."""
 
     STORAGES: ClassVar[dict[str, StoragePlugin]] = {
         "mcap": StoragePlugin.MCAP,
@@ -248,7 +268,10 @@ class BagWriter:
         """Append one serialised message (``log_time_ns``: the bag's receive time)."""
         conn = self._conns.get(topic)
         if conn is None:
-            conn = self._writer.add_connection(topic, msgtype, typestore=typestore())
+            qos = (LATCHED_QOS,) if topic in LATCHED_TOPICS else ()
+            conn = self._writer.add_connection(
+                topic, msgtype, typestore=typestore(), offered_qos_profiles=qos
+            )
             self._conns[topic] = conn
             self.counts[topic] = 0
         self._writer.write(conn, int(log_time_ns), raw)
