@@ -20,7 +20,7 @@ import numpy as np
 from hpe3d_ros.camera import CameraModel
 from hpe3d_ros.frames import ground_plane_optical
 from hpe3d_ros.lifting.noise import detector_noise_std
-from hpe3d_ros.placement import GroundPrior, ground_scale, solve_root_translation
+from hpe3d_ros.placement import GroundPrior, ground_scale, size_spread, solve_root_translation
 from hpe3d_ros.results import Detection2D, FrameResult, Person3D
 from hpe3d_ros.skeleton import COCO_JOINT_NAMES, H36M_JOINT_NAMES
 
@@ -256,21 +256,13 @@ class Pipeline:
 
     # ------------------------------------------------------------------ helpers
     def _size_spread(self, mean, kp_norm, w, ground, g) -> np.ndarray | float:
-        """(n, 3) root std from the body-size error the hypotheses do not show.
-
-        A one-body lifter's K hypotheses share their bone lengths (``Lifter.size_std``): the
-        mean pose is placed again scaled by exp(+-size_std), and half the difference of the
-        two roots is the std along the direction size moves the person (the viewing ray
-        without a ground prior; much less with the feet on the ground). 0 for other lifters.
-        """
+        """(n, 3) root std from the body-size error the hypotheses do not show: a one-body
+        lifter's K hypotheses share their bone lengths (``Lifter.size_std``,
+        :func:`~hpe3d_ros.placement.size_spread`); 0 for other lifters."""
         size_std = float(getattr(self.lifter, "size_std", 0.0))
         if size_std <= 0:
             return 0.0
-        scale = np.exp([size_std, -size_std])[:, None, None, None]
-        t_pm = solve_root_translation(
-            mean[None] * scale, kp_norm[None], w[None], ground, ground_scale=g[None]
-        )
-        return 0.5 * np.abs(t_pm[0] - t_pm[1])
+        return size_spread(mean, kp_norm, w, size_std, ground, ground_scale=g)
 
     def lift_people(
         self,

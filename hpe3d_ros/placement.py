@@ -134,6 +134,29 @@ def solve_root_translation(
     return t
 
 
+def size_spread(
+    pose_rel_m: np.ndarray,
+    kp_norm: np.ndarray,
+    weights: np.ndarray,
+    size_std: float,
+    ground: GroundPrior | None = None,
+    ground_scale: np.ndarray | float = 1.0,
+) -> np.ndarray:
+    """(..., 3) root std from an error of ``size_std`` (log scale) in the body's size.
+
+    The pose is placed again scaled by exp(+-size_std) (arguments as
+    :func:`solve_root_translation`); half the difference of the two roots runs along the
+    direction size moves the person: the viewing ray without a ground prior, much less with
+    the feet on the ground.
+    """
+    scale = np.exp([size_std, -size_std]).reshape(2, *[1] * np.ndim(pose_rel_m))
+    t_pm = solve_root_translation(
+        np.asarray(pose_rel_m)[None] * scale, np.asarray(kp_norm)[None],
+        np.asarray(weights)[None], ground, ground_scale=np.asarray(ground_scale)[None],
+    )  # fmt: skip
+    return 0.5 * np.abs(t_pm[0] - t_pm[1])
+
+
 def _lower_ankle(X: np.ndarray, n: np.ndarray) -> np.ndarray:
     """(..., 1, 3): the ankle furthest along the down normal ``n``, the one on the ground."""
     ankles = X[..., _ANKLES, :]

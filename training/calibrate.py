@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import torch
@@ -109,7 +110,7 @@ def fit_size_std(
     log scale that best maps the mean pose onto the truth (``scale_rms``) and the coverage
     per cell at the chosen value.
     """
-    from hpe3d_ros.placement import solve_root_translation
+    from hpe3d_ros.placement import size_spread, solve_root_translation
 
     mocap = load_run_mocap(cfg) if mocap is None else mocap
     rows = split_indices(mocap["subject"], "val", cfg.split)
@@ -127,12 +128,9 @@ def fit_size_std(
             mean = hyps.mean(axis=1).astype(np.float64)
             t = solve_root_translation(mean, b.kp_norm, w)
             t_k = solve_root_translation(hyps, b.kp_norm[:, None], w[:, None])
-            t_pm = solve_root_translation(
-                mean[None] * np.exp([step, -step])[:, None, None, None], b.kp_norm[None], w[None]
-            )
             err.append(t[:, 2] - b.root_cam[:, 2])
             spread.append(np.nanstd(t_k[..., 2], axis=1))
-            unit.append(0.5 * np.abs(t_pm[0, :, 2] - t_pm[1, :, 2]) / step)
+            unit.append(size_spread(mean, b.kp_norm, w, step)[:, 2] / step)
             cells.append(np.full(len(t), i))
             gt = b.pose_cam.astype(np.float64)
             scale = (mean * gt).sum((-1, -2)) / np.maximum((mean * mean).sum((-1, -2)), 1e-9)
@@ -140,7 +138,7 @@ def fit_size_std(
     err, spread, unit, cells = map(np.concatenate, (err, spread, unit, cells))
     ok = np.isfinite(err) & np.isfinite(spread) & np.isfinite(unit)
     err, spread, unit, cells = err[ok], spread[ok], unit[ok], cells[ok]
-    z = math.sqrt(2.0) * _erfinv(level)
+    z = NormalDist().inv_cdf(0.5 + 0.5 * level)  # two-sided: 1.645 for 90 %
 
     def covered(sigma: float) -> np.ndarray:
         return np.abs(err) <= z * np.hypot(spread, sigma * unit)
@@ -164,15 +162,6 @@ def fit_size_std(
         "per_cell": {c.name: float(flags[cells == i].mean()) for i, c in enumerate(CELLS)},
         "scale_rms": float(np.sqrt(np.mean(np.concatenate(logs) ** 2))),
     }
-
-
-def _erfinv(p: float) -> float:
-    """erf^-1 by bisection (math has no erfinv; 60 steps are exact to double precision)."""
-    lo, hi = 0.0, 6.0
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if math.erf(mid) < p else (lo, mid)
-    return 0.5 * (lo + hi)
 
 
 def calibrate(
