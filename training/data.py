@@ -72,6 +72,17 @@ class AugmentConfig:
 
 
 # ---------------------------------------------------------------------- body augmentation
+def sampled_lengths(
+    templates: dict[str, np.ndarray], n: int, rng: np.random.Generator, cfg: AugmentConfig
+) -> np.ndarray:
+    """(n, 16) bone lengths drawn around ``templates`` with ``cfg``'s body settings
+    (:func:`training.bodies.sample_lengths`)."""
+    return sample_lengths(
+        templates, n, rng, cfg.real_body_prob, cfg.stature_log_std, cfg.group_log_std,
+        cfg.bone_log_std, cfg.head_exponent,
+    )  # fmt: skip
+
+
 def augment_bodies(
     poses: np.ndarray,
     cfg: AugmentConfig,
@@ -88,16 +99,7 @@ def augment_bodies(
     if cfg.body_model == "sampled":
         if not templates:
             raise ValueError("body_model 'sampled' needs body templates")
-        lengths = sample_lengths(
-            templates,
-            n,
-            rng,
-            cfg.real_body_prob,
-            cfg.stature_log_std,
-            cfg.group_log_std,
-            cfg.bone_log_std,
-            cfg.head_exponent,
-        )
+        lengths = sampled_lengths(templates, n, rng, cfg)
         out = retarget(poses, lengths)
         out[..., :2] -= out[:, :1, :2]
     elif cfg.body_model == "scaled":

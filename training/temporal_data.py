@@ -32,8 +32,14 @@ import torch
 from hpe3d_ros.lifting.normalize import prepare_inputs, visibility
 from hpe3d_ros.lifting.temporal import Chunks
 from hpe3d_ros.lifting.track_window import grid_weights
-from training.bodies import retarget, sample_lengths
-from training.data import _FLIP, AugmentConfig, place_in_cameras, random_intrinsics
+from training.bodies import retarget
+from training.data import (
+    _FLIP,
+    AugmentConfig,
+    place_in_cameras,
+    random_intrinsics,
+    sampled_lengths,
+)
 
 MOCAP_HZ = 30.0
 
@@ -234,16 +240,7 @@ def _bodies(world, exists, cfg, rng, templates, augment_body):
     last_root[..., 2] = 0.0
     world = world - last_root
     if augment_body and cfg.body_model == "sampled" and templates:
-        lengths = sample_lengths(
-            templates,
-            b,
-            rng,
-            cfg.real_body_prob,
-            cfg.stature_log_std,
-            cfg.group_log_std,
-            cfg.bone_log_std,
-            cfg.head_exponent,
-        )
+        lengths = sampled_lengths(templates, b, rng, cfg)
         flat = retarget(world.reshape(b * span, 17, 3), np.repeat(lengths, span, axis=0))
         world = flat.reshape(b, span, 17, 3)
     if augment_body:

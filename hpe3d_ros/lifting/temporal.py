@@ -35,6 +35,7 @@ instead of jumping between modes.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -63,10 +64,7 @@ class TemporalConfig:
     @property
     def window(self) -> int:
         """Frames one output sees (the receptive field), at ``rate_hz``."""
-        n = 1
-        for w in self.widths:
-            n *= w
-        return n
+        return math.prod(self.widths)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "widths": list(self.widths)}
@@ -102,10 +100,7 @@ class CausalTCN(nn.Module):
 
     @property
     def window(self) -> int:
-        n = 1
-        for w in self.widths:
-            n *= w
-        return n
+        return math.prod(self.widths)
 
     def _act(self, bn: nn.Module, h: torch.Tensor) -> torch.Tensor:
         return self.drop(torch.relu(bn(h)))
