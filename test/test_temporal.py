@@ -169,3 +169,31 @@ def test_the_zero_initialised_residual_gets_a_gradient():
     packed = torch.rand(5, model.packed_size)
     model.encode(packed)[0].sum().backward()
     assert model.temporal.out.weight.grad.abs().max() > 0
+
+
+def test_bundle_stores_the_shared_encoder_once_and_loads_the_same_model(tmp_path):
+    from hpe3d_ros.lifting.temporal_runtime import complete_entry
+    from training.train_temporal import bundle
+
+    full = torch.load(tiny_temporal_checkpoint(tmp_path / "full.pt"), weights_only=True)
+    entry = full.pop("temporal")
+    torch.save(full, tmp_path / "base.pt")
+    torch.save(entry, tmp_path / "entry.pt")
+    bundle(tmp_path / "base.pt", tmp_path / "entry.pt", tmp_path / "bundle.pt")
+    ck = torch.load(tmp_path / "bundle.pt", weights_only=True)
+    shared = ck["temporal"]["base_keys"]
+    assert any(k.startswith("cond_net.") for k in shared)  # the 2D encoder, stored once
+    assert not any(k.startswith("temporal.") for k in shared)  # the residual is its own
+    assert not set(shared) & set(ck["temporal"]["state_dict"])
+    assert all(
+        v.dtype == torch.float16
+        for v in ck["temporal"]["state_dict"].values()
+        if v.is_floating_point()
+    )
+    kp, conf, t = walking_track(30)
+    a = load_lifter(tmp_path / "full.pt").sample_sequence(kp, conf, 8, 2, t)
+    b = load_lifter(tmp_path / "bundle.pt").sample_sequence(kp, conf, 8, 2, t)
+    np.testing.assert_allclose(b, a, atol=0.02)  # half-precision weights
+    ck["state_dict"].pop(shared[-1])  # a lifter without the weights its entry reads
+    with pytest.raises(ValueError, match="lacks"):
+        complete_entry(ck)

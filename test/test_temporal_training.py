@@ -193,3 +193,11 @@ def test_motion_errors_between_counted_frames_at_any_rate():
     frozen = torch.zeros_like(truth)[:, :, None]  # not moving: 1 cm per frame too slow
     vel, acc, _ = _motion_errors(frozen, truth, lengths, torch.from_numpy(nxt))
     assert float(vel) == pytest.approx(0.01) and float(acc) < 1e-12
+    # per chunk: chunk 0 (10 Hz, 3 pairs) frozen, chunk 1 (30 Hz, 11 pairs) exact
+    mask[1] = True
+    nxt = torch.from_numpy(next_counted(mask))
+    mixed = torch.stack([frozen[0], still[1]])
+    pooled, _, _ = _motion_errors(mixed, truth, lengths, nxt)
+    per_chunk, _, _ = _motion_errors(mixed, truth, lengths, nxt, per_chunk=True)
+    assert float(pooled) == pytest.approx(0.01 * 3 / 14)
+    assert float(per_chunk) == pytest.approx(0.005)

@@ -53,6 +53,7 @@ class TemporalTrainConfig:
     base: str = (
         ""  # single-frame lifter v2 checkpoint: initialises the model, bundled in lifter.pt
     )
+    init: str = ""  # a temporal.pt to start from (fine-tuning); "" = the base's weights
     freeze_frames: bool = False  # keep the per-frame 2D encoder as the base has it
     seed: int = 0
     threads: int = 1
@@ -178,6 +179,13 @@ def init_from_base(model: TemporalBodyVAE, base: str | Path) -> None:
         )
 
 
+def init_from_entry(model: TemporalBodyVAE, entry: str | Path) -> None:
+    """Copy every weight of a written ``temporal.pt`` (same configuration) into ``model``."""
+    ck = torch.load(entry, map_location="cpu", weights_only=True)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ck["state_dict"].items()}
+    model.load_state_dict(state)
+
+
 def train(cfg: TemporalTrainConfig, quiet: bool = False) -> Path:
     """Run training; returns the path of ``temporal.pt`` (and ``lifter.pt`` with a base)."""
     torch.manual_seed(cfg.seed)
@@ -192,6 +200,8 @@ def train(cfg: TemporalTrainConfig, quiet: bool = False) -> Path:
     model = TemporalBodyVAE(mcfg, tcfg)
     if cfg.base:
         init_from_base(model, cfg.base)
+    if cfg.init:
+        init_from_entry(model, cfg.init)
     if cfg.freeze_frames:
         for p in model.cond_net.parameters():
             p.requires_grad_(False)
@@ -334,9 +344,22 @@ def finish_run(cfg: TemporalTrainConfig) -> Path:
 
 
 def bundle(base: str | Path, entry: str | Path, dst: str | Path) -> None:
-    """Write ``dst`` = single-frame checkpoint ``base`` + the temporal ``entry``."""
+    """Write ``dst`` = single-frame checkpoint ``base`` + the temporal ``entry``; the entry's
+    weights equal to the base's (its frozen 2D encoder) are stored once, named in the
+    entry's ``base_keys`` (:func:`hpe3d_ros.lifting.temporal_runtime.complete_entry`), the
+    others in half precision, as the shipped single-frame lifter is."""
+    from hpe3d_ros.lifting.temporal_runtime import shared_keys
+
     ck = torch.load(base, map_location="cpu", weights_only=True)
-    ck["temporal"] = torch.load(entry, map_location="cpu", weights_only=True)
+    tmp = torch.load(entry, map_location="cpu", weights_only=True)
+    shared = shared_keys(tmp["state_dict"], ck["state_dict"])
+    tmp["state_dict"] = {  # half precision, as the single-frame lifter ships
+        k: v.half() if v.is_floating_point() else v
+        for k, v in tmp["state_dict"].items()
+        if k not in shared
+    }
+    tmp["base_keys"] = shared
+    ck["temporal"] = tmp
     torch.save(ck, dst)
 
 

@@ -146,6 +146,9 @@ class SequenceLossConfig:
     w_bone_const: float = 10.0  # change of the bone lengths from frame to frame
     w_acc: float = 0.0  # acceleration error of each prior sample
     n_samples: int = 16
+    # temporal terms averaged per chunk first: a 10 Hz chunk (a third of the counted pairs of
+    # a 30 Hz one) then weighs as much as a 30 Hz chunk
+    per_chunk: bool = False
 
 
 @dataclass
@@ -261,7 +264,7 @@ class TemporalBodyVAE(BodyCVAE):
         samples = pred_p.unflatten(0, (b, n)).unflatten(-1, (-1, 3))
         truth = y.unflatten(0, (b, n)).unflatten(-1, (-1, 3))
         vel_err, acc_err, len_change = _motion_errors(
-            samples, truth, lengths.unflatten(0, (b, n)), ch.nxt
+            samples, truth, lengths.unflatten(0, (b, n)), ch.nxt, lc.per_chunk
         )
         loss = (1.0 - lc.alpha) * (rec_q + lc.beta * kl) + lc.alpha * rec_p
         temporal = lc.w_vel * vel_err + lc.w_acc * acc_err + lc.w_bone_const * len_change
@@ -283,10 +286,11 @@ class TemporalBodyVAE(BodyCVAE):
         }
 
 
-def _motion_errors(samples, truth, lengths, nxt):
+def _motion_errors(samples, truth, lengths, nxt, per_chunk: bool = False):
     """Velocity and acceleration errors of each sample (B, L, M, J, 3) against the truth
     (B, L, J, 3) between consecutive counted positions ``nxt`` (B, L), per grid frame, and
-    the change of the bone lengths (B, L, 16); metres, means over joints and samples."""
+    the change of the bone lengths (B, L, 16); metres, means over joints and samples, and
+    over every pair of the batch or (``per_chunk``) over each chunk's pairs, then chunks."""
     b, n = nxt.shape
     rows = torch.arange(b, device=nxt.device)[:, None]
     has = nxt >= 0
@@ -302,6 +306,10 @@ def _motion_errors(samples, truth, lengths, nxt):
     dlen = ((lengths[rows, j] - lengths).abs() / gap[..., None]).mean(-1)
 
     def avg(v, m):
+        if per_chunk:
+            n_pairs = m.sum(1)
+            per = (v * m).sum(1) / n_pairs.clamp_min(1.0)
+            return (per * (n_pairs > 0)).sum() / (n_pairs > 0).sum().clamp_min(1)
         return (v * m).sum() / m.sum().clamp_min(1.0)
 
     return avg(vel, has.float()), avg(acc, has2.float()), avg(dlen, has.float())

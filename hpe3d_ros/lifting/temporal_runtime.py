@@ -70,6 +70,33 @@ def make_temporal_entry(
     }
 
 
+def complete_entry(checkpoint: dict) -> dict:
+    """The ``"temporal"`` entry of ``checkpoint`` with a complete state dict: a bundle stores
+    only the weights that differ from its single-frame lifter's (the frozen 2D encoder is
+    the same tensor twice) and names the others in ``base_keys``; they are copied back here."""
+    entry = checkpoint["temporal"]
+    shared = entry.get("base_keys") or []
+    if not shared:
+        return entry
+    base = checkpoint["state_dict"]
+    missing = [k for k in shared if k not in base]
+    if missing:
+        raise ValueError(f"temporal entry reads weights its lifter lacks: {missing[:3]}")
+    return {**entry, "state_dict": {**{k: base[k] for k in shared}, **entry["state_dict"]}}
+
+
+def shared_keys(entry_state: dict, base_state: dict) -> list[str]:
+    """Keys of a temporal state dict whose tensors equal the single-frame lifter's (the
+    lifter's, in its own precision, converted to the entry's, gives the entry's exactly)."""
+    return [
+        k
+        for k, v in entry_state.items()
+        if k in base_state
+        and base_state[k].shape == v.shape
+        and torch.equal(base_state[k].to(v.dtype), v)
+    ]
+
+
 class TemporalGraph(LifterGraph):
     """:class:`LifterGraph` whose ``features`` are packed per track (N, packed_size): the
     current frame's features and the window's codes on the grid (``TemporalBodyVAE.encode``).
@@ -290,7 +317,7 @@ class TemporalLifter(Lifter):
 
     def __init__(self, checkpoint: dict, device: str = "cpu") -> None:
         super().__init__(checkpoint, device)
-        self.temporal = TemporalSampler(checkpoint["temporal"], device)
+        self.temporal = TemporalSampler(complete_entry(checkpoint), device)
         self.window = self.temporal.window
         self.rate_hz = self.temporal.rate_hz
 
@@ -320,5 +347,9 @@ def temporal_part(lifter) -> TemporalSampler | None:
     part = getattr(lifter, "temporal", None)
     if isinstance(part, TemporalSampler):
         return part
-    entry = (getattr(lifter, "checkpoint", None) or {}).get("temporal")
-    return TemporalSampler(copy.copy(entry)) if entry else None
+    checkpoint = getattr(lifter, "checkpoint", None) or {}
+    return (
+        TemporalSampler(copy.copy(complete_entry(checkpoint)))
+        if "temporal" in checkpoint
+        else None
+    )
