@@ -130,6 +130,18 @@ class Pipeline:
         # issue 17: tracked people with enough history go through the temporal model
         self._temporal = _temporal_tracks(lifter, self.config) if self.config.temporal else None
 
+    @property
+    def lifting(self) -> str:
+        """How people are lifted, in words (the replay's track pictures carry it)."""
+        if self._temporal is None:
+            return "single-frame lifter"
+        sampler = self._temporal.sampler
+        window = self._temporal.window or sampler.window
+        return (
+            f"temporal lifter ({window} frames at {sampler.rate_hz:g} Hz) from a track's "
+            f"frame {self._temporal.min_frames}, single-frame before"
+        )
+
     def set_ground(self, camera_name: str, ground: GroundPrior | None) -> None:
         """The ground plane of one camera (e.g. from its extrinsics, in its optical frame),
         replacing ``config.ground`` for that camera's people; None turns the prior off there."""

@@ -107,6 +107,8 @@ def test_temporal_off_is_the_single_frame_pipeline(weights):
     for ra, rb in zip(_run(off, frames), _run(ref, frames), strict=True):
         for pa, pb in zip(ra.people, rb.people, strict=True):
             np.testing.assert_array_equal(pa.hypotheses_m, pb.hypotheses_m)
-    assert off._temporal is None
+    assert off._temporal is None and off.lifting == "single-frame lifter"
+    on = Pipeline(FakeDetector([]), load_lifter(weights), PipelineConfig(temporal_min_frames=4))
+    assert on.lifting.startswith("temporal lifter (9 frames at 30 Hz) from a track's frame 4")
     with pytest.raises(ValueError, match="temporal"):
         PipelineConfig(temporal_min_frames=0)

@@ -38,8 +38,11 @@ class _Camera:
 class Pictures:
     """Collects pictures while frames stream past (see module docstring)."""
 
-    def __init__(self, out_dir: Path, overlays: int = 4, video_max_frames: int = 600) -> None:
+    def __init__(
+        self, out_dir: Path, overlays: int = 4, video_max_frames: int = 600, lifting: str = ""
+    ) -> None:
         self.out_dir = Path(out_dir)
+        self.lifting = lifting  # how people were lifted, in the track picture's title
         self.overlays = overlays
         self.video_max_frames = video_max_frames
         self._cams: dict[tuple[str, str], _Camera] = {}
@@ -122,7 +125,7 @@ class Pictures:
                 plot_hypotheses(result, overlay, path, index)
                 cam.written.append(str(path))
             path = cam.folder / f"track_{camera}.png"
-            if self._strip.plot(f"{sequence}/{camera}", path, camera):
+            if self._strip.plot(f"{sequence}/{camera}", path, self.lifting):
                 cam.written.append(str(path))
             out.extend(cam.written)
         return sorted(out)

@@ -88,7 +88,7 @@ def replay(
     mark(out_dir, bags)
     tables = Tables(out_dir)
     vehicle = VehicleTable(out_dir) if cfg.vehicle.people else None  # ~/people, issue 18
-    pictures = Pictures(out_dir / "pictures", overlays, video_max_frames)
+    pictures = Pictures(out_dir / "pictures", overlays, video_max_frames, pipeline.lifting)
     timing: dict[str, list[float]] = {"frame_ms": [], "loop_s": []}
     infos = []
     t0 = time.perf_counter()

@@ -55,9 +55,9 @@ class TrackStrip:
         _, _, tid, frames = max(mine, key=lambda x: x[:2])
         return tid, frames
 
-    def plot(self, camera: str, path: Path, label: str = "") -> bool:
+    def plot(self, camera: str, path: Path, lifting: str = "") -> bool:
         """Draw the camera's longest track (at least 3 frames); False when there is none.
-        ``label``: the camera's name in the title (default: ``camera``)."""
+        ``lifting``: how the people were lifted (a second title line)."""
         found = self.longest(camera)
         if found is None or len(found[1]) < 3:
             return False
@@ -101,6 +101,7 @@ class TrackStrip:
         fig.suptitle(
             f"camera {camera}, track {tid}: hypotheses 0-{wrist.shape[1] - 1} "
             "over time (one colour per hypothesis; black: mean of K)"
+            + (f"\n{lifting}" if lifting else "")
         )
         fig.tight_layout()
         fig.savefig(path)
