@@ -201,3 +201,24 @@ def test_motion_errors_between_counted_frames_at_any_rate():
     per_chunk, _, _ = _motion_errors(mixed, truth, lengths, nxt, per_chunk=True)
     assert float(pooled) == pytest.approx(0.01 * 3 / 14)
     assert float(per_chunk) == pytest.approx(0.005)
+
+
+def test_evaluation_reports_merge_and_refuse_other_conditions(capsys):
+    from training.evaluate_temporal import merge_reports, print_tables
+
+    def report(name, mpjpe, k=200):
+        cell = dict.fromkeys(("MPJVE", "accel", "flicker", "excess", "bone change"), 1.0)
+        cell.update(frames=5, MPJPE=mpjpe, cov90=0.9, **{"best-of-K": 1.0})
+        cells = {"3-8m": cell, "all": cell}
+        entry = {"single": {"10Hz": cells}, "temporal": {"10Hz": cells}}
+        return {"split": "val", "noise_px": 5.0, "k": k, "models": {name: entry}}
+
+    merged = merge_reports([report("a", 80.0), report("b", 60.0)])
+    assert list(merged["models"]) == ["a", "b"]
+    print_tables(merged, "a/single", only_cells=("all",), only_modes=("temporal",))
+    out = capsys.readouterr().out.splitlines()
+    ratios = [r for r in out if r.startswith("| b | temporal | 10Hz | ") and "| all |" in r]
+    assert ratios == ["| b | temporal | 10Hz | all | 0.750 | 1.000 | 1.000 | 1.000 | 0.900 |"]
+    assert not [r for r in out if "| 3-8m |" in r or r.startswith("| b | single | 10Hz | all")]
+    with pytest.raises(ValueError, match="merged"):
+        merge_reports([report("a", 80.0), report("b", 60.0, k=50)])

@@ -206,9 +206,29 @@ def _short(r: dict) -> str:
 KEYS = ("MPJPE", "best-of-K", "cov90", "MPJVE", "accel", "flicker", "excess", "bone change")
 
 
-def print_tables(report: dict, reference: str | None = None) -> None:
+def merge_reports(reports: list[dict]) -> dict:
+    """One report of several ``--json`` runs of the same split, noise and K (models in order;
+    a model's later modes are added to its entry)."""
+    first = reports[0]
+    for r in reports[1:]:
+        if (r["split"], r["noise_px"], r["k"]) != (first["split"], first["noise_px"], first["k"]):
+            raise ValueError("reports of different splits, noise levels or K cannot be merged")
+    models: dict = {}
+    for r in reports:
+        for name, entry in r["models"].items():
+            models.setdefault(name, {}).update(entry)
+    return {**first, "models": models}
+
+
+def print_tables(
+    report: dict,
+    reference: str | None = None,
+    only_cells: tuple[str, ...] | None = None,
+    only_modes: tuple[str, ...] | None = None,
+) -> None:
     """Markdown: one row per model, mode and rate (all cells); ratios to ``reference``
-    (``name/mode``, default: the first model's ``single``)."""
+    (``name/mode``, default: the first model's ``single``) per cell (or only ``only_cells``,
+    of ``only_modes``)."""
     models = report["models"]
     ref_name, ref_mode = (reference or f"{next(iter(models))}/single").split("/")
     ref = models.get(ref_name, {}).get(ref_mode)
@@ -231,10 +251,12 @@ def print_tables(report: dict, reference: str | None = None) -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for name, entry in models.items():
         for mode, by_rate in entry.items():
-            if (name, mode) == (ref_name, ref_mode):
+            if (name, mode) == (ref_name, ref_mode) or (only_modes and mode not in only_modes):
                 continue
-            for rate, cells in by_rate.items():
-                for cell, r in cells.items():
+            for rate, by_cell in by_rate.items():
+                for cell, r in by_cell.items():
+                    if only_cells and cell not in only_cells:
+                        continue
                     b = ref[rate][cell]
                     q = [r[key] / b[key] for key in ("MPJPE", "MPJVE", "accel", "flicker")]
                     print(
@@ -258,11 +280,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rates", nargs="+", default=["30Hz", "10Hz"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", help="write all figures here")
-    parser.add_argument("--from-json", help="print the tables of an earlier --json run")
+    parser.add_argument(
+        "--from-json", nargs="+", help="print the tables of earlier --json runs (merged)"
+    )
     parser.add_argument("--reference", help="name/mode the ratios divide by")
+    parser.add_argument("--cells", nargs="+", help="ratio rows of these cells only (e.g. all)")
     args = parser.parse_args(argv)
     if args.from_json:
-        print_tables(json.loads(Path(args.from_json).read_text()), args.reference)
+        reports = [json.loads(Path(p).read_text()) for p in args.from_json]
+        print_tables(merge_reports(reports), args.reference, args.cells, tuple(args.modes))
         return
     if not args.weights:
         parser.error("--weights is required (or --from-json)")
@@ -280,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
         tuple(args.rates),
         args.stride,
     )
-    print_tables(report, args.reference)
+    print_tables(report, args.reference, args.cells)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
 
