@@ -72,10 +72,12 @@ class TrackStrip:
         n = min(self.panels, len(frames))
         picks = np.linspace(0, len(frames) - 1, n).round().astype(int)
         fig = plt.figure(figsize=(max(2.6 * n, 9.0), 6.4), dpi=100)
-        grid = fig.add_gridspec(2, 3 * n)
+        # fixed margins (no tight_layout: it gives up on some tracks' tick labels)
+        top = fig.add_gridspec(1, n, left=0.02, right=0.98, top=0.90, bottom=0.52, wspace=0.05)
+        bottom = fig.add_gridspec(1, 3, left=0.06, right=0.98, top=0.44, bottom=0.14, wspace=0.25)
         for col, i in enumerate(picks):
             index, t, mean, hyps = frames[i]
-            ax = fig.add_subplot(grid[0, 3 * col : 3 * col + 3], projection="3d")
+            ax = fig.add_subplot(top[0, col], projection="3d")
             for k, h in enumerate(_up(hyps)):
                 for a, b in H36M_BONES:
                     ax.plot(*zip(h[a], h[b], strict=True), color=COLOURS[k % 6], lw=0.9)
@@ -92,7 +94,7 @@ class TrackStrip:
         times = np.array([f[1] for f in frames]) - frames[0][1]
         wrist = _up(np.stack([f[3] for f in frames]))[:, :, WRIST]  # (T, keep, 3)
         for j, name in enumerate(("x (right)", "depth", "height")):
-            ax = fig.add_subplot(grid[1, j * n : (j + 1) * n])
+            ax = fig.add_subplot(bottom[0, j])
             for k in range(wrist.shape[1]):
                 ax.plot(times, wrist[:, k, j], ".-", ms=2, lw=0.8, color=COLOURS[k % 6])
             ax.set_xlabel("time (s)")
@@ -101,9 +103,9 @@ class TrackStrip:
         fig.suptitle(
             f"camera {camera}, track {tid}: hypotheses 0-{wrist.shape[1] - 1} "
             "over time (one colour per hypothesis; black: mean of K)"
-            + (f"\n{lifting}" if lifting else "")
         )
-        fig.tight_layout()
+        if lifting:
+            fig.text(0.5, 0.012, lifting, ha="center", va="bottom", fontsize=9)
         fig.savefig(path)
         plt.close(fig)
         return True
