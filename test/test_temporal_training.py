@@ -222,3 +222,22 @@ def test_evaluation_reports_merge_and_refuse_other_conditions(capsys):
     assert not [r for r in out if "| 3-8m |" in r or r.startswith("| b | single | 10Hz | all")]
     with pytest.raises(ValueError, match="merged"):
         merge_reports([report("a", 80.0), report("b", 60.0, k=50)])
+
+
+def test_mean_pose_motion_term_adds_the_mean_pose_velocity_error(mocap):
+    from hpe3d_ros.lifting.temporal import SequenceLossConfig
+
+    torch.manual_seed(0)
+    small = ModelConfig(
+        arch="bodyvae", noise_input=True, width=16, cond_dim=8, latent_dim=2, dec_width=8
+    )
+    model = TemporalBodyVAE(small, TemporalConfig(widths=(3, 3), channels=8)).eval()
+    ch = _chunks(mocap, EXACT)[0].tensors()
+    parts = {}
+    for w in (0.0, 50.0):
+        torch.manual_seed(1)  # the same posterior and prior draws
+        with torch.no_grad():
+            parts[w] = model.sequence_losses(ch, SequenceLossConfig(w_vel_mean=w, sigma_m=0.05))
+    added = float(parts[50.0]["loss"] - parts[0.0]["loss"])
+    assert added > 0  # a mean pose that does not move as the truth does costs more
+    assert float(parts[50.0]["vel_m"]) == float(parts[0.0]["vel_m"])  # per-sample term as it was

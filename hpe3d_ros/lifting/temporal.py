@@ -145,6 +145,7 @@ class SequenceLossConfig:
     w_vel: float = 10.0  # velocity error of each prior sample (common noise over the chunk)
     w_bone_const: float = 10.0  # change of the bone lengths from frame to frame
     w_acc: float = 0.0  # acceleration error of each prior sample
+    w_vel_mean: float = 0.0  # velocity and acceleration error of the samples' mean pose
     n_samples: int = 16
     # temporal terms averaged per chunk first: a 10 Hz chunk (a third of the counted pairs of
     # a 30 Hz one) then weighs as much as a 30 Hz chunk
@@ -268,6 +269,12 @@ class TemporalBodyVAE(BodyCVAE):
         )
         loss = (1.0 - lc.alpha) * (rec_q + lc.beta * kl) + lc.alpha * rec_p
         temporal = lc.w_vel * vel_err + lc.w_acc * acc_err + lc.w_bone_const * len_change
+        if lc.w_vel_mean:  # what MPJVE and the acceleration error measure: the mean pose
+            mean_vel, mean_acc, _ = _motion_errors(
+                samples.mean(2, keepdim=True), truth, lengths.unflatten(0, (b, n)), ch.nxt,
+                lc.per_chunk,
+            )  # fmt: skip
+            temporal = temporal + lc.w_vel_mean * (mean_vel + 0.5 * mean_acc)
         loss = (
             loss
             + (lc.w_mean * mean_err + lc.w_best * best_err + lc.w_bone * bone_err + temporal)
