@@ -24,6 +24,7 @@ import torch
 import yaml
 
 from hpe3d_ros.lifting.model import ModelConfig
+from hpe3d_ros.lifting.runtime import float_state
 from hpe3d_ros.lifting.temporal import (
     SequenceLossConfig,
     TemporalBodyVAE,
@@ -170,8 +171,7 @@ def init_from_base(model: TemporalBodyVAE, base: str | Path) -> None:
     """Copy a single-frame lifter v2 checkpoint's weights into ``model`` (all but the
     temporal residual, which starts at zero: the model is then that lifter)."""
     ck = torch.load(base, map_location="cpu", weights_only=True)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in ck["state_dict"].items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing, unexpected = model.load_state_dict(float_state(ck["state_dict"]), strict=False)
     if unexpected or any(not k.startswith("temporal.") for k in missing):
         raise ValueError(
             f"{base} is not a lifter v2 checkpoint of this configuration "
@@ -182,8 +182,7 @@ def init_from_base(model: TemporalBodyVAE, base: str | Path) -> None:
 def init_from_entry(model: TemporalBodyVAE, entry: str | Path) -> None:
     """Copy every weight of a written ``temporal.pt`` (same configuration) into ``model``."""
     ck = torch.load(entry, map_location="cpu", weights_only=True)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in ck["state_dict"].items()}
-    model.load_state_dict(state)
+    model.load_state_dict(float_state(ck["state_dict"]))
 
 
 def train(cfg: TemporalTrainConfig, quiet: bool = False) -> Path:
@@ -370,9 +369,7 @@ def recalibrate(path: str, out: str | None = None) -> str:
 
     entry = torch.load(path, map_location="cpu", weights_only=True)
     model = build_temporal(entry["model_config"], entry["temporal_config"])
-    model.load_state_dict(
-        {k: v.float() if v.is_floating_point() else v for k, v in entry["state_dict"].items()}
-    )
+    model.load_state_dict(float_state(entry["state_dict"]))
     cfg = TemporalTrainConfig(**entry["train_config"])
     fit = calibrate_model(model, cfg, validation_chunks(cfg, RunData(cfg), model.window), False)
     entry["state_dict"] = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -125,11 +125,7 @@ class Lifter:
         self.cfg = ModelConfig(**checkpoint["model_config"])
         self.device = torch.device(device)
         self.model = build_model(self.cfg)
-        state = {
-            k: v.float() if v.is_floating_point() else v
-            for k, v in checkpoint["state_dict"].items()
-        }
-        self.model.load_state_dict(state)
+        self.model.load_state_dict(float_state(checkpoint["state_dict"]))
         self.model.to(self.device).eval()
         self.target_mean = checkpoint["target_mean"].float().to(self.device)
         self.conf_threshold = float(checkpoint["conf_threshold"])
@@ -243,6 +239,12 @@ class Lifter:
         return self.sample(keypoints_norm, confidence, k, seed).mean(axis=1)
 
     predict = predict_mean
+
+
+def float_state(state_dict: dict) -> dict:
+    """A checkpoint's state dict with its floating tensors in float32 (weights ship in half
+    precision; integer and boolean buffers as they are)."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
 
 
 def load_lifter(path: str | Path | None = None, device: str = "cpu") -> Lifter:

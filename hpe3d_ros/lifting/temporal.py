@@ -264,16 +264,16 @@ class TemporalBodyVAE(BodyCVAE):
         # temporal terms between consecutive counted frames of a chunk (per grid frame)
         samples = pred_p.unflatten(0, (b, n)).unflatten(-1, (-1, 3))
         truth = y.unflatten(0, (b, n)).unflatten(-1, (-1, 3))
+        lengths_bn = lengths.unflatten(0, (b, n))
         vel_err, acc_err, len_change = _motion_errors(
-            samples, truth, lengths.unflatten(0, (b, n)), ch.nxt, lc.per_chunk
+            samples, truth, lengths_bn, ch.nxt, lc.per_chunk
         )
         loss = (1.0 - lc.alpha) * (rec_q + lc.beta * kl) + lc.alpha * rec_p
         temporal = lc.w_vel * vel_err + lc.w_acc * acc_err + lc.w_bone_const * len_change
         if lc.w_vel_mean:  # what MPJVE and the acceleration error measure: the mean pose
             mean_vel, mean_acc, _ = _motion_errors(
-                samples.mean(2, keepdim=True), truth, lengths.unflatten(0, (b, n)), ch.nxt,
-                lc.per_chunk,
-            )  # fmt: skip
+                samples.mean(2, keepdim=True), truth, lengths_bn, ch.nxt, lc.per_chunk
+            )
             temporal = temporal + lc.w_vel_mean * (mean_vel + 0.5 * mean_acc)
         loss = (
             loss

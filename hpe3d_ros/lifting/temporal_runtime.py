@@ -26,7 +26,7 @@ import torch
 
 from hpe3d_ros.lifting.graph import LifterGraph
 from hpe3d_ros.lifting.normalize import N_JOINTS, prepare_inputs, visibility
-from hpe3d_ros.lifting.runtime import Lifter, latent_noise
+from hpe3d_ros.lifting.runtime import Lifter, float_state, latent_noise
 from hpe3d_ros.lifting.temporal import TemporalBodyVAE, build_temporal
 from hpe3d_ros.lifting.track_window import STAMP_TOL_S, grid_weights, window_times
 
@@ -119,10 +119,7 @@ class TemporalSampler:
     def __init__(self, entry: dict, device: str = "cpu") -> None:
         self.entry = entry
         self.model = build_temporal(entry["model_config"], entry["temporal_config"])
-        state = {
-            k: v.float() if v.is_floating_point() else v for k, v in entry["state_dict"].items()
-        }
-        self.model.load_state_dict(state)
+        self.model.load_state_dict(float_state(entry["state_dict"]))
         self.device = torch.device(device)
         self.model.to(self.device).eval()
         self.tcfg = self.model.tcfg

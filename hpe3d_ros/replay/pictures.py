@@ -42,7 +42,7 @@ class Pictures:
         self, out_dir: Path, overlays: int = 4, video_max_frames: int = 600, lifting: str = ""
     ) -> None:
         self.out_dir = Path(out_dir)
-        self.lifting = lifting  # how people were lifted, in the track picture's title
+        self.lifting = lifting  # how people were lifted, written on the track picture
         self.overlays = overlays
         self.video_max_frames = video_max_frames
         self._cams: dict[tuple[str, str], _Camera] = {}

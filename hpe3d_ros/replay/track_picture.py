@@ -57,7 +57,7 @@ class TrackStrip:
 
     def plot(self, camera: str, path: Path, lifting: str = "") -> bool:
         """Draw the camera's longest track (at least 3 frames); False when there is none.
-        ``lifting``: how the people were lifted (a second title line)."""
+        ``lifting``: how the people were lifted (a line under the plots)."""
         found = self.longest(camera)
         if found is None or len(found[1]) < 3:
             return False
