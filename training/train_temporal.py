@@ -31,7 +31,7 @@ from hpe3d_ros.lifting.temporal import (
     TemporalConfig,
     _motion_errors,
 )
-from hpe3d_ros.lifting.temporal_runtime import make_temporal_entry
+from hpe3d_ros.lifting.temporal_runtime import bundle, make_temporal_entry
 from training.bodies import body_templates
 from training.data import AugmentConfig
 from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices
@@ -340,26 +340,6 @@ def finish_run(cfg: TemporalTrainConfig) -> Path:
     best = min(float(row.split(",")[5]) for row in log)
     val = validation_chunks(cfg, RunData(cfg), model.window)
     return finish(model, cfg, val, int(state["epoch"]), best)
-
-
-def bundle(base: str | Path, entry: str | Path, dst: str | Path) -> None:
-    """Write ``dst`` = single-frame checkpoint ``base`` + the temporal ``entry``; the entry's
-    weights equal to the base's (its frozen 2D encoder) are stored once, named in the
-    entry's ``base_keys`` (:func:`hpe3d_ros.lifting.temporal_runtime.complete_entry`), the
-    others in half precision, as the shipped single-frame lifter is."""
-    from hpe3d_ros.lifting.temporal_runtime import shared_keys
-
-    ck = torch.load(base, map_location="cpu", weights_only=True)
-    tmp = torch.load(entry, map_location="cpu", weights_only=True)
-    shared = shared_keys(tmp["state_dict"], ck["state_dict"])
-    tmp["state_dict"] = {  # half precision, as the single-frame lifter ships
-        k: v.half() if v.is_floating_point() else v
-        for k, v in tmp["state_dict"].items()
-        if k not in shared
-    }
-    tmp["base_keys"] = shared
-    ck["temporal"] = tmp
-    torch.save(ck, dst)
 
 
 def recalibrate(path: str, out: str | None = None) -> str:

@@ -20,6 +20,7 @@ import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -95,6 +96,24 @@ def shared_keys(entry_state: dict, base_state: dict) -> list[str]:
         and base_state[k].shape == v.shape
         and torch.equal(base_state[k].to(v.dtype), v)
     ]
+
+
+def bundle(base: str | Path, entry: str | Path, dst: str | Path) -> None:
+    """Write ``dst`` = single-frame checkpoint ``base`` + the temporal ``entry`` (the
+    ``train_temporal --bundle`` command); the entry's weights equal to the base's (its frozen
+    2D encoder) are stored once, named in its ``base_keys`` (:func:`complete_entry` reads
+    them back), the others in half precision, as the shipped single-frame lifter is."""
+    ck = torch.load(base, map_location="cpu", weights_only=True)
+    tmp = torch.load(entry, map_location="cpu", weights_only=True)
+    shared = shared_keys(tmp["state_dict"], ck["state_dict"])
+    tmp["state_dict"] = {  # half precision, as the single-frame lifter ships
+        k: v.half() if v.is_floating_point() else v
+        for k, v in tmp["state_dict"].items()
+        if k not in shared
+    }
+    tmp["base_keys"] = shared
+    ck["temporal"] = tmp
+    torch.save(ck, dst)
 
 
 class TemporalGraph(LifterGraph):
