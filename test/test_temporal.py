@@ -150,10 +150,13 @@ def test_track_history_keeps_recent_frames_per_camera_and_track():
     assert len(hist) == 0
 
 
-def test_onnx_export_of_the_temporal_graph_matches_torch(tmp_path, lifter):
+@pytest.mark.parametrize("rate_input", [False, True])
+def test_onnx_export_of_the_temporal_graph_matches_torch(tmp_path, rate_input):
     pytest.importorskip("onnxruntime")
     from hpe3d_ros.lifting.temporal_export import export_temporal, verify_temporal_onnx
 
+    ck = tiny_temporal_checkpoint(tmp_path / "t.pt", rate_input=rate_input)
+    lifter = load_lifter(ck)
     path, frames = export_temporal(lifter.temporal, tmp_path / "temporal.onnx")
     assert frames.is_file() and verify_temporal_onnx(lifter.temporal, path, n=4, k=6) < 1e-4
 
@@ -196,3 +199,27 @@ def test_bundle_stores_the_shared_encoder_once_and_loads_the_same_model(tmp_path
     ck["state_dict"].pop(shared[-1])  # a lifter without the weights its entry reads
     with pytest.raises(ValueError, match="lacks"):
         complete_entry(ck)
+
+
+def test_rate_input_tells_the_network_how_far_a_grid_frame_is_from_a_camera_frame(tmp_path):
+    lifter = load_lifter(tiny_temporal_checkpoint(tmp_path / "t.pt", rate_input=True))
+    model = lifter.temporal.model
+    c = model.cfg.cond_dim
+    assert model.grid_channels == c + 2 and model.packed_size == model.cfg.n_in + 9 * (c + 2)
+    kp, conf, t = walking_track(12, rate_hz=10.0)
+    tr = TrackInput(t, kp, conf, None, None)
+    packed, _ = lifter.temporal.packed([tr])
+    grid = packed[0, model.cfg.n_in :].reshape(9, c + 2)
+    np.testing.assert_array_equal(grid[:, c], 1.0)  # 0.8 s of a 10 Hz camera: all seen
+    # the 30 Hz grid ends on a frame: every third grid frame is on one, the others 1/3 of a
+    # frame interval away from the nearest (oldest first)
+    np.testing.assert_allclose(grid[:, c + 1], [2 / 3, 2 / 3, 0] * 3, atol=1e-4)
+    same = TrackInput(np.arange(12) / 30.0, kp, conf, None, None)  # a 30 Hz camera
+    grid30 = lifter.temporal.packed([same])[0][0, model.cfg.n_in :].reshape(9, c + 2)
+    assert np.abs(grid30[:, c + 1]).max() < 1e-4
+    out = lifter.sample_sequence(kp, conf, k=4, seed=1, stamps_s=t)  # causal, as without
+    kp2 = kp.copy()
+    kp2[8:] += 0.05
+    out2 = lifter.sample_sequence(kp2, conf, k=4, seed=1, stamps_s=t)
+    np.testing.assert_array_equal(out2[:8], out[:8])
+    assert np.isfinite(out).all() and np.abs(out2[8:] - out[8:]).max() > 1e-3

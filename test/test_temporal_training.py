@@ -241,3 +241,30 @@ def test_mean_pose_motion_term_adds_the_mean_pose_velocity_error(mocap):
     added = float(parts[50.0]["loss"] - parts[0.0]["loss"])
     assert added > 0  # a mean pose that does not move as the truth does costs more
     assert float(parts[50.0]["vel_m"]) == float(parts[0.0]["vel_m"])  # per-sample term as it was
+
+
+def test_a_rate_input_model_starts_as_the_entry_it_is_initialised_from(tmp_path):
+    from test.helpers.temporal_lifter import SMALL, tiny_temporal_checkpoint
+    from training.temporal_init import init_from_entry
+
+    entry = torch.load(tiny_temporal_checkpoint(tmp_path / "t.pt"), weights_only=True)
+    torch.save(entry["temporal"], tmp_path / "temporal.pt")
+    old = TemporalBodyVAE(ModelConfig(**SMALL), TemporalConfig(widths=(3, 3), channels=24))
+    init_from_entry(old, tmp_path / "temporal.pt")
+    new = TemporalBodyVAE(
+        ModelConfig(**SMALL), TemporalConfig(widths=(3, 3), channels=24, rate_input=True)
+    )
+    init_from_entry(new, tmp_path / "temporal.pt")
+    old.eval(), new.eval()
+    torch.manual_seed(0)
+    packed = torch.rand(4, old.packed_size)
+    f, c = old.cfg.n_in, old.grid_channels
+    grid = packed[:, f:].unflatten(1, (old.window, c))
+    interp = torch.rand(4, old.window, 1)  # any interpolation distance: its weights start at 0
+    widened = torch.cat([packed[:, :f], torch.cat([grid, interp], -1).flatten(1)], 1)
+    with torch.no_grad():
+        for a, b in zip(old.encode(packed), new.encode(widened), strict=True):
+            torch.testing.assert_close(a, b)
+    wider = TemporalBodyVAE(ModelConfig(**SMALL), TemporalConfig(widths=(3, 3), channels=32))
+    with pytest.raises((ValueError, RuntimeError)):
+        init_from_entry(wider, tmp_path / "temporal.pt")

@@ -38,6 +38,7 @@ from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indice
 from training.selfsup import SelfSupConfig, selfsup_losses
 from training.temporal_calibrate import calibrate_model
 from training.temporal_data import SequenceConfig, draw_chunks, make_chunks, sequence_runs
+from training.temporal_init import init_from_base, init_from_entry
 from training.train import git_commit
 
 
@@ -165,24 +166,6 @@ def evaluate_chunks(model: TemporalBodyVAE, batch, k: int, seed: int = 0) -> dic
     lengths = torch.zeros(b, n, 16)
     vel, _, _ = _motion_errors(mean[:, :, None], y, lengths, ch.nxt)
     return {"mpjpe_mm": 1000 * float(err.mean()), "vel_mm": 1000 * float(vel)}
-
-
-def init_from_base(model: TemporalBodyVAE, base: str | Path) -> None:
-    """Copy a single-frame lifter v2 checkpoint's weights into ``model`` (all but the
-    temporal residual, which starts at zero: the model is then that lifter)."""
-    ck = torch.load(base, map_location="cpu", weights_only=True)
-    missing, unexpected = model.load_state_dict(float_state(ck["state_dict"]), strict=False)
-    if unexpected or any(not k.startswith("temporal.") for k in missing):
-        raise ValueError(
-            f"{base} is not a lifter v2 checkpoint of this configuration "
-            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
-        )
-
-
-def init_from_entry(model: TemporalBodyVAE, entry: str | Path) -> None:
-    """Copy every weight of a written ``temporal.pt`` (same configuration) into ``model``."""
-    ck = torch.load(entry, map_location="cpu", weights_only=True)
-    model.load_state_dict(float_state(ck["state_dict"]))
 
 
 def train(cfg: TemporalTrainConfig, quiet: bool = False) -> Path:

@@ -6,9 +6,11 @@ prepare_inputs` with the noise level, each frame in its own virtual camera) give
 The codes of one track's last ``window`` frames, on the model's ``rate_hz`` grid (read from
 the frames' stamps by :func:`~hpe3d_ros.lifting.track_window.grid_weights`: a grid time
 between two frames interpolates their codes, a time with no frame is zero with a "seen"
-flag of 0), go through a VideoPose3D-style stack of dilated 1D convolutions (Pavllo et al.
-2019) made *causal*: the output of frame ``t`` depends only on frames ``t - window + 1 ..
-t``, so the node runs it online. It is a *residual* on the current frame's own code::
+flag of 0; with ``rate_input`` a third channel says how far the time lies from the frames
+it interpolates, which tells a 10 Hz camera from a 30 Hz one), go through a
+VideoPose3D-style stack of dilated 1D convolutions (Pavllo et al. 2019) made *causal*: the
+output of frame ``t`` depends only on frames ``t - window + 1 .. t``, so the node runs it
+online. It is a *residual* on the current frame's own code::
 
     c_t = relu(code_t + TCN(codes_{t - window + 1 .. t}))
 
@@ -55,6 +57,9 @@ class TemporalConfig:
     dropout: float = 0.1
     rate_hz: float = 30.0  # the model's frame rate: codes are resampled to it
     max_gap_s: float = 0.5  # frames further apart than this are not interpolated between
+    # a third grid channel says how far a grid frame lies from the frames it interpolates
+    # (0 on a frame, 1 half-way between two), so one network knows a camera's rate
+    rate_input: bool = False
 
     def __post_init__(self) -> None:
         self.widths = tuple(int(w) for w in self.widths)
@@ -182,7 +187,7 @@ class TemporalBodyVAE(BodyCVAE):
         super().__init__(cfg)
         self.tcfg = tcfg
         self.temporal = CausalTCN(
-            cfg.cond_dim + 1, tcfg.widths, tcfg.channels, cfg.cond_dim, tcfg.dropout
+            self.grid_channels, tcfg.widths, tcfg.channels, cfg.cond_dim, tcfg.dropout
         )
         with torch.no_grad():  # starts as the single-frame lifter
             self.temporal.out.weight.zero_()
@@ -193,23 +198,35 @@ class TemporalBodyVAE(BodyCVAE):
         return self.temporal.window
 
     @property
+    def grid_channels(self) -> int:
+        """Channels per grid frame: the code, "seen" and (``rate_input``) the interpolation
+        distance."""
+        return self.cfg.cond_dim + 1 + int(self.tcfg.rate_input)
+
+    @property
     def packed_size(self) -> int:
         """Per-track input of :meth:`encode`: current frame's features + the window's codes."""
-        return self.cfg.n_in + self.window * (self.cfg.cond_dim + 1)
+        return self.cfg.n_in + self.window * self.grid_channels
 
     def frame_codes(self, feats: torch.Tensor) -> torch.Tensor:
         """(M, F) per-frame features -> (M, C) codes (the single-frame 2D encoder)."""
         return self.cond_net(feats)
 
-    @staticmethod
-    def grid(codes, i0, i1, w, seen) -> torch.Tensor:
-        """Codes (M, C) on the grid: (..., S) indices, weights, seen -> (..., S, C + 1)."""
+    def grid(self, codes, i0, i1, w, seen) -> torch.Tensor:
+        """Codes (M, C) on the grid: (..., S) indices, weights, seen -> (..., S,
+        :attr:`grid_channels`): the interpolated code and "seen", then (``rate_input``)
+        ``2 min(w, 1 - w)``: 0 on a frame, 2/3 between the frames of a 10 Hz camera on a
+        30 Hz grid, 1 half-way (15 Hz)."""
+        w = w.to(codes.dtype)
         g = (1.0 - w)[..., None] * codes[i0] + w[..., None] * codes[i1]
         s = seen.to(codes.dtype)[..., None]
-        return torch.cat([g * s, s], -1)
+        parts = [g * s, s]
+        if self.tcfg.rate_input:
+            parts.append(2.0 * torch.minimum(w, 1.0 - w)[..., None] * s)
+        return torch.cat(parts, -1)
 
     def _heads(self, grid_seq: torch.Tensor, delta: torch.Tensor, current: torch.Tensor):
-        c = torch.relu(grid_seq[..., :-1] + delta)
+        c = torch.relu(grid_seq[..., : self.cfg.cond_dim] + delta)
         mu, logvar = self._prior(c)
         return c, mu, logvar, self.body(c), self.temperature_scale(current)
 

@@ -105,6 +105,7 @@ def export_temporal(sampler, path: str | Path, opset: int = OPSET) -> tuple[Path
 def verify_temporal_onnx(sampler, path: str | Path, n: int = 3, k: int = 5) -> float:
     """Max |ONNX Runtime - torch| in metres on random inputs (both graphs, chained)."""
     import onnxruntime as ort
+    import torch
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
@@ -117,8 +118,10 @@ def verify_temporal_onnx(sampler, path: str | Path, n: int = 3, k: int = 5) -> f
     frames = rng.standard_normal((n * m.window, m.cfg.n_in)).astype(np.float32)
     codes_onnx = session(frames_path(path)).run(None, {"features": frames})[0]
     codes = sampler.frame_codes(frames)
-    seen = np.ones((n * m.window, 1), np.float32)
-    grid = np.concatenate([codes_onnx, seen], 1).reshape(n, -1)
+    rows = torch.arange(n * m.window)  # every grid frame seen, at a random interpolation
+    w = torch.from_numpy(rng.uniform(size=n * m.window).astype(np.float32))
+    seen = torch.ones(n * m.window, dtype=torch.bool)
+    grid = m.grid(torch.from_numpy(codes_onnx), rows, rows, w, seen).numpy().reshape(n, -1)
     packed = np.concatenate([frames[:n], grid], axis=1).astype(np.float32)
     noise = rng.standard_normal((n, k, sampler.latent_dim)).astype(np.float32)
     rot = np.broadcast_to(np.eye(3, dtype=np.float32), (n, 3, 3)).copy()
