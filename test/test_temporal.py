@@ -150,12 +150,12 @@ def test_track_history_keeps_recent_frames_per_camera_and_track():
     assert len(hist) == 0
 
 
-@pytest.mark.parametrize("rate_input", [False, True])
-def test_onnx_export_of_the_temporal_graph_matches_torch(tmp_path, rate_input):
+@pytest.mark.parametrize("inputs", [{}, {"rate_input": True, "raw_input": True}])
+def test_onnx_export_of_the_temporal_graph_matches_torch(tmp_path, inputs):
     pytest.importorskip("onnxruntime")
     from hpe3d_ros.lifting.temporal_export import export_temporal, verify_temporal_onnx
 
-    ck = tiny_temporal_checkpoint(tmp_path / "t.pt", rate_input=rate_input)
+    ck = tiny_temporal_checkpoint(tmp_path / "t.pt", **inputs)
     lifter = load_lifter(ck)
     path, frames = export_temporal(lifter.temporal, tmp_path / "temporal.onnx")
     assert frames.is_file() and verify_temporal_onnx(lifter.temporal, path, n=4, k=6) < 1e-4
@@ -223,3 +223,20 @@ def test_rate_input_tells_the_network_how_far_a_grid_frame_is_from_a_camera_fram
     out2 = lifter.sample_sequence(kp2, conf, k=4, seed=1, stamps_s=t)
     np.testing.assert_array_equal(out2[:8], out[:8])
     assert np.isfinite(out).all() and np.abs(out2[8:] - out[8:]).max() > 1e-3
+
+
+def test_raw_input_gives_the_tcn_each_frames_2d_features(tmp_path):
+    lifter = load_lifter(tiny_temporal_checkpoint(tmp_path / "t.pt", raw_input=True))
+    model = lifter.temporal.model
+    c, f = model.cfg.cond_dim, model.cfg.n_in
+    assert model.grid_layout() == [("code", c), ("raw", f), ("seen", 1)]
+    kp, conf, t = walking_track(12)
+    packed, _ = lifter.temporal.packed([TrackInput(t, kp, conf, None, None)])
+    grid = packed[0, f:].reshape(9, c + f + 1)
+    np.testing.assert_allclose(grid[-1, c : c + f], packed[0, :f], atol=1e-6)  # this frame's
+    out = lifter.sample_sequence(kp, conf, k=3, seed=0, stamps_s=t)
+    kp2 = kp.copy()
+    kp2[6:] *= 1.1
+    out2 = lifter.sample_sequence(kp2, conf, k=3, seed=0, stamps_s=t)
+    np.testing.assert_array_equal(out2[:6], out[:6])  # causal
+    assert np.isfinite(out).all() and np.abs(out2[6:] - out[6:]).max() > 1e-3

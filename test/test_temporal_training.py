@@ -251,17 +251,18 @@ def test_a_rate_input_model_starts_as_the_entry_it_is_initialised_from(tmp_path)
     torch.save(entry["temporal"], tmp_path / "temporal.pt")
     old = TemporalBodyVAE(ModelConfig(**SMALL), TemporalConfig(widths=(3, 3), channels=24))
     init_from_entry(old, tmp_path / "temporal.pt")
-    new = TemporalBodyVAE(
-        ModelConfig(**SMALL), TemporalConfig(widths=(3, 3), channels=24, rate_input=True)
-    )
+    tcfg = TemporalConfig(widths=(3, 3), channels=24, rate_input=True, raw_input=True)
+    new = TemporalBodyVAE(ModelConfig(**SMALL), tcfg)
     init_from_entry(new, tmp_path / "temporal.pt")
     old.eval(), new.eval()
     torch.manual_seed(0)
     packed = torch.rand(4, old.packed_size)
-    f, c = old.cfg.n_in, old.grid_channels
-    grid = packed[:, f:].unflatten(1, (old.window, c))
-    interp = torch.rand(4, old.window, 1)  # any interpolation distance: its weights start at 0
-    widened = torch.cat([packed[:, :f], torch.cat([grid, interp], -1).flatten(1)], 1)
+    f, c = old.cfg.n_in, old.cfg.cond_dim
+    grid = packed[:, f:].unflatten(1, (old.window, c + 1))
+    raw = torch.rand(4, old.window, f)  # any new input: its weights start at 0
+    interp = torch.rand(4, old.window, 1)
+    wide = torch.cat([grid[..., :c], raw, grid[..., c:], interp], -1)  # code, raw, seen, rate
+    widened = torch.cat([packed[:, :f], wide.flatten(1)], 1)
     with torch.no_grad():
         for a, b in zip(old.encode(packed), new.encode(widened), strict=True):
             torch.testing.assert_close(a, b)

@@ -146,8 +146,8 @@ def selfsup_losses(model, ch, cfg: SelfSupConfig) -> dict:
     turned = mean_pose @ rot.transpose(-1, -2)
     q = turned[..., :2] / (turned[..., 2] + depth[..., None]).clamp_min(0.05)[..., None]
     new = view_features(q, cur, m)  # (B, L, F)
-    codes = model.frame_codes(new.flatten(0, 1)).unflatten(0, (b, n)) * m[..., None]
-    tail = torch.cat([codes, m[..., None]], -1)
+    rows = torch.arange(b * n, device=m.device).view(b, n)
+    tail = model.grid(model.frame_codes(new.flatten(0, 1)), rows, rows, m * 0, m > 0)
     grid = torch.cat([tail.new_zeros(b, w - 1, tail.shape[-1]), tail], 1)
     c2, mu2, _, len2, _ = model.encode_grid(grid, new.flatten(0, 1))
     back = with_root(model.pose(c2, mu2[:, None], len2)[:, 0]).unflatten(0, (b, n)) @ rot

@@ -57,9 +57,11 @@ class TemporalConfig:
     dropout: float = 0.1
     rate_hz: float = 30.0  # the model's frame rate: codes are resampled to it
     max_gap_s: float = 0.5  # frames further apart than this are not interpolated between
-    # a third grid channel says how far a grid frame lies from the frames it interpolates
-    # (0 on a frame, 1 half-way between two), so one network knows a camera's rate
+    # a grid channel says how far a grid frame lies from the frames it interpolates (0 on a
+    # frame, 1 half-way between two), so one network knows a camera's rate
     rate_input: bool = False
+    # the TCN also reads each frame's 2D features (what the 2D encoder reads), not only codes
+    raw_input: bool = False
 
     def __post_init__(self) -> None:
         self.widths = tuple(int(w) for w in self.widths)
@@ -197,11 +199,20 @@ class TemporalBodyVAE(BodyCVAE):
     def window(self) -> int:
         return self.temporal.window
 
+    def grid_layout(self) -> list[tuple[str, int]]:
+        """Named channel groups of a grid frame, in order: the 2D encoder's code, (``raw_input``)
+        the frame's features, "seen", (``rate_input``) the interpolation distance."""
+        return grid_layout(self.cfg, self.tcfg)
+
     @property
     def grid_channels(self) -> int:
-        """Channels per grid frame: the code, "seen" and (``rate_input``) the interpolation
-        distance."""
-        return self.cfg.cond_dim + 1 + int(self.tcfg.rate_input)
+        """Channels per grid frame (:meth:`grid_layout`)."""
+        return sum(n for _, n in self.grid_layout())
+
+    @property
+    def code_channels(self) -> int:
+        """Channels per frame of :meth:`frame_codes`: the code and (``raw_input``) features."""
+        return self.cfg.cond_dim + self.cfg.n_in * int(self.tcfg.raw_input)
 
     @property
     def packed_size(self) -> int:
@@ -209,8 +220,10 @@ class TemporalBodyVAE(BodyCVAE):
         return self.cfg.n_in + self.window * self.grid_channels
 
     def frame_codes(self, feats: torch.Tensor) -> torch.Tensor:
-        """(M, F) per-frame features -> (M, C) codes (the single-frame 2D encoder)."""
-        return self.cond_net(feats)
+        """(M, F) per-frame features -> (M, :attr:`code_channels`): the single-frame 2D
+        encoder's codes, followed (``raw_input``) by the features themselves."""
+        codes = self.cond_net(feats)
+        return torch.cat([codes, feats], -1) if self.tcfg.raw_input else codes
 
     def grid(self, codes, i0, i1, w, seen) -> torch.Tensor:
         """Codes (M, C) on the grid: (..., S) indices, weights, seen -> (..., S,
@@ -337,6 +350,17 @@ def _motion_errors(samples, truth, lengths, nxt, per_chunk: bool = False):
         return (v * m).sum() / m.sum().clamp_min(1.0)
 
     return avg(vel, has.float()), avg(acc, has2.float()), avg(dlen, has.float())
+
+
+def grid_layout(cfg: ModelConfig, tcfg: TemporalConfig) -> list[tuple[str, int]]:
+    """:meth:`TemporalBodyVAE.grid_layout` of a configuration (no network built)."""
+    layout = [("code", cfg.cond_dim)]
+    if tcfg.raw_input:
+        layout.append(("raw", cfg.n_in))
+    layout.append(("seen", 1))
+    if tcfg.rate_input:
+        layout.append(("rate", 1))
+    return layout
 
 
 def build_temporal(model_cfg: dict, temporal_cfg: dict) -> TemporalBodyVAE:

@@ -73,8 +73,18 @@ def export_temporal(sampler, path: str | Path, opset: int = OPSET) -> tuple[Path
         axes,
         opset,
     )
-    encoder = sampler.model.cond_net.eval()
-    example = torch.randn(3, sampler.model.cfg.n_in)
+    model = sampler.model.eval()
+
+    class FrameCodes(torch.nn.Module):  # what the runtime caches per frame
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, feats):
+            return self.model.frame_codes(feats)
+
+    encoder = FrameCodes().eval()  # export restores this mode on the whole model
+    example = torch.randn(3, model.cfg.n_in)
     _export(
         encoder,
         (example,),
@@ -87,6 +97,7 @@ def export_temporal(sampler, path: str | Path, opset: int = OPSET) -> tuple[Path
     meta = {
         "hpe3d.arch": "temporal",
         "hpe3d.window": str(sampler.window),
+        "hpe3d.grid_layout": ",".join(f"{k}:{n}" for k, n in model.grid_layout()),
         "hpe3d.rate_hz": repr(sampler.rate_hz),
         "hpe3d.latent_dim": str(sampler.latent_dim),
         "hpe3d.temperature": repr(sampler.temperature),

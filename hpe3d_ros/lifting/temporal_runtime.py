@@ -167,9 +167,9 @@ class TemporalSampler:
         return latent_noise(1, k, self.latent_dim, seed, self.latent_dof)[0]
 
     def frame_codes(self, feats: np.ndarray) -> np.ndarray:
-        """(M, F) per-frame features -> (M, C) codes of the single-frame 2D encoder."""
+        """(M, F) per-frame features -> (M, C) codes (``TemporalBodyVAE.frame_codes``)."""
         if len(feats) == 0:
-            return np.zeros((0, self.model.cfg.cond_dim), np.float32)
+            return np.zeros((0, self.model.code_channels), np.float32)
         with torch.inference_mode():
             x = torch.tensor(np.asarray(feats, dtype=np.float32), device=self.device)
             return self.model.frame_codes(x).cpu().numpy()

@@ -18,12 +18,12 @@ SMALL = dict(
 
 
 def tiny_temporal_checkpoint(
-    path: Path, widths=(3, 3), seed: int = 0, history=True, rate_input=False
+    path: Path, widths=(3, 3), seed: int = 0, history=True, rate_input=False, raw_input=False
 ) -> Path:
     """Write a single-frame body lifter + a temporal model initialised from it (BN statistics
     randomised so every layer matters) to ``path``; returns it. ``history`` False keeps the
-    temporal residual at zero (the model is then the single-frame lifter); ``rate_input``
-    adds the interpolation-distance channel (``TemporalConfig.rate_input``)."""
+    temporal residual at zero (the model is then the single-frame lifter); ``rate_input`` and
+    ``raw_input`` add the TCN's optional inputs (``TemporalConfig``)."""
     torch.manual_seed(seed)
     base = build_model(ModelConfig(**SMALL))
     with torch.no_grad():
@@ -34,7 +34,8 @@ def tiny_temporal_checkpoint(
     base.eval()
     ck = make_checkpoint(base, np.zeros(48), 0.2, temperature=1.0, latent_dof=4.0)
     model = TemporalBodyVAE(
-        ModelConfig(**SMALL), TemporalConfig(widths=widths, channels=24, rate_input=rate_input)
+        ModelConfig(**SMALL),
+        TemporalConfig(widths=widths, channels=24, rate_input=rate_input, raw_input=raw_input),
     )
     model.load_state_dict(base.state_dict(), strict=False)
     if history:
