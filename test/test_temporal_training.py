@@ -269,3 +269,22 @@ def test_a_rate_input_model_starts_as_the_entry_it_is_initialised_from(tmp_path)
     wider = TemporalBodyVAE(ModelConfig(**SMALL), TemporalConfig(widths=(3, 3), channels=32))
     with pytest.raises((ValueError, RuntimeError)):
         init_from_entry(wider, tmp_path / "temporal.pt")
+
+
+def test_motion_probe_finds_a_delay_and_a_damped_motion():
+    from training.motion_probe import GAINS, LAGS, delay_and_gain
+
+    rng = np.random.default_rng(0)
+    t = np.arange(120) / 30.0
+    gt = rng.normal(0, 0.2, (1, 17, 3)) + np.sin(2 * t)[:, None, None] * rng.normal(
+        0, 0.3, (1, 17, 3)
+    )
+    idx = np.arange(0, 120, 3)  # a 10 Hz camera
+    ok = np.ones(len(idx), bool)
+    late = delay_and_gain(gt[idx - 2], gt, idx, ok, 0.1)  # follows the person 2 frames late
+    assert int(np.argmin(late["mpjpe"])) == LAGS.index(2) and min(late["mpjpe"]) < 1e-9
+    assert int(np.argmin(late["mpjve"])) == LAGS.index(2)
+    still = gt[idx].mean(0)
+    damped = still + 0.6 * (gt[idx] - still)  # moves 60 % as far as the person
+    g = delay_and_gain(damped, gt, idx, ok, 0.1)
+    assert int(np.argmin(g["mpjve_gain"])) == GAINS.index(0.6) and min(g["mpjve_gain"]) < 1e-9
