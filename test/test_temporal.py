@@ -240,3 +240,28 @@ def test_raw_input_gives_the_tcn_each_frames_2d_features(tmp_path):
     out2 = lifter.sample_sequence(kp2, conf, k=3, seed=0, stamps_s=t)
     np.testing.assert_array_equal(out2[:6], out[:6])  # causal
     assert np.isfinite(out).all() and np.abs(out2[6:] - out[6:]).max() > 1e-3
+
+
+def test_remembered_frames_give_the_same_hypotheses_and_changed_inputs_are_recomputed(lifter):
+    kp, conf, t = walking_track(30)
+    sampler = lifter.temporal
+
+    def run(n, key, kp=kp, conf=conf):
+        tracks = [
+            TrackInput(t[:n], kp[:n], conf[:n], None, key),
+            TrackInput(t[:n], kp[:n] + 0.1, conf[:n], None, None),
+        ]
+        return sampler.sample_tracks(tracks, 4, [1, 2])
+
+    sampler.clear_cache()
+    fresh = [run(n, None) for n in (20, 21, 22)]
+    cached = [run(n, "a") for n in (20, 21, 22)]  # frames 0-19, then one new frame per call
+    for a, b in zip(fresh, cached, strict=True):
+        np.testing.assert_array_equal(a, b)
+    moved = kp.copy()
+    moved[18] += 0.05  # a past frame in the window, re-sent with other keypoints
+    np.testing.assert_array_equal(run(22, "a", moved), run(22, None, moved))
+    assert not np.array_equal(run(22, "a", moved), cached[-1])
+    lost = conf.copy()
+    lost[10:22, 3] = 0.0
+    np.testing.assert_array_equal(run(22, "a", kp, lost), run(22, None, kp, lost))

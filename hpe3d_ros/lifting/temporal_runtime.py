@@ -132,6 +132,28 @@ class TemporalGraph(LifterGraph):
 MAX_CACHED_TRACKS = 512
 
 
+def _cache_rows(cached: dict | None, stamps, kp, conf, noise) -> np.ndarray:
+    """(T,) per frame of a track its row in the track's cached arrays, -1 where the cache
+    does not hold that stamp with the same inputs (NaN equal to NaN)."""
+    rows = np.full(len(stamps), -1)
+    if cached is None:
+        return rows
+    c_stamps, c_kp, c_conf, c_noise = cached["in"]
+    pos = np.clip(np.searchsorted(c_stamps, stamps), 0, max(len(c_stamps) - 1, 0))
+    if len(c_stamps) == 0:
+        return rows
+    match = c_stamps[pos] == stamps
+
+    def same(a, b):
+        eq = (a == b) | (np.isnan(a) & np.isnan(b))
+        return eq.all(axis=tuple(range(1, eq.ndim)))
+
+    p = pos[match]
+    ok = same(kp[match], c_kp[p]) & same(conf[match], c_conf[p]) & same(noise[match], c_noise[p])
+    rows[np.flatnonzero(match)[ok]] = p[ok]
+    return rows
+
+
 class TemporalSampler:
     """The temporal network of a checkpoint's ``"temporal"`` entry, with its calibration."""
 
@@ -151,7 +173,7 @@ class TemporalSampler:
         self.latent_dim = int(self.model.cfg.latent_dim)
         self.target_mean = torch.zeros(3 * (N_JOINTS - 1), device=self.device)
         self._graph = TemporalGraph(self)
-        self._codes: dict = {}  # track key -> {stamp: (features row, code)}
+        self._codes: dict = {}  # track key -> {"in": its frames' inputs, "out": their arrays}
 
     @property
     def horizon_s(self) -> float:
@@ -178,10 +200,11 @@ class TemporalSampler:
         """Every recent frame of the tracks: features (M, F), rotations (M, 3, 3), usable
         (M,) (a joint seen), codes (M, C), and per track (first row, end row, stamps).
 
-        A track with a ``key`` keeps its frames' features and codes: a frame whose stamp and
-        inputs (keypoints, confidences, noise) are the same as last time is not recomputed.
+        A track with a ``key`` keeps its frames' features and codes (as arrays, per track):
+        a frame whose stamp and inputs (keypoints, confidences, noise) are the same as last
+        time is not recomputed.
         """
-        rows, todo, parts = [], [], []
+        inputs, parts, lo = [], [], 0
         for tr in tracks:
             stamps = np.asarray(tr.stamps_s, dtype=np.float64).reshape(-1)
             recent = np.flatnonzero(stamps >= stamps[-1] - self.horizon_s - STAMP_TOL_S)
@@ -192,33 +215,51 @@ class TemporalSampler:
                 if tr.noise_std is None
                 else np.asarray(tr.noise_std, dtype=np.float64).reshape(-1, N_JOINTS)[recent]
             )
-            known = self._codes.get(tr.key, {}) if tr.key is not None else {}
-            parts.append((len(rows), len(rows) + len(recent), stamps[recent]))
-            for f in range(len(recent)):
-                raw = kp[f].tobytes() + conf[f].tobytes() + noise[f].tobytes()
-                hit = known.get(float(stamps[recent[f]]))
-                if hit is not None and hit[0] == raw:
-                    rows.append(hit)
-                else:
-                    todo.append(len(rows))
-                    rows.append((raw, kp[f], conf[f], noise[f]))
-        if todo:  # new frames: features, rotations, usable, codes in one batch each
-            kp = np.stack([rows[r][1] for r in todo])
-            conf = np.stack([rows[r][2] for r in todo])
-            feats, rot = prepare_inputs(
-                kp, conf, self.conf_threshold, np.stack([rows[r][3] for r in todo]), True
-            )
+            inputs.append((stamps[recent], kp, conf, noise))
+            parts.append((lo, lo + len(recent), stamps[recent]))
+            lo += len(recent)
+        # per track: which frames the cache holds unchanged (row in the cached arrays)
+        hits = [
+            _cache_rows(self._codes.get(tr.key) if tr.key is not None else None, *inp)
+            for tr, inp in zip(tracks, inputs, strict=True)
+        ]
+        todo = [(n, np.flatnonzero(h < 0)) for n, h in enumerate(hits)]
+        todo = [(n, f) for n, f in todo if len(f)]
+        new = None
+        if todo:  # new frames of every track: features, rotations, usable, codes in one batch
+            kp = np.concatenate([inputs[n][1][f] for n, f in todo])
+            conf = np.concatenate([inputs[n][2][f] for n, f in todo])
+            noise = np.concatenate([inputs[n][3][f] for n, f in todo])
+            feats, rot = prepare_inputs(kp, conf, self.conf_threshold, noise, True)
             usable = visibility(kp, conf, self.conf_threshold).any(-1)
-            codes = self.frame_codes(feats)
-            for n, r in enumerate(todo):
-                rows[r] = (rows[r][0], feats[n], rot[n], usable[n], codes[n])
-        for tr, (lo, _, stamps) in zip(tracks, parts, strict=True):
+            new = (feats, rot, usable, self.frame_codes(feats))
+        out: list[list[np.ndarray]] = [[], [], [], []]
+        start = 0
+        offsets = dict.fromkeys(range(len(tracks)), None)
+        for n, f in todo:
+            offsets[n] = (start, f)
+            start += len(f)
+        for n, (tr, inp, hit) in enumerate(zip(tracks, inputs, hits, strict=True)):
+            cached = self._codes.get(tr.key) if tr.key is not None else None
+            arrays = []
+            for i in range(4):
+                a = None
+                if cached is not None and (hit >= 0).any():
+                    a = cached["out"][i][np.clip(hit, 0, None)]
+                if offsets[n] is not None:
+                    first, f = offsets[n]
+                    fresh = new[i][first : first + len(f)]
+                    if a is None:
+                        a = np.empty((len(hit), *fresh.shape[1:]), fresh.dtype)
+                    a[f] = fresh
+                arrays.append(a)
+                out[i].append(a)
             if tr.key is not None:  # re-inserted: the most recently used tracks are last
                 self._codes.pop(tr.key, None)
-                self._codes[tr.key] = {float(t): rows[lo + f] for f, t in enumerate(stamps)}
+                self._codes[tr.key] = {"in": inp, "out": arrays}
         while len(self._codes) > MAX_CACHED_TRACKS:
             self._codes.pop(next(iter(self._codes)))
-        feats, rot, usable, codes = (np.stack([r[i] for r in rows]) for i in range(1, 5))
+        feats, rot, usable, codes = (np.concatenate(o) for o in out)
         return feats, rot, usable, codes, parts
 
     def packed(self, tracks: Sequence[TrackInput], window: int | None = None):
