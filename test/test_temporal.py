@@ -265,3 +265,11 @@ def test_remembered_frames_give_the_same_hypotheses_and_changed_inputs_are_recom
     lost = conf.copy()
     lost[10:22, 3] = 0.0
     np.testing.assert_array_equal(run(22, "a", kp, lost), run(22, None, kp, lost))
+    # one key twice in a call, each window past the memory's horizon (rows shift): both read
+    # the memory as it was before the call
+    kp, conf, t = walking_track(60)
+    kp = kp + np.random.default_rng(3).normal(0.0, 0.01, kp.shape)  # every frame its own pose
+    one = [TrackInput(t[:n], kp[:n], conf[:n], None, "b") for n in (50, 52, 55)]
+    sampler.sample_tracks(one[:1], 4, [1])
+    fresh = sampler.sample_tracks([TrackInput(t[:55], kp[:55], conf[:55], None, None)], 4, [1])
+    np.testing.assert_allclose(sampler.sample_tracks(one[1:], 4, [1, 1])[1], fresh[0], atol=1e-5)

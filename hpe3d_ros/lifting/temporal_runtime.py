@@ -218,11 +218,10 @@ class TemporalSampler:
             inputs.append((stamps[recent], kp, conf, noise))
             parts.append((lo, lo + len(recent), stamps[recent]))
             lo += len(recent)
-        # per track: which frames the cache holds unchanged (row in the cached arrays)
-        hits = [
-            _cache_rows(self._codes.get(tr.key) if tr.key is not None else None, *inp)
-            for tr, inp in zip(tracks, inputs, strict=True)
-        ]
+        # per track: which frames the cache holds unchanged (row in the cached arrays), read
+        # once before any track of this call is stored
+        cached = [self._codes.get(tr.key) if tr.key is not None else None for tr in tracks]
+        hits = [_cache_rows(c, *inp) for c, inp in zip(cached, inputs, strict=True)]
         todo = [(n, np.flatnonzero(h < 0)) for n, h in enumerate(hits)]
         todo = [(n, f) for n, f in todo if len(f)]
         new = None
@@ -239,13 +238,12 @@ class TemporalSampler:
         for n, f in todo:
             offsets[n] = (start, f)
             start += len(f)
-        for n, (tr, inp, hit) in enumerate(zip(tracks, inputs, hits, strict=True)):
-            cached = self._codes.get(tr.key) if tr.key is not None else None
+        for n, (tr, inp, hit, old) in enumerate(zip(tracks, inputs, hits, cached, strict=True)):
             arrays = []
             for i in range(4):
                 a = None
-                if cached is not None and (hit >= 0).any():
-                    a = cached["out"][i][np.clip(hit, 0, None)]
+                if old is not None and (hit >= 0).any():
+                    a = old["out"][i][np.clip(hit, 0, None)]
                 if offsets[n] is not None:
                     first, f = offsets[n]
                     fresh = new[i][first : first + len(f)]
