@@ -212,7 +212,7 @@ class TemporalBodyVAE(BodyCVAE):
     @property
     def code_channels(self) -> int:
         """Channels per frame of :meth:`frame_codes`: the code and (``raw_input``) features."""
-        return self.cfg.cond_dim + self.cfg.n_in * int(self.tcfg.raw_input)
+        return sum(n for name, n in self.grid_layout() if name in ("code", "raw"))
 
     @property
     def packed_size(self) -> int:

@@ -139,9 +139,9 @@ def _cache_rows(cached: dict | None, stamps, kp, conf, noise) -> np.ndarray:
     if cached is None:
         return rows
     c_stamps, c_kp, c_conf, c_noise = cached["in"]
-    pos = np.clip(np.searchsorted(c_stamps, stamps), 0, max(len(c_stamps) - 1, 0))
     if len(c_stamps) == 0:
         return rows
+    pos = np.clip(np.searchsorted(c_stamps, stamps), 0, len(c_stamps) - 1)
     match = c_stamps[pos] == stamps
 
     def same(a, b):
@@ -222,36 +222,31 @@ class TemporalSampler:
         # once before any track of this call is stored
         cached = [self._codes.get(tr.key) if tr.key is not None else None for tr in tracks]
         hits = [_cache_rows(c, *inp) for c, inp in zip(cached, inputs, strict=True)]
-        todo = [(n, np.flatnonzero(h < 0)) for n, h in enumerate(hits)]
-        todo = [(n, f) for n, f in todo if len(f)]
+        miss = [h < 0 for h in hits]
         new = None
-        if todo:  # new frames of every track: features, rotations, usable, codes in one batch
-            kp = np.concatenate([inputs[n][1][f] for n, f in todo])
-            conf = np.concatenate([inputs[n][2][f] for n, f in todo])
-            noise = np.concatenate([inputs[n][3][f] for n, f in todo])
+        if any(m.any() for m in miss):  # new frames of every track in one batch each
+            kp, conf, noise = (
+                np.concatenate([inp[j][m] for inp, m in zip(inputs, miss, strict=True)])
+                for j in (1, 2, 3)
+            )
             feats, rot = prepare_inputs(kp, conf, self.conf_threshold, noise, True)
             usable = visibility(kp, conf, self.conf_threshold).any(-1)
             new = (feats, rot, usable, self.frame_codes(feats))
         out: list[list[np.ndarray]] = [[], [], [], []]
         start = 0
-        offsets = dict.fromkeys(range(len(tracks)), None)
-        for n, f in todo:
-            offsets[n] = (start, f)
-            start += len(f)
-        for n, (tr, inp, hit, old) in enumerate(zip(tracks, inputs, hits, cached, strict=True)):
+        for tr, inp, hit, m, old in zip(tracks, inputs, hits, miss, cached, strict=True):
+            k = int(m.sum())
             arrays = []
-            for i in range(4):
-                a = None
-                if old is not None and (hit >= 0).any():
+            for i in range(4):  # features, rotations, usable, codes
+                if k < len(hit):  # remembered rows (a copy), the new ones filled in
                     a = old["out"][i][np.clip(hit, 0, None)]
-                if offsets[n] is not None:
-                    first, f = offsets[n]
-                    fresh = new[i][first : first + len(f)]
-                    if a is None:
-                        a = np.empty((len(hit), *fresh.shape[1:]), fresh.dtype)
-                    a[f] = fresh
+                    if k:
+                        a[m] = new[i][start : start + k]
+                else:
+                    a = new[i][start : start + k]
                 arrays.append(a)
                 out[i].append(a)
+            start += k
             if tr.key is not None:  # re-inserted: the most recently used tracks are last
                 self._codes.pop(tr.key, None)
                 self._codes[tr.key] = {"in": inp, "out": arrays}
