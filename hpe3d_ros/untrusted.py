@@ -32,11 +32,15 @@ LINE_CHARS = 300
 
 
 def one_line(text: object, limit: int = LINE_CHARS) -> str:
-    """A message made safe for one log line: control characters escaped, cut to ``limit``.
+    """A message made safe for one log line: control characters escaped, and at most
+    ``limit`` characters in all, the ``... (N chars)`` note of a cut message included.
 
     For messages that may embed outside text someone else did not :func:`show` (an
     exception's text, a library's error).
     """
     text = str(text)
     out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
-    return out if len(text) <= limit else f"{out[:limit]}... ({len(text)} chars)"
+    if len(text) <= limit and len(out) <= limit:
+        return out
+    note = f"... ({len(text)} chars)"
+    return out[: max(limit - len(note), 0)] + note

@@ -36,7 +36,10 @@ def test_show_and_one_line_cut_and_escape():
     s = show("a\nb" * MB)
     assert len(s) < 100 and "\n" not in s and "(3000000 chars)" in s
     line = one_line("x\r\n[FATAL] forged\x1b[2J" + "y" * MB)
-    assert "\n" not in line and "\x1b" not in line and len(line) < 340
+    assert "\n" not in line and "\x1b" not in line and len(line) == 300
+    assert line.endswith("... (1000021 chars)")
+    assert len(one_line("\x00" * 300, 40)) == 40  # escapes count: 4 characters each
+    assert one_line("short", 40) == "short"
 
 
 @pytest.mark.dds

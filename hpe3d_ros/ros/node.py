@@ -41,7 +41,7 @@ from hpe3d_ros.ros.topics import DIAGNOSTICS
 from hpe3d_ros.ros.vehicle import NodeVehicle
 from hpe3d_ros.runner import COMPRESSED, RAW, CameraRunner, Frame, Outcome, frame_from_msg
 from hpe3d_ros.stamps import stamp_is_valid
-from hpe3d_ros.untrusted import one_line, show
+from hpe3d_ros.untrusted import LINE_CHARS, one_line, show
 
 #: How long shutdown waits for the frame in flight before giving up on the worker.
 SHUTDOWN_WAIT_S = 5.0
@@ -226,7 +226,8 @@ class PipelineNode(Node):
         suppressed = self.throttle(f"{ch.cfg.name}/{kind}/{reason}")
         if suppressed is not None:
             more = f" (+{suppressed} more of this kind in the last 5 s)" if suppressed else ""
-            self.get_logger().warning(f"camera {ch.cfg.name}: {one_line(message, 280)}{more}")
+            line = one_line(f"camera {ch.cfg.name}: {message}", LINE_CHARS - len(more))
+            self.get_logger().warning(line + more)  # LINE_CHARS in all, after the logger's prefix
 
     # ---------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
