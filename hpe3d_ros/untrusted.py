@@ -44,3 +44,10 @@ def one_line(text: object, limit: int = LINE_CHARS) -> str:
         return out
     note = f"... ({len(text)} chars)"
     return out[: max(limit - len(note), 0)] + note
+
+
+def error_line(exc: BaseException, limit: int = LINE_CHARS) -> str:
+    """``Type: first line of the message``, made safe by :func:`one_line` (for CLI errors and
+    reports: an exception's text may carry what a file or a camera said)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return one_line(f"{type(exc).__name__}: {lines[0] if lines else ''}", limit)

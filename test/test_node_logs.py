@@ -15,7 +15,7 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from hpe3d_ros.pipeline import Pipeline  # noqa: E402
 from hpe3d_ros.ros.throttle import Throttle  # noqa: E402
-from hpe3d_ros.untrusted import one_line, show  # noqa: E402
+from hpe3d_ros.untrusted import error_line, one_line, show  # noqa: E402
 from test.helpers.node_harness import NobodyDetector, NoLifter, running_node, wait_for  # noqa: E402
 from test.helpers.ros_io import camera_for, image_msg, info_msg  # noqa: E402
 
@@ -40,6 +40,13 @@ def test_show_and_one_line_cut_and_escape():
     assert line.endswith("... (1000021 chars)")
     assert len(one_line("\x00" * 300, 40)) == 40  # escapes count: 4 characters each
     assert one_line("short", 40) == "short"
+
+
+def test_error_line_is_the_type_and_first_line_escaped_and_cut():
+    assert error_line(ValueError("\n  bad file\nsecond")) == "ValueError: bad file"
+    assert error_line(OSError()) == "OSError: "
+    line = error_line(RuntimeError("\x1b[2J" + "z" * MB), 80)
+    assert len(line) == 80 and "\x1b" not in line and line.startswith("RuntimeError: \\x1b")
 
 
 @pytest.mark.dds

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from hpe3d_ros.backends.cache import file_sha256, find_cached, store
+from hpe3d_ros.untrusted import error_line
 
 LOG = logging.getLogger(__name__)
 
@@ -168,13 +169,6 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    """``Type: first line of the message``, at most ``limit`` characters (for CLI errors)."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    text = f"{type(exc).__name__}: {lines[0] if lines else ''}"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def opset_arg(text: str) -> int:
     """``--opset`` values the exporter and TensorRT both handle (13-20)."""
     try:
@@ -216,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             err = verify_lifter_onnx(load_lifter(weights), path)
         except Exception as exc:  # corrupt checkpoints and unwritable folders raise many types
             name = weights or "the default lifter"
-            sys.stderr.write(f"hpe3d-export: cannot export {name}: {one_line(exc)}\n")
+            sys.stderr.write(f"hpe3d-export: cannot export {name}: {error_line(exc)}\n")
             return 1
         LOG.info("lifter -> %s (opset %d, max |ORT - torch| %.2g m)", path, args.opset, err)
     if args.detector:
@@ -226,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copyfile(src, dst)
                 LOG.info("detector -> %s (onnx checker clean)", dst)
         except Exception as exc:
-            sys.stderr.write(f"hpe3d-export: detector files: {one_line(exc)}\n")
+            sys.stderr.write(f"hpe3d-export: detector files: {error_line(exc)}\n")
             return 1
     return 0
 

@@ -235,7 +235,8 @@ def _size(text: str) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     """``hpe3d-build-engine``: 0 with the engine's path logged; 1 (one line) when none."""
-    from hpe3d_ros.backends.export import OneLineParser, one_line
+    from hpe3d_ros.backends.export import OneLineParser
+    from hpe3d_ros.untrusted import error_line
 
     parser = OneLineParser(prog="hpe3d-build-engine", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -285,10 +286,10 @@ def main(argv: list[str] | None = None) -> int:
                 args.weights, args.precision, args.cache_dir, calibration=args.calibration
             )
     except BackendUnavailable as exc:
-        sys.stderr.write(f"hpe3d-build-engine: no engine: {one_line(exc, 1000)}\n")
+        sys.stderr.write(f"hpe3d-build-engine: no engine: {error_line(exc, 1000)}\n")
         return 1
     except Exception as exc:  # corrupt checkpoints, unwritable caches raise many types
-        sys.stderr.write(f"hpe3d-build-engine: {one_line(exc)}\n")
+        sys.stderr.write(f"hpe3d-build-engine: {error_line(exc)}\n")
         return 1
     LOG.info("engine: %s", path)
     return 0

@@ -25,6 +25,7 @@ from typing import Any
 from hpe3d_ros.fleet import identity, store
 from hpe3d_ros.fleet.bagstats import bag_stats
 from hpe3d_ros.fleet.inputs import BagEntry
+from hpe3d_ros.untrusted import error_line
 
 log = logging.getLogger("hpe3d_ros.fleet")
 
@@ -94,11 +95,6 @@ def _cwd(folder: str) -> Iterator[None]:
         os.chdir(old)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
-
-
 def replay_entry(spec: RunSpec, entry: BagEntry, node_id: str = "") -> dict[str, Any]:
     """Replay (or reuse) one bag; returns its record plus this attempt's facts (``outcome``:
     ``reused``, ``published``, ``duplicate`` or ``error``; ``error`` is not stored).
@@ -127,7 +123,7 @@ def replay_entry(spec: RunSpec, entry: BagEntry, node_id: str = "") -> dict[str,
                 **base,
                 "status": "error",
                 "outcome": "error",
-                "reason": f"cannot read bag {bag}: {_one_line(exc)}",
+                "reason": f"cannot read bag {bag}: {error_line(exc)}",
             }
         key = identity.bag_key(spec.run_key, sha, gt_sha)
         hash_s = time.perf_counter() - t0
@@ -156,7 +152,7 @@ def replay_entry(spec: RunSpec, entry: BagEntry, node_id: str = "") -> dict[str,
             outcome = store.publish(out, attempt, entry.name, key)
         except Exception as exc:  # a bad GT file, an unusable output...: this bag only
             shutil.rmtree(attempt, ignore_errors=True)
-            return {**base, "status": "error", "outcome": "error", "reason": _one_line(exc)}
+            return {**base, "status": "error", "outcome": "error", "reason": error_line(exc)}
         log.info(
             "bag %s: %s, %d frames in %.1f s",
             entry.name,
