@@ -175,7 +175,7 @@ def test_the_zero_initialised_residual_gets_a_gradient():
 
 
 def test_bundle_stores_the_shared_encoder_once_and_loads_the_same_model(tmp_path):
-    from hpe3d_ros.lifting.temporal_runtime import bundle, complete_entry
+    from hpe3d_ros.lifting.temporal_checkpoint import bundle, complete_entry
 
     full = torch.load(tiny_temporal_checkpoint(tmp_path / "full.pt"), weights_only=True)
     entry = full.pop("temporal")

@@ -10,7 +10,8 @@ import torch
 from hpe3d_ros.lifting.model import ModelConfig
 from hpe3d_ros.lifting.normalize import to_camera
 from hpe3d_ros.lifting.temporal import TemporalBodyVAE, TemporalConfig
-from hpe3d_ros.lifting.temporal_runtime import TemporalSampler, TrackInput, make_temporal_entry
+from hpe3d_ros.lifting.temporal_checkpoint import make_temporal_entry
+from hpe3d_ros.lifting.temporal_runtime import TemporalSampler, TrackInput
 from training.data import AugmentConfig
 from training.mocap import load_all_mocap, split_indices
 from training.selfsup import fit_depth, frame_2d, reprojection, view_features, with_root

@@ -31,7 +31,7 @@ from hpe3d_ros.lifting.temporal import (
     TemporalConfig,
     _motion_errors,
 )
-from hpe3d_ros.lifting.temporal_runtime import bundle, make_temporal_entry
+from hpe3d_ros.lifting.temporal_checkpoint import bundle, make_temporal_entry
 from training.bodies import body_templates
 from training.data import AugmentConfig
 from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices

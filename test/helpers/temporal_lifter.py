@@ -10,7 +10,7 @@ import torch
 from hpe3d_ros.lifting.model import ModelConfig, build_model
 from hpe3d_ros.lifting.runtime import make_checkpoint
 from hpe3d_ros.lifting.temporal import TemporalBodyVAE, TemporalConfig
-from hpe3d_ros.lifting.temporal_runtime import make_temporal_entry
+from hpe3d_ros.lifting.temporal_checkpoint import make_temporal_entry
 
 SMALL = dict(
     arch="bodyvae", noise_input=True, width=32, n_blocks=1, cond_dim=16, latent_dim=4, dec_width=16
