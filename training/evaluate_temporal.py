@@ -85,6 +85,15 @@ def run_track(lifter, mode, kp, conf, stamps, k, seed, noise_std):
     return out
 
 
+def observe(lifter, mode, kp, conf, step, k, seed, noise_std):
+    """A view's track seen every ``step``-th mocap frame (the newest kept) and lifted in
+    ``mode``: the observed rows ``idx``, their (T, k, 17, 3) hypotheses, and ``ok`` (frames
+    with at least 6 joints seen, the ones that count)."""
+    idx = np.arange(len(kp) - 1, -1, -step)[::-1]
+    hyps = run_track(lifter, mode, kp[idx], conf[idx], idx / MOCAP_HZ, k, seed, noise_std)
+    return idx, hyps, np.isfinite(kp[idx]).all(-1).sum(-1) >= 6
+
+
 def track_figures(hyps, gt, ok, dt):
     """Per-track sums of every figure over frames where ``ok`` (observed, lifted)."""
     mean = hyps.mean(1)
@@ -171,20 +180,10 @@ def evaluate(
                 for cell, tracks in views.items():
                     sums: dict = {}
                     for ti, (kp, conf, gt) in enumerate(tracks):
-                        idx = np.arange(len(kp) - 1, -1, -step)[::-1]
-                        kp_o, conf_o, gt_o = kp[idx], conf[idx], gt[idx]
-                        hyps = run_track(
-                            lifter,
-                            mode,
-                            kp_o,
-                            conf_o,
-                            idx / MOCAP_HZ,
-                            k,
-                            seed + 1000 * ti,
-                            noise_std,
+                        idx, hyps, ok = observe(
+                            lifter, mode, kp, conf, step, k, seed + 1000 * ti, noise_std
                         )
-                        ok = np.isfinite(kp_o).all(-1).sum(-1) >= 6
-                        f = track_figures(hyps.astype(np.float64), gt_o, ok, step / MOCAP_HZ)
+                        f = track_figures(hyps.astype(np.float64), gt[idx], ok, step / MOCAP_HZ)
                         for key, v in f.items():
                             sums[key] = sums.get(key, 0.0) + float(v)
                             total[key] = total.get(key, 0.0) + float(v)

@@ -23,7 +23,7 @@ import torch
 
 from hpe3d_ros.lifting import load_lifter
 from training.conditions import DISTANCES_M, EVAL_CAMERA
-from training.evaluate_temporal import RATES, run_track, sequence_views
+from training.evaluate_temporal import RATES, observe, sequence_views
 from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices
 from training.temporal_data import MOCAP_HZ, sequence_runs
 
@@ -64,11 +64,7 @@ def probe(lifter, split="val", cell=1, rate="10Hz", k=50, stride=3, seed=2026, n
             continue
         total: dict = {}
         for ti, (kp, conf, gt) in enumerate(views):
-            idx = np.arange(len(kp) - 1, -1, -step)[::-1]
-            hyps = run_track(
-                lifter, mode, kp[idx], conf[idx], idx / MOCAP_HZ, k, seed + ti, noise_std
-            )
-            ok = np.isfinite(kp[idx]).all(-1).sum(-1) >= 6
+            idx, hyps, ok = observe(lifter, mode, kp, conf, step, k, seed + ti, noise_std)
             f = delay_and_gain(hyps.mean(1).astype(np.float64), gt, idx, ok, step / MOCAP_HZ)
             for key, v in f.items():
                 total[key] = np.asarray(total.get(key, 0.0)) + np.asarray(v)
