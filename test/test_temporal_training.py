@@ -204,6 +204,39 @@ def test_motion_errors_between_counted_frames_at_any_rate():
     assert float(per_chunk) == pytest.approx(0.005)
 
 
+def test_motion_terms_weigh_chunks_by_their_2d_noise(mocap):
+    from hpe3d_ros.lifting.temporal import Chunks, SequenceLossConfig, _motion_errors
+    from training.temporal_data import next_counted
+
+    # the chunk's relative noise: 0 on exact 2D, about the drawn fraction otherwise
+    exact, _ = _chunks(mocap, EXACT)
+    assert exact.noise_rel.shape == (6,) and (exact.noise_rel == 0).all()
+    rel = {}
+    for frac in (0.005, 0.05):
+        aug = AugmentConfig(body_model="scaled", exact_prob=0.0, noise_frac=(frac, frac),
+                            noise_px_min=0.0, noise_px_max=0.0, conf_range=(0.6, 0.6))  # fmt: skip
+        rel[frac] = _chunks(mocap, aug)[0].noise_rel
+        assert np.allclose(rel[frac], frac, rtol=0.01), (frac, rel[frac])  # sigma = frac * size
+    # weights: (rel / ref) ** power within 1 / max .. max; power 0 or no noise -> None
+    ch = Chunks(*[torch.zeros(1)] * 9, noise_rel=torch.tensor([0.0, 0.01, 0.02, 0.04, 1.0]))
+    lc = SequenceLossConfig(motion_noise_power=1.0, motion_noise_ref=0.02, motion_weight_max=4)
+    assert ch.motion_weights(lc).tolist() == pytest.approx([0.25, 0.5, 1.0, 2.0, 4.0])
+    assert ch.motion_weights(SequenceLossConfig()) is None
+    # a chunk of weight 0 drops out of the motion terms; equal weights change nothing
+    mask = np.ones((2, 12), bool)
+    nxt = torch.from_numpy(next_counted(mask))
+    truth = torch.zeros(2, 12, 17, 3, dtype=torch.float64)
+    truth[..., 0] = 0.01 * torch.arange(12, dtype=torch.float64)[:, None]
+    lengths = torch.zeros(2, 12, 16, dtype=torch.float64)
+    mixed = torch.stack([torch.zeros_like(truth[0]), truth[1]])[:, :, None]  # frozen, exact
+    for per_chunk in (False, True):
+        plain = _motion_errors(mixed, truth, lengths, nxt, per_chunk)[0]
+        same = _motion_errors(mixed, truth, lengths, nxt, per_chunk, torch.full((2,), 3.0))[0]
+        only = _motion_errors(mixed, truth, lengths, nxt, per_chunk, torch.tensor([1.0, 0.0]))
+        assert float(plain) == pytest.approx(0.005) and float(same) == pytest.approx(0.005)
+        assert float(only[0]) == pytest.approx(0.01)
+
+
 def test_evaluation_reports_merge_and_refuse_other_conditions(capsys):
     from training.evaluate_temporal import merge_reports, print_tables
 

@@ -86,11 +86,13 @@ class ChunkBatch:
     target: np.ndarray | None = None  # (B, L, 48) float32 metres, the frame's virtual camera
     pose_cam: np.ndarray | None = None  # (B, L, 17, 3) root-relative metres, camera frame
     tracks: list | None = None  # per chunk what the camera delivered: stamps, kp, conf, noise
+    noise_rel: np.ndarray | None = None  # (B,) float32 the chunk's 2D noise / person size
 
     def tensors(self) -> Chunks:
         """The torch view the model trains on."""
         t = torch.from_numpy
         target = None if self.target is None else t(self.target)
+        noise_rel = None if self.noise_rel is None else t(self.noise_rel)
         return Chunks(
             t(self.frames),
             t(self.i0),
@@ -101,6 +103,7 @@ class ChunkBatch:
             target,
             t(self.mask),
             t(self.nxt),
+            noise_rel,
         )
 
 
@@ -212,10 +215,11 @@ def make_chunks(
         hfov.append(np.degrees(2 * np.arctan(cam.width / 2 / cam.fx)))
     flat = world.reshape(b, span * 17, 3)
     pts = place_in_cameras(flat, np.array(hfov), cfg, rng).reshape(b, span, 17, 3)
-    observations, pose_cams = [], []
+    observations, pose_cams, noise_rel = [], [], []
     times = np.arange(span) / MOCAP_HZ
     for i in range(b):
-        kp, conf, noise = _observe(pts[i], cams[i], cfg, scfg, rng)
+        kp, conf, noise, rel = _observe(pts[i], cams[i], cfg, scfg, rng)
+        noise_rel.append(rel)
         kp[~exists[i]] = np.nan
         observed = _camera_frames(exists[i], scfg, rng)
         stamps = np.flatnonzero(observed) / MOCAP_HZ
@@ -230,6 +234,7 @@ def make_chunks(
     batch.target = batch.target.astype(np.float32)
     batch.pose_cam = pose_cam.astype(np.float32)
     batch.tracks = [o[:4] for o in observations]
+    batch.noise_rel = np.asarray(noise_rel, np.float32)
     return batch
 
 
@@ -273,7 +278,8 @@ def _camera_frames(exists: np.ndarray, scfg: SequenceConfig, rng) -> np.ndarray:
 
 def _observe(pts, cam, cfg: AugmentConfig, scfg: SequenceConfig, rng):
     """(S, 17, 3) optical-frame joints, one camera -> kp_norm (S, 17, 2) NaN where missing,
-    conf (S, 17), noise std (S, 17) in normalised units."""
+    conf (S, 17), noise std (S, 17) in normalised units, and the chunk's relative noise (the
+    median over frames and joints of the noise std over the person's pixel size; 0 exact)."""
     s = len(pts)
     px = cam.project(pts)
     finite = np.isfinite(px).all(-1) & (pts[..., 2] > 0.1)
@@ -317,4 +323,6 @@ def _observe(pts, cam, cfg: AugmentConfig, scfg: SequenceConfig, rng):
         drop[t0 : t0 + rng.integers(5, 60), [1, 2, 3, 4, 5, 6]] = True
     missing = drop | ~ok
     kp = np.where(missing[..., None], np.nan, norm)
-    return kp, np.where(missing, 0.0, conf), np.where(missing, 0.0, noise)
+    sized = finite.any(-1) & (size > 1.0)
+    rel = float(np.median(sigma[sized] / size[sized, None])) if sized.any() else 0.0
+    return kp, np.where(missing, 0.0, conf), np.where(missing, 0.0, noise), rel

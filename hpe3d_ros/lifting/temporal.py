@@ -157,6 +157,12 @@ class SequenceLossConfig:
     # temporal terms averaged per chunk first: a 10 Hz chunk (a third of the counted pairs of
     # a 30 Hz one) then weighs as much as a 30 Hz chunk
     per_chunk: bool = False
+    # motion terms of a chunk weighted by (its 2D noise / person size / motion_noise_ref) **
+    # motion_noise_power, within 1 / motion_weight_max .. motion_weight_max: smooth where the
+    # 2D is noisy, follow the frame where it is clean (0: every chunk alike)
+    motion_noise_power: float = 0.0
+    motion_noise_ref: float = 0.02
+    motion_weight_max: float = 4.0
 
 
 @dataclass
@@ -180,6 +186,15 @@ class Chunks:
     target: torch.Tensor
     mask: torch.Tensor
     nxt: torch.Tensor
+    noise_rel: torch.Tensor | None = None  # (B,) 2D noise / person size (training data)
+
+    def motion_weights(self, lc: SequenceLossConfig) -> torch.Tensor | None:
+        """(B,) weights of each chunk's motion terms (``lc.motion_noise_power``), or None."""
+        if not lc.motion_noise_power or self.noise_rel is None:
+            return None
+        rel = self.noise_rel.clamp_min(1e-6) / lc.motion_noise_ref
+        wmax = lc.motion_weight_max
+        return rel.pow(lc.motion_noise_power).clamp(1.0 / wmax, wmax)
 
 
 class TemporalBodyVAE(BodyCVAE):
@@ -295,14 +310,15 @@ class TemporalBodyVAE(BodyCVAE):
         samples = pred_p.unflatten(0, (b, n)).unflatten(-1, (-1, 3))
         truth = y.unflatten(0, (b, n)).unflatten(-1, (-1, 3))
         lengths_bn = lengths.unflatten(0, (b, n))
+        weights = ch.motion_weights(lc)
         vel_err, acc_err, len_change = _motion_errors(
-            samples, truth, lengths_bn, ch.nxt, lc.per_chunk
+            samples, truth, lengths_bn, ch.nxt, lc.per_chunk, weights
         )
         loss = (1.0 - lc.alpha) * (rec_q + lc.beta * kl) + lc.alpha * rec_p
         temporal = lc.w_vel * vel_err + lc.w_acc * acc_err + lc.w_bone_const * len_change
         if lc.w_vel_mean:  # what MPJVE and the acceleration error measure: the mean pose
             mean_vel, mean_acc, _ = _motion_errors(
-                samples.mean(2, keepdim=True), truth, lengths_bn, ch.nxt, lc.per_chunk
+                samples.mean(2, keepdim=True), truth, lengths_bn, ch.nxt, lc.per_chunk, weights
             )
             temporal = temporal + lc.w_vel_mean * (mean_vel + 0.5 * mean_acc)
         loss = (
@@ -323,11 +339,12 @@ class TemporalBodyVAE(BodyCVAE):
         }
 
 
-def _motion_errors(samples, truth, lengths, nxt, per_chunk: bool = False):
+def _motion_errors(samples, truth, lengths, nxt, per_chunk: bool = False, weights=None):
     """Velocity and acceleration errors of each sample (B, L, M, J, 3) against the truth
     (B, L, J, 3) between consecutive counted positions ``nxt`` (B, L), per grid frame, and
     the change of the bone lengths (B, L, 16); metres, means over joints and samples, and
-    over every pair of the batch or (``per_chunk``) over each chunk's pairs, then chunks."""
+    over every pair of the batch or (``per_chunk``) over each chunk's pairs, then chunks;
+    ``weights`` (B,) (or None: all 1) weigh the chunks in those means."""
     b, n = nxt.shape
     rows = torch.arange(b, device=nxt.device)[:, None]
     has = nxt >= 0
@@ -342,12 +359,16 @@ def _motion_errors(samples, truth, lengths, nxt, per_chunk: bool = False):
     acc = ((dv[rows, j] - dv) / span[..., None, None, None]).norm(dim=-1).mean((-1, -2))
     dlen = ((lengths[rows, j] - lengths).abs() / gap[..., None]).mean(-1)
 
+    wt = torch.ones(b, dtype=truth.dtype, device=nxt.device) if weights is None else weights
+
     def avg(v, m):
         if per_chunk:
             n_pairs = m.sum(1)
             per = (v * m).sum(1) / n_pairs.clamp_min(1.0)
-            return (per * (n_pairs > 0)).sum() / (n_pairs > 0).sum().clamp_min(1)
-        return (v * m).sum() / m.sum().clamp_min(1.0)
+            w = wt * (n_pairs > 0)
+            return (per * w).sum() / w.sum().clamp_min(1e-12)
+        m = m * wt[:, None]
+        return (v * m).sum() / m.sum().clamp_min(1e-12)
 
     return avg(vel, has.float()), avg(acc, has2.float()), avg(dlen, has.float())
 
