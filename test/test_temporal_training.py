@@ -237,6 +237,37 @@ def test_motion_terms_weigh_chunks_by_their_2d_noise(mocap):
         assert float(only[0]) == pytest.approx(0.01)
 
 
+def test_flip_average_mirrors_the_input_and_its_hypotheses_back():
+    from training.evaluate_temporal import FlipAveraged
+
+    class Echo:  # an equivariant "lifter": joint j at (x, y, 1 + y) of its own 2D
+        def sample(self, kp, conf, k, seed=None, noise_std=None):
+            pose = np.concatenate([kp, 1.0 + kp[..., 1:]], -1)
+            return np.repeat(pose[:, None], k, 1).astype(np.float32)
+
+        def sample_sequence(self, kp, conf, k, seed=None, stamps_s=None, noise_std=None):
+            return self.sample(kp, conf, k, seed, noise_std)
+
+    rng = np.random.default_rng(0)
+    kp = rng.normal(size=(1, 17, 2))
+    kp[0, 0, 0] = 0.5  # the root right of the optical axis: mirrored, left of it
+    ns = np.where(np.arange(17) == 1, 1.0, 2.0)[None]  # right hip: 1, mirrored to the left
+    ns_mirrored = ns[:, [0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 14, 15, 16, 11, 12, 13]]
+
+    class Check(Echo):
+        def sample(self, kp, conf, k, seed=None, noise_std=None):
+            mirrored = kp[0, 0, 0] < 0
+            assert np.array_equal(noise_std, ns_mirrored if mirrored else ns)
+            return super().sample(kp, conf, k, seed, None)
+
+    direct = Echo().sample(kp, np.ones((1, 17)), 5)
+    flipped = FlipAveraged(Check()).sample(kp, np.ones((1, 17)), 5, 0, ns)
+    assert flipped.shape == (1, 5, 17, 3) and np.allclose(flipped, direct)  # 3 direct + 2 back
+    seq = FlipAveraged(Check()).sample_sequence(kp, np.ones((1, 17)), 4, 0, None, ns)
+    assert np.allclose(seq, direct[:, :4])
+    assert not hasattr(FlipAveraged(object()), "sample_sequence")
+
+
 def test_evaluation_reports_merge_and_refuse_other_conditions(capsys):
     from training.evaluate_temporal import merge_reports, print_tables
 

@@ -14,6 +14,8 @@ Modes: ``single`` = :meth:`Lifter.sample` frame by frame with a new seed each fr
 pipeline's single-frame path); ``single_crn`` = the same with one seed per track (common
 random numbers alone, a diagnostic); ``temporal`` = :meth:`TemporalLifter.sample_sequence`
 (causal, the frames' stamps given). The noise level is given (the pipeline passes it).
+``--flip-average`` (a diagnostic, not what the product runs) lifts every track a second time
+mirrored (x negated, left and right swapped) and mirrors those hypotheses back: K/2 of each.
 
 Figures over the observed frames (camera frame, root-relative, mm): MPJPE of the mean of K,
 best-of-K, 90 % coverage (per joint, as :mod:`training.evaluate_cells`); MPJVE = mean joint
@@ -34,6 +36,7 @@ import numpy as np
 import torch
 
 from hpe3d_ros.lifting import load_lifter
+from hpe3d_ros.skeleton import H36M_FLIP
 from training.conditions import _PLACEMENT, DISTANCES_M, EVAL_CAMERA
 from training.data import AugmentConfig, place_in_cameras
 from training.evaluate_cells import covered_flags
@@ -71,6 +74,40 @@ def sequence_views(poses, runs, dist, noise_px, rng, segment=150):
             kp = np.where(seen[..., None], EVAL_CAMERA.pixel_to_normalized(px), np.nan)
             out.append((kp, seen.astype(np.float64), pts - pts[:, :1]))
     return out
+
+
+class FlipAveraged:
+    """A lifter that draws ``k - k // 2`` hypotheses from the input and ``k // 2`` from its
+    mirror image, mirrored back (test-time flip augmentation, as VideoPose3D evaluates)."""
+
+    def __init__(self, lifter) -> None:
+        self.lifter = lifter
+        if hasattr(lifter, "sample_sequence"):
+            self.sample_sequence = self._sequence
+
+    @staticmethod
+    def _mirror(kp, conf, noise_std):
+        ns = noise_std
+        if ns is not None and np.ndim(ns) >= 1 and np.shape(ns)[-1] == 17:
+            ns = np.asarray(ns)[..., H36M_FLIP]
+        return kp[:, H36M_FLIP] * np.array([-1.0, 1.0]), conf[:, H36M_FLIP], ns
+
+    @staticmethod
+    def _both(a, b):
+        return np.concatenate([a, b[:, :, H36M_FLIP] * np.array([-1, 1, 1], a.dtype)], 1)
+
+    def sample(self, kp, conf, k, seed=None, noise_std=None):
+        m = self._mirror(kp, conf, noise_std)
+        s2 = None if seed is None else seed + 1
+        a = self.lifter.sample(kp, conf, k - k // 2, seed, noise_std)
+        return self._both(a, self.lifter.sample(m[0], m[1], k // 2, s2, m[2]))
+
+    def _sequence(self, kp, conf, k, seed=None, stamps_s=None, noise_std=None):
+        m = self._mirror(kp, conf, noise_std)
+        s2 = None if seed is None else seed + 1
+        a = self.lifter.sample_sequence(kp, conf, k - k // 2, seed, stamps_s, noise_std)
+        b = self.lifter.sample_sequence(m[0], m[1], k // 2, s2, stamps_s, m[2])
+        return self._both(a, b)
 
 
 def run_track(lifter, mode, kp, conf, stamps, k, seed, noise_std):
@@ -155,6 +192,7 @@ def evaluate(
     rates=("30Hz", "10Hz"),
     stride=1,
     log=print,
+    flip_average=False,
 ):
     """All figures: ``[name][mode][rate][distance cell]`` summaries plus ``all`` cells."""
     m = load_all_mocap(str(DEFAULT_DATA), str(ORIG_DATA))
@@ -168,8 +206,10 @@ def evaluate(
         for i, d in enumerate(DISTANCES_M)
     }
     report = {"split": split, "k": k, "noise_px": noise_px, "models": {}}
+    if flip_average:
+        report["flip_average"] = True
     for name, w in zip(names, weights, strict=True):
-        lifter = load_lifter(w)
+        lifter = FlipAveraged(load_lifter(w)) if flip_average else load_lifter(w)
         entry = report["models"].setdefault(name, {})
         for mode in modes:
             if mode == "temporal" and not hasattr(lifter, "sample_sequence"):
@@ -278,6 +318,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--modes", nargs="+", default=["single", "temporal"])
     parser.add_argument("--rates", nargs="+", default=["30Hz", "10Hz"])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--flip-average", action="store_true", help="K/2 hypotheses from the mirrored input"
+    )
     parser.add_argument("--json", help="write all figures here")
     parser.add_argument(
         "--from-json", nargs="+", help="print the tables of earlier --json runs (merged)"
@@ -304,6 +347,7 @@ def main(argv: list[str] | None = None) -> None:
         tuple(args.modes),
         tuple(args.rates),
         args.stride,
+        flip_average=args.flip_average,
     )
     print_tables(report, args.reference, args.cells)
     if args.json:
