@@ -287,6 +287,25 @@ def test_evaluation_reports_merge_and_refuse_other_conditions(capsys):
     assert not [r for r in out if "| 3-8m |" in r or r.startswith("| b | single | 10Hz | all")]
     with pytest.raises(ValueError, match="merged"):
         merge_reports([report("a", 80.0), report("b", 60.0, k=50)])
+    with pytest.raises(ValueError, match="merged"):
+        merge_reports([report("a", 80.0), {**report("b", 60.0), "views": 3}])
+
+
+def test_evaluation_sees_each_segment_in_as_many_views_as_asked(mocap):
+    from training.evaluate_temporal import sequence_views
+
+    rows = split_indices(mocap["subject"], "val", "v2")
+    runs = sequence_runs(mocap["sequence"], mocap["subject"], rows)[:2]
+    one = sequence_views(mocap["poses"], runs, (8, 15), 5.0, np.random.default_rng(1))
+    three = sequence_views(mocap["poses"], runs, (8, 15), 5.0, np.random.default_rng(1), views=3)
+    assert len(three) == 3 * len(one) > 0
+    assert np.allclose(three[0][2], one[0][2])  # the same draws first
+    for i, (_, _, pose) in enumerate(one):  # the same segment, seen from elsewhere
+        views = three[3 * i : 3 * i + 3]
+        assert all(v[2].shape == pose.shape for v in views)
+        lengths = [np.linalg.norm(v[2][:, 3] - v[2][:, 2], axis=-1) for v in views]
+        assert np.allclose(lengths, np.linalg.norm(pose[:, 3] - pose[:, 2], axis=-1))
+        assert not np.allclose(views[1][2], views[2][2], atol=1e-3)
 
 
 def test_mean_pose_motion_term_adds_the_mean_pose_velocity_error(mocap):

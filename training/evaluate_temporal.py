@@ -46,12 +46,12 @@ from training.temporal_data import MOCAP_HZ, sequence_runs
 RATES = {"30Hz": 1, "10Hz": 3}
 
 
-def sequence_views(poses, runs, dist, noise_px, rng, segment=150):
-    """Segments of ``runs`` through the evaluation camera (module docstring): a list of
-    (kp_norm (T, 17, 2) NaN missing, conf (T, 17), pose_cam (T, 17, 3) root-relative)."""
+def sequence_views(poses, runs, dist, noise_px, rng, segment=150, views=1):
+    """Segments of ``runs`` through the evaluation camera (module docstring), each seen
+    ``views`` times (own heading, place and noise): a list of (kp_norm (T, 17, 2) NaN
+    missing, conf (T, 17), pose_cam (T, 17, 3) root-relative)."""
     out = []
     place = AugmentConfig(**{**_PLACEMENT.to_dict(), "distance_m": dist})
-    hfov = np.degrees(2 * np.arctan(EVAL_CAMERA.width / 2 / EVAL_CAMERA.fx))
     for run in runs:
         for start in range(0, len(run), segment):
             seg = run[start : start + segment]
@@ -60,20 +60,28 @@ def sequence_views(poses, runs, dist, noise_px, rng, segment=150):
             world = poses[seg].astype(np.float64)
             root = world[-1:, :1].copy()
             root[..., 2] = 0.0
-            world = world - root
-            yaw = rng.uniform(-np.pi, np.pi)
-            c, s = np.cos(yaw), np.sin(yaw)
-            world[..., :2] = world[..., :2] @ np.array([[c, s], [-s, c]])
-            for _ in range(5):
-                pts = place_in_cameras(world.reshape(1, -1, 3), np.array([hfov]), place, rng)
-                pts = pts.reshape(len(seg), 17, 3)
-                px = EVAL_CAMERA.project(pts) + rng.normal(0.0, noise_px, (len(seg), 17, 2))
-                seen = EVAL_CAMERA.in_image(px) & np.isfinite(px).all(-1) & (pts[..., 2] > 0.1)
-                if (seen.sum(-1) >= 6).mean() > 0.9:
-                    break
-            kp = np.where(seen[..., None], EVAL_CAMERA.pixel_to_normalized(px), np.nan)
-            out.append((kp, seen.astype(np.float64), pts - pts[:, :1]))
+            out += [_view(world - root, place, noise_px, rng) for _ in range(views)]
     return out
+
+
+def _view(world, place, noise_px, rng):
+    """One segment (T, 17, 3), its last root over the origin, turned to a random heading and
+    placed before the camera (up to 5 tries for a place where 90 % of frames show 6 joints)."""
+    hfov = np.degrees(2 * np.arctan(EVAL_CAMERA.width / 2 / EVAL_CAMERA.fx))
+    yaw = rng.uniform(-np.pi, np.pi)
+    c, s = np.cos(yaw), np.sin(yaw)
+    world = world.copy()
+    world[..., :2] = world[..., :2] @ np.array([[c, s], [-s, c]])
+    n = len(world)
+    for _ in range(5):
+        pts = place_in_cameras(world.reshape(1, -1, 3), np.array([hfov]), place, rng)
+        pts = pts.reshape(n, 17, 3)
+        px = EVAL_CAMERA.project(pts) + rng.normal(0.0, noise_px, (n, 17, 2))
+        seen = EVAL_CAMERA.in_image(px) & np.isfinite(px).all(-1) & (pts[..., 2] > 0.1)
+        if (seen.sum(-1) >= 6).mean() > 0.9:
+            break
+    kp = np.where(seen[..., None], EVAL_CAMERA.pixel_to_normalized(px), np.nan)
+    return kp, seen.astype(np.float64), pts - pts[:, :1]
 
 
 class FlipAveraged:
@@ -193,6 +201,7 @@ def evaluate(
     stride=1,
     log=print,
     flip_average=False,
+    n_views=1,
 ):
     """All figures: ``[name][mode][rate][distance cell]`` summaries plus ``all`` cells."""
     m = load_all_mocap(str(DEFAULT_DATA), str(ORIG_DATA))
@@ -201,13 +210,15 @@ def evaluate(
     noise_std = noise_px / EVAL_CAMERA.fx
     views = {
         f"{d[0]:g}-{d[1]:g}m": sequence_views(
-            m["poses"], runs, d, noise_px, np.random.default_rng(seed + i), segment
+            m["poses"], runs, d, noise_px, np.random.default_rng(seed + i), segment, n_views
         )
         for i, d in enumerate(DISTANCES_M)
     }
     report = {"split": split, "k": k, "noise_px": noise_px, "models": {}}
     if flip_average:
         report["flip_average"] = True
+    if n_views > 1:
+        report["views"] = n_views
     for name, w in zip(names, weights, strict=True):
         lifter = FlipAveraged(load_lifter(w)) if flip_average else load_lifter(w)
         entry = report["models"].setdefault(name, {})
@@ -249,9 +260,15 @@ def merge_reports(reports: list[dict]) -> dict:
     """One report of several ``--json`` runs of the same split, noise and K (models in order;
     a model's later modes are added to its entry)."""
     first = reports[0]
+
+    def key(r):
+        return r["split"], r["noise_px"], r["k"], r.get("views", 1)
+
     for r in reports[1:]:
-        if (r["split"], r["noise_px"], r["k"]) != (first["split"], first["noise_px"], first["k"]):
-            raise ValueError("reports of different splits, noise levels or K cannot be merged")
+        if key(r) != key(first):
+            raise ValueError(
+                "reports of different splits, noise levels, K or views cannot be merged"
+            )
     models: dict = {}
     for r in reports:
         for name, entry in r["models"].items():
@@ -318,6 +335,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--modes", nargs="+", default=["single", "temporal"])
     parser.add_argument("--rates", nargs="+", default=["30Hz", "10Hz"])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--views", type=int, default=1, help="views per segment and cell")
     parser.add_argument(
         "--flip-average", action="store_true", help="K/2 hypotheses from the mirrored input"
     )
@@ -348,6 +366,7 @@ def main(argv: list[str] | None = None) -> None:
         tuple(args.rates),
         args.stride,
         flip_average=args.flip_average,
+        n_views=args.views,
     )
     print_tables(report, args.reference, args.cells)
     if args.json:
