@@ -289,6 +289,8 @@ def test_evaluation_reports_merge_and_refuse_other_conditions(capsys):
         merge_reports([report("a", 80.0), report("b", 60.0, k=50)])
     with pytest.raises(ValueError, match="merged"):
         merge_reports([report("a", 80.0), {**report("b", 60.0), "views": 3}])
+    with pytest.raises(ValueError, match="merged"):
+        merge_reports([report("a", 80.0), {**report("b", 60.0), "subjects": ["8"]}])
 
 
 def test_evaluation_sees_each_segment_in_as_many_views_as_asked(mocap):

@@ -202,10 +202,15 @@ def evaluate(
     log=print,
     flip_average=False,
     n_views=1,
+    subjects=None,
 ):
     """All figures: ``[name][mode][rate][distance cell]`` summaries plus ``all`` cells."""
     m = load_all_mocap(str(DEFAULT_DATA), str(ORIG_DATA))
     rows = split_indices(m["subject"], split, "v2")
+    if subjects:  # a part of the split (per-subject figures)
+        rows = rows[np.isin(m["subject"][rows].astype(str), [str(x) for x in subjects])]
+        if len(rows) == 0:
+            raise ValueError(f"no {split} rows of subjects {subjects}")
     runs = sequence_runs(m["sequence"], m["subject"], rows)[::stride]
     noise_std = noise_px / EVAL_CAMERA.fx
     views = {
@@ -219,6 +224,8 @@ def evaluate(
         report["flip_average"] = True
     if n_views > 1:
         report["views"] = n_views
+    if subjects:
+        report["subjects"] = [str(x) for x in subjects]
     for name, w in zip(names, weights, strict=True):
         lifter = FlipAveraged(load_lifter(w)) if flip_average else load_lifter(w)
         entry = report["models"].setdefault(name, {})
@@ -262,12 +269,12 @@ def merge_reports(reports: list[dict]) -> dict:
     first = reports[0]
 
     def key(r):
-        return r["split"], r["noise_px"], r["k"], r.get("views", 1)
+        return r["split"], r["noise_px"], r["k"], r.get("views", 1), r.get("subjects")
 
     for r in reports[1:]:
         if key(r) != key(first):
             raise ValueError(
-                "reports of different splits, noise levels, K or views cannot be merged"
+                "reports of different splits, noise levels, K, views or subjects cannot be merged"
             )
     models: dict = {}
     for r in reports:
@@ -336,6 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rates", nargs="+", default=["30Hz", "10Hz"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--views", type=int, default=1, help="views per segment and cell")
+    parser.add_argument("--subjects", nargs="+", help="only these subjects of the split")
     parser.add_argument(
         "--flip-average", action="store_true", help="K/2 hypotheses from the mirrored input"
     )
@@ -367,6 +375,7 @@ def main(argv: list[str] | None = None) -> None:
         args.stride,
         flip_average=args.flip_average,
         n_views=args.views,
+        subjects=args.subjects,
     )
     print_tables(report, args.reference, args.cells)
     if args.json:
