@@ -268,6 +268,23 @@ def test_flip_average_mirrors_the_input_and_its_hypotheses_back():
     assert not hasattr(FlipAveraged(object()), "sample_sequence")
 
 
+def test_track_figures_measure_the_hypotheses_body(mocap):
+    from training.bodies import bone_lengths
+    from training.evaluate_temporal import summarise, track_figures
+
+    gt = mocap["poses"][:20].astype(np.float64)
+    gt = gt - gt[:, :1]
+    hyps = np.repeat(1.1 * gt[:, None], 4, 1)  # every bone 10 % long, no other error
+    ok = np.ones(20, bool)
+    ok[3] = False
+    r = summarise(track_figures(hyps, gt, ok, 1 / 30))
+    true = bone_lengths(gt)[ok]
+    assert r["bone error"] == pytest.approx(100 * true.mean(), rel=1e-9)  # mm
+    assert r["size bias"] == pytest.approx(100 * true.sum(-1).mean(), rel=1e-9)
+    r = summarise(track_figures(np.repeat(gt[:, None], 4, 1), gt, ok, 1 / 30))
+    assert r["bone error"] < 1e-9 and abs(r["size bias"]) < 1e-9 and r["MPJPE"] < 1e-9
+
+
 def test_evaluation_reports_merge_and_refuse_other_conditions(capsys):
     from training.evaluate_temporal import merge_reports, print_tables
 

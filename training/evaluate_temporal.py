@@ -23,7 +23,9 @@ error of the mean pose's velocity (mm/s, consecutive observed frames), accelerat
 (mm/s^2, three consecutive observed frames); flicker = mean joint error of *each
 hypothesis'* velocity (hypothesis k at t and t + 1 against the true motion, mm/s) and the
 excess motion (mean speed of the hypotheses' joints minus the true speed, mm/s); bone
-length change of the mean pose between frames (mm).
+length change of the mean pose between frames (mm); the body: bone error = mean over the 16
+bones of |the hypotheses' mean length - the true length| and size bias = the sum of those
+differences (mm; negative: a body too small).
 """
 
 from __future__ import annotations
@@ -157,6 +159,7 @@ def track_figures(hyps, gt, ok, dt):
     from training.bodies import bone_lengths
 
     dlen = np.abs(np.diff(bone_lengths(mean), axis=0)).mean(-1)
+    body = bone_lengths(hyps).mean(1) - bone_lengths(gt)  # (T, 16) the hypotheses' body
     return {
         "n": ok.sum(),
         "mpjpe": err[ok].sum(),
@@ -167,6 +170,8 @@ def track_figures(hyps, gt, ok, dt):
         "flicker": flick[pair].sum() / dt,
         "excess": (speed_h - speed_g)[pair].sum() / dt,
         "dlen": dlen[pair].sum(),
+        "bone_err": np.abs(body).mean(-1)[ok].sum(),
+        "size_bias": body.sum(-1)[ok].sum(),
         "n_trip": trip.sum(),
         "accel": da[trip].sum() / dt**2,
     }
@@ -185,6 +190,8 @@ def summarise(sums: dict) -> dict:
         "flicker": 1000 * sums["flicker"] / p,
         "excess": 1000 * sums["excess"] / p,
         "bone change": 1000 * sums["dlen"] / p,
+        "bone error": 1000 * sums["bone_err"] / n,
+        "size bias": 1000 * sums["size_bias"] / n,
     }
 
 
@@ -256,11 +263,23 @@ def _short(r: dict) -> str:
     return (
         f"MPJPE {r['MPJPE']:.1f} best {r['best-of-K']:.1f} cov {r['cov90']:.3f} "
         f"MPJVE {r['MPJVE']:.0f} accel {r['accel']:.0f} flicker {r['flicker']:.0f} "
-        f"excess {r['excess']:.0f} bone change {r['bone change']:.2f}"
+        f"excess {r['excess']:.0f} bone change {r['bone change']:.2f} "
+        f"bone error {r['bone error']:.1f} size bias {r['size bias']:+.0f}"
     )
 
 
-KEYS = ("MPJPE", "best-of-K", "cov90", "MPJVE", "accel", "flicker", "excess", "bone change")
+KEYS = (
+    "MPJPE",
+    "best-of-K",
+    "cov90",
+    "MPJVE",
+    "accel",
+    "flicker",
+    "excess",
+    "bone change",
+    "bone error",
+    "size bias",
+)
 
 
 def merge_reports(reports: list[dict]) -> dict:
@@ -305,7 +324,10 @@ def print_tables(
         for mode, by_rate in entry.items():
             for rate, cells in by_rate.items():
                 r = cells["all"]
-                vals = [f"{r[key]:.3f}" if key == "cov90" else f"{r[key]:.1f}" for key in KEYS]
+                vals = [  # older reports lack the body columns
+                    f"{r[key]:.3f}" if key == "cov90" else f"{r.get(key, np.nan):.1f}"
+                    for key in KEYS
+                ]
                 print(f"| {name} | {mode} | {rate} | {r['frames']} | " + " | ".join(vals) + " |")
     if ref is None:
         return
