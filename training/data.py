@@ -22,14 +22,13 @@ import numpy as np
 
 from hpe3d_ros.camera import CameraModel
 from hpe3d_ros.lifting.normalize import prepare_inputs, to_virtual
-from hpe3d_ros.skeleton import H36M_PARENTS
+from hpe3d_ros.skeleton import H36M_FLIP, H36M_PARENTS
 from training.bodies import BONE_GROUPS, retarget, sample_lengths
 from training.mocap import DATA_DIR, DEFAULT_DATA, SPLITS, load_mocap, split_indices
 
 __all__ = ["DATA_DIR", "DEFAULT_DATA", "generate", "load_mocap", "split_indices"]
 VAL_SUBJECTS, TEST_SUBJECTS = SPLITS["v1"]
 _RETRIES = 4
-_FLIP = np.array([0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 14, 15, 16, 11, 12, 13])
 _PARENTS = np.array(H36M_PARENTS)
 
 
@@ -137,7 +136,7 @@ def _mirror_and_turn(out: np.ndarray, cfg: AugmentConfig, rng: np.random.Generat
     """Left/right mirror (``mirror_prob``) and a uniform random yaw, in place."""
     n = len(out)
     flip = rng.random(n) < cfg.mirror_prob
-    out[flip] = out[flip][:, _FLIP] * np.array([-1.0, 1.0, 1.0])
+    out[flip] = out[flip][:, H36M_FLIP] * np.array([-1.0, 1.0, 1.0])
     yaw = rng.uniform(-np.pi, np.pi, size=n)
     c, s = np.cos(yaw), np.sin(yaw)
     x, y = out[..., 0].copy(), out[..., 1].copy()
