@@ -66,17 +66,20 @@ def sequence_views(poses, runs, dist, noise_px, rng, segment=150, views=1):
     return out
 
 
+#: The evaluation camera's horizontal field of view, degrees.
+EVAL_HFOV_DEG = float(np.degrees(2 * np.arctan(EVAL_CAMERA.width / 2 / EVAL_CAMERA.fx)))
+
+
 def _view(world, place, noise_px, rng):
     """One segment (T, 17, 3), its last root over the origin, turned to a random heading and
     placed before the camera (up to 5 tries for a place where 90 % of frames show 6 joints)."""
-    hfov = np.degrees(2 * np.arctan(EVAL_CAMERA.width / 2 / EVAL_CAMERA.fx))
     yaw = rng.uniform(-np.pi, np.pi)
     c, s = np.cos(yaw), np.sin(yaw)
     world = world.copy()
     world[..., :2] = world[..., :2] @ np.array([[c, s], [-s, c]])
     n = len(world)
     for _ in range(5):
-        pts = place_in_cameras(world.reshape(1, -1, 3), np.array([hfov]), place, rng)
+        pts = place_in_cameras(world.reshape(1, -1, 3), np.array([EVAL_HFOV_DEG]), place, rng)
         pts = pts.reshape(n, 17, 3)
         px = EVAL_CAMERA.project(pts) + rng.normal(0.0, noise_px, (n, 17, 2))
         seen = EVAL_CAMERA.in_image(px) & np.isfinite(px).all(-1) & (pts[..., 2] > 0.1)
@@ -102,22 +105,21 @@ class FlipAveraged:
             ns = np.asarray(ns)[..., H36M_FLIP]
         return kp[:, H36M_FLIP] * np.array([-1.0, 1.0]), conf[:, H36M_FLIP], ns
 
-    @staticmethod
-    def _both(a, b):
+    def _halves(self, draw, kp, conf, k, seed, noise_std):
+        """``draw(kp, conf, k, seed, noise_std)`` on the input and on its mirror image."""
+        m_kp, m_conf, m_noise = self._mirror(kp, conf, noise_std)
+        a = draw(kp, conf, k - k // 2, seed, noise_std)
+        b = draw(m_kp, m_conf, k // 2, None if seed is None else seed + 1, m_noise)
         return np.concatenate([a, b[:, :, H36M_FLIP] * np.array([-1, 1, 1], a.dtype)], 1)
 
     def sample(self, kp, conf, k, seed=None, noise_std=None):
-        m = self._mirror(kp, conf, noise_std)
-        s2 = None if seed is None else seed + 1
-        a = self.lifter.sample(kp, conf, k - k // 2, seed, noise_std)
-        return self._both(a, self.lifter.sample(m[0], m[1], k // 2, s2, m[2]))
+        return self._halves(self.lifter.sample, kp, conf, k, seed, noise_std)
 
     def _sequence(self, kp, conf, k, seed=None, stamps_s=None, noise_std=None):
-        m = self._mirror(kp, conf, noise_std)
-        s2 = None if seed is None else seed + 1
-        a = self.lifter.sample_sequence(kp, conf, k - k // 2, seed, stamps_s, noise_std)
-        b = self.lifter.sample_sequence(m[0], m[1], k // 2, s2, stamps_s, m[2])
-        return self._both(a, b)
+        def draw(kp, conf, k, seed, ns):
+            return self.lifter.sample_sequence(kp, conf, k, seed, stamps_s, ns)
+
+        return self._halves(draw, kp, conf, k, seed, noise_std)
 
 
 def run_track(lifter, mode, kp, conf, stamps, k, seed, noise_std):
