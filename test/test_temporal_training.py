@@ -311,7 +311,7 @@ def test_evaluation_reports_merge_and_refuse_other_conditions(capsys):
 
 
 def test_evaluation_sees_each_segment_in_as_many_views_as_asked(mocap):
-    from training.evaluate_temporal import sequence_views
+    from training.sequence_views import sequence_views
 
     rows = split_indices(mocap["subject"], "val", "v2")
     runs = sequence_runs(mocap["sequence"], mocap["subject"], rows)[:2]

@@ -2,13 +2,10 @@
 
 ``python -m training.evaluate_temporal --weights runs/temporal_v1/lifter.pt --split val``
 
-Views (:func:`sequence_views`): every sequence of the split's subjects (``v2``) cut into
-segments of at most ``--segment`` frames (5 s), each one track seen by the evaluation camera
-of :mod:`training.conditions` (1280 x 720, 60 deg, 1.0-1.8 m high, pitch within 5 deg),
-static, the person at a distance drawn in the cell's range at the segment's last frame and
-moving as captured; Gaussian pixel noise of ``--noise-px`` (5 px) per joint and frame,
-confidence 1, joints outside the image missing; the camera at 30 Hz (every frame) or 10 Hz
-(every 3rd frame).
+Views (:func:`training.sequence_views.sequence_views`): every sequence of the split's
+subjects (``v2``) cut into 5 s segments (``--segment``), each one track seen by the
+evaluation camera of :mod:`training.conditions` with ``--noise-px`` (5 px) of pixel noise,
+``--views`` times; the camera at 30 Hz (every frame) or 10 Hz (every 3rd frame).
 
 Modes: ``single`` = :meth:`Lifter.sample` frame by frame with a new seed each frame (the
 pipeline's single-frame path); ``single_crn`` = the same with one seed per track (common
@@ -39,54 +36,13 @@ import torch
 
 from hpe3d_ros.lifting import load_lifter
 from hpe3d_ros.skeleton import H36M_FLIP
-from training.conditions import _PLACEMENT, DISTANCES_M, EVAL_CAMERA
-from training.data import AugmentConfig, place_in_cameras
+from training.conditions import DISTANCES_M, EVAL_CAMERA
 from training.evaluate_cells import covered_flags
 from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices
+from training.sequence_views import sequence_views
 from training.temporal_data import MOCAP_HZ, sequence_runs
 
 RATES = {"30Hz": 1, "10Hz": 3}
-
-
-def sequence_views(poses, runs, dist, noise_px, rng, segment=150, views=1):
-    """Segments of ``runs`` through the evaluation camera (module docstring), each seen
-    ``views`` times (own heading, place and noise): a list of (kp_norm (T, 17, 2) NaN
-    missing, conf (T, 17), pose_cam (T, 17, 3) root-relative)."""
-    out = []
-    place = AugmentConfig(**{**_PLACEMENT.to_dict(), "distance_m": dist})
-    for run in runs:
-        for start in range(0, len(run), segment):
-            seg = run[start : start + segment]
-            if len(seg) < 10:
-                continue
-            world = poses[seg].astype(np.float64)
-            root = world[-1:, :1].copy()
-            root[..., 2] = 0.0
-            out += [_view(world - root, place, noise_px, rng) for _ in range(views)]
-    return out
-
-
-#: The evaluation camera's horizontal field of view, degrees.
-EVAL_HFOV_DEG = float(np.degrees(2 * np.arctan(EVAL_CAMERA.width / 2 / EVAL_CAMERA.fx)))
-
-
-def _view(world, place, noise_px, rng):
-    """One segment (T, 17, 3), its last root over the origin, turned to a random heading and
-    placed before the camera (up to 5 tries for a place where 90 % of frames show 6 joints)."""
-    yaw = rng.uniform(-np.pi, np.pi)
-    c, s = np.cos(yaw), np.sin(yaw)
-    world = world.copy()
-    world[..., :2] = world[..., :2] @ np.array([[c, s], [-s, c]])
-    n = len(world)
-    for _ in range(5):
-        pts = place_in_cameras(world.reshape(1, -1, 3), np.array([EVAL_HFOV_DEG]), place, rng)
-        pts = pts.reshape(n, 17, 3)
-        px = EVAL_CAMERA.project(pts) + rng.normal(0.0, noise_px, (n, 17, 2))
-        seen = EVAL_CAMERA.in_image(px) & np.isfinite(px).all(-1) & (pts[..., 2] > 0.1)
-        if (seen.sum(-1) >= 6).mean() > 0.9:
-            break
-    kp = np.where(seen[..., None], EVAL_CAMERA.pixel_to_normalized(px), np.nan)
-    return kp, seen.astype(np.float64), pts - pts[:, :1]
 
 
 class FlipAveraged:

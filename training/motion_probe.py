@@ -23,8 +23,9 @@ import torch
 
 from hpe3d_ros.lifting import load_lifter
 from training.conditions import DISTANCES_M, EVAL_CAMERA
-from training.evaluate_temporal import RATES, observe, sequence_views
+from training.evaluate_temporal import RATES, observe
 from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices
+from training.sequence_views import sequence_views
 from training.temporal_data import MOCAP_HZ, sequence_runs
 
 LAGS = tuple(range(7))  # mocap frames
