@@ -346,6 +346,43 @@ def test_mean_pose_motion_term_adds_the_mean_pose_velocity_error(mocap):
     assert float(parts[50.0]["vel_m"]) == float(parts[0.0]["vel_m"])  # per-sample term as it was
 
 
+def _grad(p: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(p) if p.grad is None else p.grad.clone()
+
+
+def test_motion_terms_can_leave_the_body_alone(mocap):
+    from hpe3d_ros.lifting.temporal import SequenceLossConfig
+
+    torch.manual_seed(0)
+    small = ModelConfig(
+        arch="bodyvae", noise_input=True, width=16, cond_dim=8, latent_dim=2, dec_width=8
+    )
+    model = TemporalBodyVAE(small, TemporalConfig(widths=(3, 3), channels=8)).eval()
+    ch = _chunks(mocap, EXACT)[0].tensors()
+
+    def grads(moves_body: bool, only_motion: bool):
+        model.zero_grad()
+        torch.manual_seed(1)  # the same posterior and prior draws
+        lc = SequenceLossConfig(w_vel=50.0, w_acc=20.0, motion_moves_body=moves_body)
+        parts = model.sequence_losses(ch, lc)
+        loss = (
+            lc.w_vel * parts["vel_m"] + lc.w_acc * parts["acc_m"] if only_motion else parts["loss"]
+        )
+        loss.backward()
+        return (
+            float(parts["loss"].detach()),
+            _grad(model.length_head.weight),
+            {n: _grad(p) for n, p in model.decoder.named_parameters()},
+        )
+
+    loss_on, body_on, dec_on = grads(True, True)
+    loss_off, body_off, dec_off = grads(False, True)
+    assert loss_on == pytest.approx(loss_off)  # the same figures, only the gradient differs
+    assert body_on.abs().sum() > 0 and body_off.abs().sum() == 0  # motion no longer sizes it
+    assert all(torch.allclose(dec_on[n], dec_off[n]) for n in dec_on)  # motion still shapes
+    assert grads(False, False)[1].abs().sum() > 0  # bone and pose terms still size the body
+
+
 def test_a_rate_input_model_starts_as_the_entry_it_is_initialised_from(tmp_path):
     from test.helpers.temporal_lifter import SMALL, tiny_temporal_checkpoint
     from training.temporal_init import init_from_entry

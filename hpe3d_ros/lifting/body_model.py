@@ -123,10 +123,17 @@ class BodyCVAE(CVAELifter):
         return c, mu, logvar, self.body(c), self.temperature_scale(feats)
 
     # ----------------------------------------------------------------- per hypothesis
+    def directions(self, c: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Code (N, C), latents (N, K, L) -> (N, K, 16, 3) unit bone directions."""
+        return unit(self.decoder(c, z).unflatten(-1, (N_BONES, 3)))
+
+    def joints(self, lengths: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+        """Lengths (N, 16), directions (N, K, 16, 3) -> (N, K, 48) joints in metres."""
+        return forward_kinematics(lengths, directions, self.ancestors).flatten(-2)
+
     def pose(self, c: torch.Tensor, z: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Code (N, C), latents (N, K, L), lengths (N, 16) -> (N, K, 48) joints in metres."""
-        directions = unit(self.decoder(c, z).unflatten(-1, (N_BONES, 3)))
-        return forward_kinematics(lengths, directions, self.ancestors).flatten(-2)
+        return self.joints(lengths, self.directions(c, z))
 
     def decode(self, cond: tuple, eps: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
         c, mu, logvar, lengths, t_scale = cond

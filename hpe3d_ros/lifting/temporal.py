@@ -163,6 +163,10 @@ class SequenceLossConfig:
     motion_noise_power: float = 0.0
     motion_noise_ref: float = 0.02
     motion_weight_max: float = 4.0
+    # False: the velocity and acceleration terms see the samples with the bone lengths
+    # detached, so they shape the motion but not the body (a body shrunk towards zero
+    # moves less, which lowers a motion error whose directions are uncertain)
+    motion_moves_body: bool = True
 
 
 @dataclass
@@ -297,7 +301,8 @@ class TemporalBodyVAE(BodyCVAE):
         eps = torch.randn(b, 1, lc.n_samples, mu_p.shape[-1], device=y.device)
         eps = eps.expand(b, n, -1, -1).flatten(0, 1)  # common noise along each chunk
         z_p = mu_p[:, None] + (0.5 * logvar_p).exp()[:, None] * eps
-        pred_p = self.pose(c, z_p, lengths)  # (B * L, M, 48)
+        directions = self.directions(c, z_p)
+        pred_p = self.joints(lengths, directions)  # (B * L, M, 48)
         inv2s2 = 0.5 / lc.sigma_m**2
         rec_q = inv2s2 * avg(self.sq_err_m(pred_q, y))
         rec_p = inv2s2 * avg(self.sq_err_m(pred_p, y[:, None]).mean(1))
@@ -307,7 +312,8 @@ class TemporalBodyVAE(BodyCVAE):
         true_len = bone_lengths_t(y.unflatten(-1, (N_BONES, 3)))
         bone_err = avg((lengths - true_len).abs().mean(-1))
         # temporal terms between consecutive counted frames of a chunk (per grid frame)
-        samples = pred_p.unflatten(0, (b, n)).unflatten(-1, (-1, 3))
+        moving = pred_p if lc.motion_moves_body else self.joints(lengths.detach(), directions)
+        samples = moving.unflatten(0, (b, n)).unflatten(-1, (-1, 3))
         truth = y.unflatten(0, (b, n)).unflatten(-1, (-1, 3))
         lengths_bn = lengths.unflatten(0, (b, n))
         weights = ch.motion_weights(lc)
