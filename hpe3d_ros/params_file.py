@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from hpe3d_ros.config import NODE_NAME, ConfigError
+from hpe3d_ros.param_schema import NODE_NAME, ConfigError
 
 
 def section_applies(key: str, node_fqn: str) -> bool:

@@ -2,7 +2,8 @@
 
 import pytest
 
-from hpe3d_ros.config import PARAMS, ConfigError, build_config, camera_params, load_config
+from hpe3d_ros.config import ConfigError, build_config, load_config
+from hpe3d_ros.param_schema import PARAMS, camera_params
 from hpe3d_ros.params_file import load_params_file, read_params_file
 from test.conftest import REPO
 

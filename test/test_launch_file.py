@@ -14,7 +14,7 @@ import types
 import pytest
 import yaml
 
-from hpe3d_ros.config import NODE_NAME
+from hpe3d_ros.param_schema import NODE_NAME
 from test.conftest import REPO
 
 LAUNCH = REPO / "launch" / "pipeline.launch.py"

@@ -13,7 +13,7 @@ import yaml
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 from rclpy.node import Node  # noqa: E402
 
-from hpe3d_ros.config import NODE_NAME, PARAMS, camera_params  # noqa: E402
+from hpe3d_ros.param_schema import NODE_NAME, PARAMS, camera_params  # noqa: E402
 from hpe3d_ros.params_file import section_applies  # noqa: E402
 from hpe3d_ros.ros.params import descriptor  # noqa: E402
 from test.conftest import REPO  # noqa: E402

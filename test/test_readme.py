@@ -1,6 +1,6 @@
 """The README's generated and reference tables agree with the code they describe.
 
-* the parameter table is what tools/params_table.py makes from hpe3d_ros/config.py's schema;
+* the parameter table is what tools/params_table.py makes from hpe3d_ros/param_schema.py;
 * the REP-155 table maps hri_msgs' Skeleton2D order onto our COCO-17 joints correctly;
 * the QoS table is what a running node offers on each output.
 """
@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from hpe3d_ros import config
+from hpe3d_ros import param_schema as config
 from hpe3d_ros.skeleton import COCO_JOINT_NAMES
 from test.conftest import REPO
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the README's parameter table from the schema in hpe3d_ros/config.py.
+"""Writes the README's parameter table from the schema in hpe3d_ros/param_schema.py.
 
     .venv/bin/python tools/params_table.py          # rewrite the table in README.md
     .venv/bin/python tools/params_table.py --check  # exit 1 if README.md is out of date
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from hpe3d_ros.config import PARAMS, ParamSpec, camera_params  # noqa: E402
+from hpe3d_ros.param_schema import PARAMS, ParamSpec, camera_params  # noqa: E402
 
 README = ROOT / "README.md"
 BEGIN = "<!-- params-table:begin (tools/params_table.py writes this table; do not edit) -->"

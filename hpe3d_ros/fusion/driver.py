@@ -54,7 +54,7 @@ class VehicleConfig:
 
     @classmethod
     def from_values(cls, v: Mapping[str, Any]) -> VehicleConfig:
-        """From the node's checked flat parameters (:func:`hpe3d_ros.config.resolve`).
+        """From the node's checked flat parameters (:func:`hpe3d_ros.param_schema.resolve`).
 
         Raises:
             ValueError: a combination the fuser refuses (e.g. an unknown gate probability).

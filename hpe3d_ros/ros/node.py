@@ -29,8 +29,9 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
 from hpe3d_ros.build import ModelLoadError, build_pipeline
-from hpe3d_ros.config import NODE_NAME, CameraConfig, ConfigError
+from hpe3d_ros.config import CameraConfig, ConfigError
 from hpe3d_ros.msg import Keypoints2DArray, PoseHypothesesArray
+from hpe3d_ros.param_schema import NODE_NAME
 from hpe3d_ros.params_file import load_params_file, read_params_file
 from hpe3d_ros.ros import process
 from hpe3d_ros.ros.outputs import CameraHealth, diagnostics_message, frame_messages

@@ -1,4 +1,4 @@
-"""Declare the schema of :mod:`hpe3d_ros.config` as ROS parameters and read them back."""
+"""Declare the schema of :mod:`hpe3d_ros.param_schema` as ROS parameters and read them back."""
 
 from __future__ import annotations
 
@@ -8,14 +8,8 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 
-from hpe3d_ros.config import (
-    PARAMS,
-    ConfigError,
-    NodeConfig,
-    ParamSpec,
-    build_config,
-    camera_params,
-)
+from hpe3d_ros.config import NodeConfig, build_config
+from hpe3d_ros.param_schema import PARAMS, ConfigError, ParamSpec, camera_params
 
 #: Parameters rclpy or launch manage themselves; never "unknown".
 _ROS_OWNED = ("use_sim_time", "start_type_description_service", "qos_overrides.")
