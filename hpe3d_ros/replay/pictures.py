@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from hpe3d_ros.overlay import draw_overlay
-from hpe3d_ros.replay.track_picture import TrackStrip
+from hpe3d_ros.replay.track_picture import TrackStrip, plot_axes
 from hpe3d_ros.results import FrameResult, Person3D
 from hpe3d_ros.skeleton import H36M_BONES
 
@@ -131,11 +131,6 @@ class Pictures:
         return sorted(out)
 
 
-def _up(p: np.ndarray) -> np.ndarray:
-    """Optical (x right, y down, z forward) -> plot axes (x right, z forward, up)."""
-    return np.stack([p[..., 0], p[..., 2], -p[..., 1]], axis=-1)
-
-
 def plot_hypotheses(
     result: FrameResult, overlay: np.ndarray | None, path: Path, index: int = 0
 ) -> None:
@@ -157,7 +152,7 @@ def plot_hypotheses(
         ax.set_title(f"camera {result.camera_name}, frame {index}: 2D keypoints")
         col += 1
     ax3 = fig.add_subplot(1, panels, col, projection="3d")
-    hyps = _up(person.hypotheses_m - person.root_m.astype(np.float32))
+    hyps = plot_axes(person.hypotheses_m - person.root_m.astype(np.float32))
     for h in hyps:
         for a, b in H36M_BONES:
             ax3.plot(*zip(h[a], h[b], strict=True), color="tab:blue", alpha=0.15, lw=0.8)

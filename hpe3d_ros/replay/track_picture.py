@@ -22,6 +22,11 @@ WRIST = 16  # right wrist (H36M-17)
 COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink")
 
 
+def plot_axes(p: np.ndarray) -> np.ndarray:
+    """Optical (x right, y down, z forward) -> plot axes (x right, z forward, up)."""
+    return np.stack([p[..., 0], p[..., 2], -p[..., 1]], axis=-1)
+
+
 class TrackStrip:
     """Collects tracks' hypotheses frame by frame (see the module docstring).
 
@@ -66,8 +71,6 @@ class TrackStrip:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from hpe3d_ros.replay.pictures import _up
-
         tid, frames = found
         n = min(self.panels, len(frames))
         picks = np.linspace(0, len(frames) - 1, n).round().astype(int)
@@ -78,10 +81,10 @@ class TrackStrip:
         for col, i in enumerate(picks):
             index, t, mean, hyps = frames[i]
             ax = fig.add_subplot(top[0, col], projection="3d")
-            for k, h in enumerate(_up(hyps)):
+            for k, h in enumerate(plot_axes(hyps)):
                 for a, b in H36M_BONES:
                     ax.plot(*zip(h[a], h[b], strict=True), color=COLOURS[k % 6], lw=0.9)
-            m = _up(mean)
+            m = plot_axes(mean)
             for a, b in H36M_BONES:
                 ax.plot(*zip(m[a], m[b], strict=True), color="k", lw=1.8)
             ax.set_box_aspect((1, 1, 1))
@@ -92,7 +95,7 @@ class TrackStrip:
             ax.set_zticks([])
             ax.set_title(f"frame {index} ({t - frames[0][1]:.1f} s)", fontsize=9)
         times = np.array([f[1] for f in frames]) - frames[0][1]
-        wrist = _up(np.stack([f[3] for f in frames]))[:, :, WRIST]  # (T, keep, 3)
+        wrist = plot_axes(np.stack([f[3] for f in frames]))[:, :, WRIST]  # (T, keep, 3)
         for j, name in enumerate(("x (right)", "depth", "height")):
             ax = fig.add_subplot(bottom[0, j])
             for k in range(wrist.shape[1]):
