@@ -359,28 +359,43 @@ def test_motion_terms_can_leave_the_body_alone(mocap):
     )
     model = TemporalBodyVAE(small, TemporalConfig(widths=(3, 3), channels=8)).eval()
     ch = _chunks(mocap, EXACT)[0].tensors()
+    body = model.body
+    seen = {}
 
-    def grads(moves_body: bool, only_motion: bool):
+    def watched(c):  # the bone lengths, with their gradient kept
+        seen["lengths"] = out = body(c)
+        out.retain_grad()
+        return out
+
+    model.body = watched
+
+    def grads(motion_body: str, only_motion: bool = True):
         model.zero_grad()
         torch.manual_seed(1)  # the same posterior and prior draws
-        lc = SequenceLossConfig(w_vel=50.0, w_acc=20.0, motion_moves_body=moves_body)
+        lc = SequenceLossConfig(w_vel=50.0, w_acc=20.0, motion_body=motion_body)
         parts = model.sequence_losses(ch, lc)
         loss = (
             lc.w_vel * parts["vel_m"] + lc.w_acc * parts["acc_m"] if only_motion else parts["loss"]
         )
         loss.backward()
-        return (
-            float(parts["loss"].detach()),
-            _grad(model.length_head.weight),
-            {n: _grad(p) for n, p in model.decoder.named_parameters()},
-        )
+        per_chunk = _grad(seen["lengths"]).unflatten(0, ch.mask.shape) * ch.mask[..., None]
+        decoder = {n: _grad(p) for n, p in model.decoder.named_parameters()}
+        return float(parts["loss"].detach()), per_chunk, decoder
 
-    loss_on, body_on, dec_on = grads(True, True)
-    loss_off, body_off, dec_off = grads(False, True)
-    assert loss_on == pytest.approx(loss_off)  # the same figures, only the gradient differs
-    assert body_on.abs().sum() > 0 and body_off.abs().sum() == 0  # motion no longer sizes it
-    assert all(torch.allclose(dec_on[n], dec_off[n]) for n in dec_on)  # motion still shapes
-    assert grads(False, False)[1].abs().sum() > 0  # bone and pose terms still size the body
+    loss_all, body_all, dec_all = grads("all")
+    with pytest.raises(ValueError, match="motion_body"):
+        SequenceLossConfig(motion_body="some")
+    for mode in ("none", "changes"):
+        loss, g, dec = grads(mode)
+        assert loss == pytest.approx(loss_all)  # the same figures, only the gradient differs
+        assert all(torch.allclose(dec_all[n], dec[n]) for n in dec)  # motion still shapes
+        if mode == "none":
+            assert g.abs().sum() == 0  # motion no longer touches the body
+        else:  # it steadies the body within a chunk, but cannot move the chunk's mean body
+            assert g.abs().sum() > 1e-3 * body_all.abs().sum()
+            assert g.sum(1).abs().max() < 1e-5 * g.abs().max()  # zero up to rounding
+    assert body_all.sum(1).abs().sum() > 1e-6  # "all" moves the mean body (it shrinks it)
+    assert grads("none", only_motion=False)[1].abs().sum() > 0  # bone, pose terms still do
 
 
 def test_a_rate_input_model_starts_as_the_entry_it_is_initialised_from(tmp_path):

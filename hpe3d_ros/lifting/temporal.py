@@ -139,6 +139,9 @@ class CausalTCN(nn.Module):
         return self.out(h[:, :, -1])
 
 
+MOTION_BODY = ("all", "none", "changes")
+
+
 @dataclass
 class SequenceLossConfig:
     """Weights of the supervised sequence loss (:meth:`TemporalBodyVAE.sequence_losses`)."""
@@ -163,10 +166,15 @@ class SequenceLossConfig:
     motion_noise_power: float = 0.0
     motion_noise_ref: float = 0.02
     motion_weight_max: float = 4.0
-    # False: the velocity and acceleration terms see the samples with the bone lengths
-    # detached, so they shape the motion but not the body (a body shrunk towards zero
-    # moves less, which lowers a motion error whose directions are uncertain)
-    motion_moves_body: bool = True
+    # what of the body the velocity and acceleration terms may move: "all"; "none" (the bone
+    # lengths detached: they shape the motion only); "changes" (each chunk's mean body
+    # detached: they may steady the body from frame to frame but not shrink it; a body shrunk
+    # towards zero moves less, which lowers a motion error whose directions are uncertain)
+    motion_body: str = "all"
+
+    def __post_init__(self) -> None:
+        if self.motion_body not in MOTION_BODY:
+            raise ValueError(f"motion_body must be one of {MOTION_BODY}, got {self.motion_body!r}")
 
 
 @dataclass
@@ -312,7 +320,11 @@ class TemporalBodyVAE(BodyCVAE):
         true_len = bone_lengths_t(y.unflatten(-1, (N_BONES, 3)))
         bone_err = avg((lengths - true_len).abs().mean(-1))
         # temporal terms between consecutive counted frames of a chunk (per grid frame)
-        moving = pred_p if lc.motion_moves_body else self.joints(lengths.detach(), directions)
+        moving = (
+            pred_p
+            if lc.motion_body == "all"
+            else self.joints(_motion_body(lengths, ch.mask, lc.motion_body), directions)
+        )
         samples = moving.unflatten(0, (b, n)).unflatten(-1, (-1, 3))
         truth = y.unflatten(0, (b, n)).unflatten(-1, (-1, 3))
         lengths_bn = lengths.unflatten(0, (b, n))
@@ -343,6 +355,21 @@ class TemporalBodyVAE(BodyCVAE):
             "acc_m": acc_err,
             "len_change_m": len_change,
         }
+
+
+def _motion_body(lengths: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
+    """The bone lengths (B * L, 16) the motion terms see (:attr:`SequenceLossConfig.
+    motion_body`): the same values, with all, none or only the within-chunk changes (about
+    each chunk's mean over its counted positions ``mask`` (B, L)) carrying a gradient."""
+    if mode == "all":
+        return lengths
+    if mode == "none":
+        return lengths.detach()
+    b, n = mask.shape
+    per = lengths.unflatten(0, (b, n))
+    m = mask.to(lengths.dtype)[..., None]
+    level = (per * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp_min(1.0)
+    return (per - level + level.detach()).flatten(0, 1)
 
 
 def _motion_errors(samples, truth, lengths, nxt, per_chunk: bool = False, weights=None):
