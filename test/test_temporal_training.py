@@ -327,15 +327,20 @@ def test_evaluation_sees_each_segment_in_as_many_views_as_asked(mocap):
         assert not np.allclose(views[1][2], views[2][2], atol=1e-3)
 
 
-def test_mean_pose_motion_term_adds_the_mean_pose_velocity_error(mocap):
-    from hpe3d_ros.lifting.temporal import SequenceLossConfig
-
+def _tiny_model_and_chunks(mocap):
+    """A small temporal model (seeded) and six exact-2D validation chunks as tensors."""
     torch.manual_seed(0)
     small = ModelConfig(
         arch="bodyvae", noise_input=True, width=16, cond_dim=8, latent_dim=2, dec_width=8
     )
     model = TemporalBodyVAE(small, TemporalConfig(widths=(3, 3), channels=8)).eval()
-    ch = _chunks(mocap, EXACT)[0].tensors()
+    return model, _chunks(mocap, EXACT)[0].tensors()
+
+
+def test_mean_pose_motion_term_adds_the_mean_pose_velocity_error(mocap):
+    from hpe3d_ros.lifting.temporal import SequenceLossConfig
+
+    model, ch = _tiny_model_and_chunks(mocap)
     parts = {}
     for w in (0.0, 50.0):
         torch.manual_seed(1)  # the same posterior and prior draws
@@ -353,12 +358,7 @@ def _grad(p: torch.Tensor) -> torch.Tensor:
 def test_motion_terms_can_leave_the_body_alone(mocap):
     from hpe3d_ros.lifting.temporal import SequenceLossConfig
 
-    torch.manual_seed(0)
-    small = ModelConfig(
-        arch="bodyvae", noise_input=True, width=16, cond_dim=8, latent_dim=2, dec_width=8
-    )
-    model = TemporalBodyVAE(small, TemporalConfig(widths=(3, 3), channels=8)).eval()
-    ch = _chunks(mocap, EXACT)[0].tensors()
+    model, ch = _tiny_model_and_chunks(mocap)
     body = model.body
     seen = {}
 
