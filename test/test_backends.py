@@ -183,6 +183,26 @@ def test_torch_cpu_threads_stay_at_one_unless_openmp_waits_passively(monkeypatch
     assert cpu_threads_for_torch(2) == 2
 
 
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_the_lifters_torch_threads_are_set_on_every_cpu_backend(monkeypatch, backend):
+    """The temporal model runs in torch whatever the backend: with the process's default
+    thread count (cores here, 1 in a Ray task) replay's figures differed between one machine
+    and the fleet in the 7th digit (test_fleet, run on its own)."""
+    import torch
+
+    from hpe3d_ros.backends import load_backend_lifter
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        lifter = load_backend_lifter(backend=backend, threads=2)
+        assert lifter.backend == f"{backend}-cpu"
+        assert torch.get_num_threads() == 1  # cpu_threads_for_torch(2) without passive waits
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_engine_cache_is_content_checked_and_rebuilt(tmp_path, monkeypatch, caplog):
     """The cache logic of ``ensure_engine`` without a GPU: the builder is faked, not the cache."""
     import types

@@ -65,12 +65,8 @@ def make_core(
 ) -> LifterCore:
     """One concrete backend (``candidates`` names); raises BackendUnavailable if it cannot run."""
     if name.startswith("torch-"):
-        import torch
-
         from hpe3d_ros.backends.torch_backend import TorchCore
 
-        if name == "torch-cpu":
-            torch.set_num_threads(cpu_threads_for_torch(threads))
         return TorchCore(lifter, "cuda" if name == "torch-cuda" else "cpu")
     if name.startswith("onnxruntime-"):
         from hpe3d_ros.backends.export import export_lifter_file
@@ -125,9 +121,15 @@ def load_backend_lifter(
     Raises:
         BackendUnavailable: nothing on the list could run (the message lists every reason).
     """
+    import torch
+
     from hpe3d_ros.lifting import DEFAULT_WEIGHTS, load_lifter
 
     weights = DEFAULT_WEIGHTS if weights is None else Path(weights)
+    # the lifter's torch work on the CPU (the torch backend, and the temporal model on every
+    # backend) runs on a set number of threads, not the process's default (the machine's
+    # cores, or 1 in a Ray task): its figures then do not depend on where it runs
+    torch.set_num_threads(cpu_threads_for_torch(threads))
     lifter = load_lifter(weights, device="cpu")
     skipped: list[str] = []
     for name in candidates(backend, device):
