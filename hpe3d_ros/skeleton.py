@@ -97,6 +97,14 @@ H36M_FLIP = flip_permutation(H36M_LEFT, H36M_RIGHT, 17)
 COCO_FLIP = flip_permutation(COCO_LEFT, COCO_RIGHT, 17)
 
 
+def mirror_h36m(points: np.ndarray) -> np.ndarray:
+    """H36M-17 points (..., 17, D), 2D or 3D, mirrored left to right: x negated and left and
+    right joints swapped (a mirrored person is a plausible person). Same dtype, a new array."""
+    out = np.take(points, H36M_FLIP, axis=-2)
+    out[..., 0] = -out[..., 0]
+    return out
+
+
 def _coco_to_h36m_matrix() -> np.ndarray:
     c = {name: i for i, name in enumerate(COCO_JOINT_NAMES)}
     h = {name: i for i, name in enumerate(H36M_JOINT_NAMES)}

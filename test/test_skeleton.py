@@ -68,3 +68,12 @@ def test_coco_to_h36m_batched_and_nan_stays_local():
 def test_coco_to_h36m_rejects_wrong_joint_count():
     with pytest.raises(ValueError, match="17 COCO joints"):
         sk.coco_to_h36m(np.zeros((18, 2)), np.zeros(18))
+
+
+def test_mirror_h36m_swaps_sides_and_negates_x_in_2d_and_3d():
+    pts = np.random.default_rng(0).normal(size=(2, 17, 3)).astype(np.float32)
+    m = sk.mirror_h36m(pts)
+    assert m.dtype == np.float32 and m is not pts
+    assert np.array_equal(m[:, sk.H36M_FLIP], pts * np.array([-1, 1, 1], np.float32))
+    assert np.array_equal(sk.mirror_h36m(m), pts)  # its own inverse
+    assert np.array_equal(sk.mirror_h36m(pts[..., :2]), m[..., :2])

@@ -22,7 +22,7 @@ import numpy as np
 
 from hpe3d_ros.camera import CameraModel
 from hpe3d_ros.lifting.normalize import prepare_inputs, to_virtual
-from hpe3d_ros.skeleton import H36M_FLIP, H36M_PARENTS
+from hpe3d_ros.skeleton import H36M_PARENTS, mirror_h36m
 from training.bodies import BONE_GROUPS, retarget, sample_lengths
 from training.mocap import DATA_DIR, DEFAULT_DATA, SPLITS, load_mocap, split_indices
 
@@ -136,7 +136,7 @@ def _mirror_and_turn(out: np.ndarray, cfg: AugmentConfig, rng: np.random.Generat
     """Left/right mirror (``mirror_prob``) and a uniform random yaw, in place."""
     n = len(out)
     flip = rng.random(n) < cfg.mirror_prob
-    out[flip] = out[flip][:, H36M_FLIP] * np.array([-1.0, 1.0, 1.0])
+    out[flip] = mirror_h36m(out[flip])
     yaw = rng.uniform(-np.pi, np.pi, size=n)
     c, s = np.cos(yaw), np.sin(yaw)
     x, y = out[..., 0].copy(), out[..., 1].copy()

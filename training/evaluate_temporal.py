@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from hpe3d_ros.lifting import load_lifter
-from hpe3d_ros.skeleton import H36M_FLIP
+from hpe3d_ros.skeleton import H36M_FLIP, mirror_h36m
 from training.conditions import DISTANCES_M, EVAL_CAMERA
 from training.evaluate_cells import covered_flags
 from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices
@@ -59,14 +59,14 @@ class FlipAveraged:
         ns = noise_std
         if ns is not None and np.ndim(ns) >= 1 and np.shape(ns)[-1] == 17:
             ns = np.asarray(ns)[..., H36M_FLIP]
-        return kp[:, H36M_FLIP] * np.array([-1.0, 1.0]), conf[:, H36M_FLIP], ns
+        return mirror_h36m(kp), conf[:, H36M_FLIP], ns
 
     def _halves(self, draw, kp, conf, k, seed, noise_std):
         """``draw(kp, conf, k, seed, noise_std)`` on the input and on its mirror image."""
         m_kp, m_conf, m_noise = self._mirror(kp, conf, noise_std)
         a = draw(kp, conf, k - k // 2, seed, noise_std)
         b = draw(m_kp, m_conf, k // 2, None if seed is None else seed + 1, m_noise)
-        return np.concatenate([a, b[:, :, H36M_FLIP] * np.array([-1, 1, 1], a.dtype)], 1)
+        return np.concatenate([a, mirror_h36m(b)], 1)
 
     def sample(self, kp, conf, k, seed=None, noise_std=None):
         return self._halves(self.lifter.sample, kp, conf, k, seed, noise_std)

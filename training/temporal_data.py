@@ -32,7 +32,7 @@ import torch
 from hpe3d_ros.lifting.normalize import prepare_inputs, visibility
 from hpe3d_ros.lifting.temporal import Chunks
 from hpe3d_ros.lifting.track_window import grid_weights
-from hpe3d_ros.skeleton import H36M_FLIP
+from hpe3d_ros.skeleton import mirror_h36m
 from training.bodies import retarget
 from training.data import (
     AugmentConfig,
@@ -250,7 +250,7 @@ def _bodies(world, exists, cfg, rng, templates, augment_body):
         world = flat.reshape(b, span, 17, 3)
     if augment_body:
         flip = rng.random(b) < cfg.mirror_prob
-        world[flip] = world[flip][:, :, H36M_FLIP] * np.array([-1.0, 1.0, 1.0])
+        world[flip] = mirror_h36m(world[flip])
     yaw = rng.uniform(-np.pi, np.pi, size=b)
     c, s = np.cos(yaw)[:, None, None], np.sin(yaw)[:, None, None]
     x, y = world[..., 0].copy(), world[..., 1].copy()
