@@ -176,7 +176,7 @@ def test_real_footage_tracks_and_adaptation(tmp_path, mocap):
 
 
 def test_motion_errors_between_counted_frames_at_any_rate():
-    from hpe3d_ros.lifting.temporal import _motion_errors
+    from hpe3d_ros.lifting.sequence_loss import motion_errors
     from training.temporal_data import next_counted
 
     mask = np.zeros((2, 12), bool)
@@ -189,23 +189,23 @@ def test_motion_errors_between_counted_frames_at_any_rate():
     truth[..., 0] = 0.01 * t[:, None]  # 1 cm per grid frame
     lengths = torch.zeros(2, 12, 16, dtype=torch.float64)
     still = (truth + 0.3)[:, :, None]  # an offset: no velocity or acceleration error
-    vel, acc, dlen = _motion_errors(still, truth, lengths, torch.from_numpy(nxt))
+    vel, acc, dlen = motion_errors(still, truth, lengths, torch.from_numpy(nxt))
     assert float(vel) < 1e-12 and float(acc) < 1e-12 and float(dlen) == 0.0
     frozen = torch.zeros_like(truth)[:, :, None]  # not moving: 1 cm per frame too slow
-    vel, acc, _ = _motion_errors(frozen, truth, lengths, torch.from_numpy(nxt))
+    vel, acc, _ = motion_errors(frozen, truth, lengths, torch.from_numpy(nxt))
     assert float(vel) == pytest.approx(0.01) and float(acc) < 1e-12
     # per chunk: chunk 0 (10 Hz, 3 pairs) frozen, chunk 1 (30 Hz, 11 pairs) exact
     mask[1] = True
     nxt = torch.from_numpy(next_counted(mask))
     mixed = torch.stack([frozen[0], still[1]])
-    pooled, _, _ = _motion_errors(mixed, truth, lengths, nxt)
-    per_chunk, _, _ = _motion_errors(mixed, truth, lengths, nxt, per_chunk=True)
+    pooled, _, _ = motion_errors(mixed, truth, lengths, nxt)
+    per_chunk, _, _ = motion_errors(mixed, truth, lengths, nxt, per_chunk=True)
     assert float(pooled) == pytest.approx(0.01 * 3 / 14)
     assert float(per_chunk) == pytest.approx(0.005)
 
 
 def test_motion_terms_weigh_chunks_by_their_2d_noise(mocap):
-    from hpe3d_ros.lifting.temporal import Chunks, SequenceLossConfig, _motion_errors
+    from hpe3d_ros.lifting.sequence_loss import Chunks, SequenceLossConfig, motion_errors
     from training.temporal_data import next_counted
 
     # the chunk's relative noise: 0 on exact 2D, about the drawn fraction otherwise
@@ -230,9 +230,9 @@ def test_motion_terms_weigh_chunks_by_their_2d_noise(mocap):
     lengths = torch.zeros(2, 12, 16, dtype=torch.float64)
     mixed = torch.stack([torch.zeros_like(truth[0]), truth[1]])[:, :, None]  # frozen, exact
     for per_chunk in (False, True):
-        plain = _motion_errors(mixed, truth, lengths, nxt, per_chunk)[0]
-        same = _motion_errors(mixed, truth, lengths, nxt, per_chunk, torch.full((2,), 3.0))[0]
-        only = _motion_errors(mixed, truth, lengths, nxt, per_chunk, torch.tensor([1.0, 0.0]))
+        plain = motion_errors(mixed, truth, lengths, nxt, per_chunk)[0]
+        same = motion_errors(mixed, truth, lengths, nxt, per_chunk, torch.full((2,), 3.0))[0]
+        only = motion_errors(mixed, truth, lengths, nxt, per_chunk, torch.tensor([1.0, 0.0]))
         assert float(plain) == pytest.approx(0.005) and float(same) == pytest.approx(0.005)
         assert float(only[0]) == pytest.approx(0.01)
 
@@ -338,7 +338,7 @@ def _tiny_model_and_chunks(mocap):
 
 
 def test_mean_pose_motion_term_adds_the_mean_pose_velocity_error(mocap):
-    from hpe3d_ros.lifting.temporal import SequenceLossConfig
+    from hpe3d_ros.lifting.sequence_loss import SequenceLossConfig
 
     model, ch = _tiny_model_and_chunks(mocap)
     parts = {}
@@ -356,7 +356,7 @@ def _grad(p: torch.Tensor) -> torch.Tensor:
 
 
 def test_motion_terms_can_leave_the_body_alone(mocap):
-    from hpe3d_ros.lifting.temporal import SequenceLossConfig
+    from hpe3d_ros.lifting.sequence_loss import SequenceLossConfig
 
     model, ch = _tiny_model_and_chunks(mocap)
     body = model.body

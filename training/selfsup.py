@@ -119,7 +119,7 @@ def view_features(q2d: torch.Tensor, like: torch.Tensor, seen: torch.Tensor) -> 
 
 
 def selfsup_losses(model, ch, cfg: SelfSupConfig) -> dict:
-    """Self-supervised loss of 2D-only chunks (:class:`~hpe3d_ros.lifting.temporal.Chunks`
+    """Self-supervised loss of 2D-only chunks (:class:`~hpe3d_ros.lifting.sequence_loss.Chunks`
     without targets); see the module docstring."""
     w = model.window
     b, n = ch.mask.shape

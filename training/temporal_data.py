@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from hpe3d_ros.lifting.normalize import prepare_inputs, visibility
-from hpe3d_ros.lifting.temporal import Chunks
+from hpe3d_ros.lifting.sequence_loss import Chunks
 from hpe3d_ros.lifting.track_window import grid_weights
 from hpe3d_ros.skeleton import mirror_h36m
 from training.bodies import retarget

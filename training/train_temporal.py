@@ -1,7 +1,7 @@
 """Train the temporal lifter: ``python -m training.train_temporal --config <yaml>``.
 
 Chunks of mocap sequences through static virtual cameras (:mod:`training.temporal_data`),
-the supervised sequence loss (:meth:`~hpe3d_ros.lifting.temporal.TemporalBodyVAE.sequence_losses`)
+the supervised sequence loss (:func:`~hpe3d_ros.lifting.sequence_loss.sequence_losses`)
 on the 3D subjects and, when ``selfsup`` is on, the self-supervised losses of
 :mod:`training.selfsup` on chunks of the 2D-only subjects (their 3D is never read). The
 best validation epoch (mean-of-M MPJPE on fixed validation chunks) is calibrated on the
@@ -25,12 +25,8 @@ import yaml
 
 from hpe3d_ros.lifting.model import ModelConfig
 from hpe3d_ros.lifting.runtime import float_state
-from hpe3d_ros.lifting.temporal import (
-    SequenceLossConfig,
-    TemporalBodyVAE,
-    TemporalConfig,
-    _motion_errors,
-)
+from hpe3d_ros.lifting.sequence_loss import SequenceLossConfig, motion_errors
+from hpe3d_ros.lifting.temporal import TemporalBodyVAE, TemporalConfig
 from hpe3d_ros.lifting.temporal_checkpoint import bundle, make_temporal_entry
 from training.bodies import body_templates
 from training.data import AugmentConfig
@@ -164,7 +160,7 @@ def evaluate_chunks(model: TemporalBodyVAE, batch, k: int, seed: int = 0) -> dic
     y = ch.target.unflatten(-1, (16, 3))
     err = (mean - y).norm(dim=-1).mean(-1)[ch.mask]
     lengths = torch.zeros(b, n, 16)
-    vel, _, _ = _motion_errors(mean[:, :, None], y, lengths, ch.nxt)
+    vel, _, _ = motion_errors(mean[:, :, None], y, lengths, ch.nxt)
     return {"mpjpe_mm": 1000 * float(err.mean()), "vel_mm": 1000 * float(vel)}
 
 
