@@ -68,7 +68,7 @@ class BackendLifter(Lifter):
     (logs, benchmarks).
 
     Args:
-        checkpoint: the dict :func:`~hpe3d_ros.lifting.runtime.load_lifter` read
+        checkpoint: the dict :func:`~hpe3d_ros.lifting.load_lifter` read
             (``lifter.checkpoint``).
         core: the backend's runner of the lifter graph.
     """

@@ -245,16 +245,3 @@ def float_state(state_dict: dict) -> dict:
     """A checkpoint's state dict with its floating tensors in float32 (weights ship in half
     precision; integer and boolean buffers as they are)."""
     return {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
-
-
-def load_lifter(path: str | Path | None = None, device: str = "cpu") -> Lifter:
-    """Load a lifter checkpoint; ``path=None`` loads the shipped default weights."""
-    path = DEFAULT_WEIGHTS if path is None else Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"lifter weights not found: {path}")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if "temporal" in checkpoint:  # issue 17: a single-frame lifter + its temporal model
-        from hpe3d_ros.lifting.temporal_runtime import TemporalLifter
-
-        return TemporalLifter(checkpoint, device=device)
-    return Lifter(checkpoint, device=device)

@@ -2,7 +2,7 @@
 
 A temporal checkpoint is a single-frame lifter checkpoint (lifter v2) with one more entry,
 ``"temporal"``: the temporal network's config, weights and calibration (the format:
-:mod:`hpe3d_ros.lifting.temporal_checkpoint`). :func:`~hpe3d_ros.lifting.runtime.load_lifter`
+:mod:`hpe3d_ros.lifting.temporal_checkpoint`). :func:`~hpe3d_ros.lifting.load_lifter`
 returns a :class:`TemporalLifter` for it: ``sample`` is the single-frame lifter, unchanged
 (new tracks, untracked people), and :meth:`TemporalLifter.sample_sequence` /
 ``temporal.sample_tracks`` run the temporal model (:mod:`hpe3d_ros.lifting.temporal`). Code
