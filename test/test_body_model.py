@@ -9,6 +9,7 @@ import torch
 
 from hpe3d_ros import metrics
 from hpe3d_ros.lifting import load_lifter
+from hpe3d_ros.lifting.architectures import build_model
 from hpe3d_ros.lifting.body import (
     BONE_LIMITS_M,
     MAX_BONE_M,
@@ -18,7 +19,7 @@ from hpe3d_ros.lifting.body import (
 )
 from hpe3d_ros.lifting.body_model import CALIB_KNOTS, SIZE_KNOTS
 from hpe3d_ros.lifting.gcn import GraphEncoder, skeleton_adjacency
-from hpe3d_ros.lifting.model import ModelConfig, build_model
+from hpe3d_ros.lifting.model import ModelConfig
 from hpe3d_ros.lifting.normalize import N_FEATURES, N_NOISE_FEATURES, prepare_inputs
 from hpe3d_ros.lifting.runtime import make_checkpoint
 from hpe3d_ros.skeleton import H36M_PARENTS

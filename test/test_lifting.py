@@ -10,7 +10,8 @@ import torch
 
 from hpe3d_ros import metrics
 from hpe3d_ros.lifting import DEFAULT_WEIGHTS, load_lifter
-from hpe3d_ros.lifting.model import ModelConfig, build_model
+from hpe3d_ros.lifting.architectures import build_model
+from hpe3d_ros.lifting.model import ModelConfig
 from hpe3d_ros.lifting.normalize import prepare_inputs, rotation_to_axis, to_camera, to_virtual
 from hpe3d_ros.lifting.runtime import MAX_LATENT_SCALE, latent_noise, make_checkpoint
 from hpe3d_ros.skeleton import H36M_JOINT_NAMES, H36M_PARENTS
@@ -50,6 +51,16 @@ def test_rotation_to_axis_and_frame_round_trip():
     pts = np.random.default_rng(1).normal(size=(6, 3, 17, 3))
     np.testing.assert_allclose(to_camera(to_virtual(pts, R), R), pts, atol=1e-12)
     assert np.allclose(rotation_to_axis(np.array([[0.0, 0.0, 1.0]]))[0], np.eye(3))
+
+
+def test_build_model_knows_every_architecture_and_names_the_unknown():
+    from hpe3d_ros.lifting.model import ARCHITECTURES
+
+    for arch in ARCHITECTURES:
+        cfg = ModelConfig(arch=arch, width=32, n_blocks=1, cond_dim=16, latent_dim=4)
+        assert type(build_model(cfg)).__name__ != "LifterBase"
+    with pytest.raises(ValueError, match="unknown lifter architecture 'gan'"):
+        build_model(ModelConfig(arch="gan"))
 
 
 @pytest.mark.parametrize("arch", ["cvae", "xvae", "baseline"])

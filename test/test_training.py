@@ -414,7 +414,8 @@ def test_evaluate_cells_end_to_end(tmp_path, capsys):
     import torch
 
     from hpe3d_ros import metrics
-    from hpe3d_ros.lifting.model import ModelConfig, build_model
+    from hpe3d_ros.lifting.architectures import build_model
+    from hpe3d_ros.lifting.model import ModelConfig
     from hpe3d_ros.lifting.runtime import make_checkpoint
     from training import evaluate_cells
 
@@ -461,7 +462,8 @@ def test_size_std_is_fitted_on_validation_depths_with_a_floor(tmp_path):
     import torch
 
     from hpe3d_ros.lifting import load_lifter
-    from hpe3d_ros.lifting.model import ModelConfig, build_model
+    from hpe3d_ros.lifting.architectures import build_model
+    from hpe3d_ros.lifting.model import ModelConfig
     from hpe3d_ros.lifting.runtime import make_checkpoint
     from training.calibrate import SIZE_STD_FLOOR, calibrate, fit_size_std
     from training.conditions import CELLS

@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from hpe3d_ros import metrics
-from hpe3d_ros.lifting.model import build_model
+from hpe3d_ros.lifting.architectures import build_model
 from hpe3d_ros.lifting.runtime import Lifter, make_checkpoint
 from training.calibrate import fit_calibration, fit_size_std
 from training.condition_calibration import calibration_views, fit_condition_calibration

@@ -350,18 +350,3 @@ class CrossModalVAE(_LatentLifter):
             "kl": kl,
             "mpjpe_m": self.mpjpe_m(pred_23, target).mean(),
         }
-
-
-def build_model(cfg: ModelConfig) -> LifterBase:
-    """The network named by ``cfg.arch``."""
-    from hpe3d_ros.lifting.body_model import BodyCVAE  # subclasses CVAELifter
-
-    classes = {
-        "baseline": MartinezBaseline,
-        "cvae": CVAELifter,
-        "xvae": CrossModalVAE,
-        "bodyvae": BodyCVAE,
-    }
-    if cfg.arch not in classes:
-        raise ValueError(f"unknown lifter architecture {cfg.arch!r}; one of {ARCHITECTURES}")
-    return classes[cfg.arch](cfg)

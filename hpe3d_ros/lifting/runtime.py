@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hpe3d_ros.lifting.architectures import build_model
 from hpe3d_ros.lifting.graph import LifterGraph
-from hpe3d_ros.lifting.model import LifterBase, ModelConfig, build_model
+from hpe3d_ros.lifting.model import LifterBase, ModelConfig
 from hpe3d_ros.lifting.normalize import N_JOINTS, prepare_inputs
 from hpe3d_ros.skeleton import H36M_JOINT_NAMES, H36M_PARENTS
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hpe3d_ros.lifting.model import ModelConfig, build_model
+from hpe3d_ros.lifting.architectures import build_model
+from hpe3d_ros.lifting.model import ModelConfig
 from hpe3d_ros.lifting.runtime import make_checkpoint
 from hpe3d_ros.lifting.temporal import TemporalBodyVAE, TemporalConfig
 from hpe3d_ros.lifting.temporal_checkpoint import make_temporal_entry
