@@ -166,7 +166,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # every worker's status line, not a count
-    from hpe3d_ros.fleet.run import ClusterError, FleetOptions, Stopped, run_fleet
+    from hpe3d_ros.fleet.errors import ClusterError, Stopped
+    from hpe3d_ros.fleet.run import FleetOptions, run_fleet
 
     err = f"{PROG}: error:"
     try:

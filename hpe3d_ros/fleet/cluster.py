@@ -28,8 +28,8 @@ import ray
 from tqdm import tqdm
 
 from hpe3d_ros.fleet import store
+from hpe3d_ros.fleet.errors import ClusterError, Stopped
 from hpe3d_ros.fleet.inputs import BagEntry
-from hpe3d_ros.fleet.run import ClusterError, Stopped
 from hpe3d_ros.fleet.worker import RunSpec, replay_entry
 
 log = logging.getLogger("hpe3d_ros.fleet")

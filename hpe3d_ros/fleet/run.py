@@ -27,14 +27,6 @@ from hpe3d_ros.fleet.worker import RunSpec
 log = logging.getLogger("hpe3d_ros.fleet")
 
 
-class Stopped(Exception):
-    """The run was asked to stop (a signal); the bags in flight were cancelled."""
-
-
-class ClusterError(RuntimeError):
-    """No Ray cluster could be started or joined (the message says why, in one line)."""
-
-
 @dataclass
 class FleetOptions:
     """How to replay (as ``hpe3d-replay``'s options) and where (Ray)."""
@@ -163,7 +155,7 @@ def _replay(
     results: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     """Start or join Ray, run the bags left, put their results in ``results``."""
-    from hpe3d_ros.fleet import cluster
+    from hpe3d_ros.fleet import cluster  # imports Ray: only when bags are left
 
     t0 = time.perf_counter()
     started = cluster.connect(opts.address, opts.num_cpus)
