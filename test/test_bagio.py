@@ -16,6 +16,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.serialization import deserialize_message, serialize_message
 
 from hpe3d_ros.camera import CameraModel
+from hpe3d_ros.replay.bag_messages import camera_info_msg, image_msgs
 from hpe3d_ros.replay.bagio import (
     BagReader,
     BagReadError,
@@ -27,7 +28,7 @@ from hpe3d_ros.replay.bagio import (
     serialize_ros,
     typestore,
 )
-from hpe3d_ros.replay.make_bag import camera_info_msg, image_msgs, write_image_bag
+from hpe3d_ros.replay.make_bag import write_image_bag
 from hpe3d_ros.ros.conversions import hypotheses_to_msg, keypoints_to_msg
 from hpe3d_ros.ros.markers import markers_from_result
 from test.helpers.sample_results import make_sample_result

@@ -23,10 +23,9 @@ from hpe3d_ros.imaging import decode_compressed, encode_compressed
 from hpe3d_ros.lifting import DEFAULT_WEIGHTS
 from hpe3d_ros.msg import PoseHypothesesArray
 from hpe3d_ros.replay import SHIPPED_PARAMS, discover_streams, main, replay
+from hpe3d_ros.replay.bag_messages import camera_info_msg, image_msgs
 from hpe3d_ros.replay.bagio import BagReader, BagWriter
 from hpe3d_ros.replay.make_bag import (
-    camera_info_msg,
-    image_msgs,
     mocap_scene,
     read_images,
     write_image_bag,

@@ -142,8 +142,8 @@ def test_sequence_names(tmp_path, monkeypatch):
 def test_every_frame_failed_exits_non_zero(tmp_path, capsys):
     from rclpy.serialization import serialize_message
 
+    from hpe3d_ros.replay.bag_messages import camera_info_msg, image_msgs
     from hpe3d_ros.replay.bagio import BagWriter
-    from hpe3d_ros.replay.make_bag import camera_info_msg, image_msgs
 
     with BagWriter(tmp_path / "bad") as w:  # CameraInfo 640x480, frames 64x48
         for i in range(3):
@@ -260,8 +260,8 @@ def test_output_stamps_are_the_input_stamps(tmp_path):
     from rclpy.serialization import deserialize_message, serialize_message
 
     from hpe3d_ros.msg import PoseHypothesesArray
+    from hpe3d_ros.replay.bag_messages import camera_info_msg, image_msgs
     from hpe3d_ros.replay.bagio import BagWriter
-    from hpe3d_ros.replay.make_bag import camera_info_msg, image_msgs
 
     stamps = [(-3, 500), (1, 5), (2**31 - 1, 999_999_999), (7, 10**9 + 7), (8, 2**32 - 1)]
     img = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)

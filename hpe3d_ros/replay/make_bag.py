@@ -29,63 +29,21 @@ import cv2
 import numpy as np
 
 from hpe3d_ros.camera import CameraModel, CameraModelError
-from hpe3d_ros.imaging import encode_compressed, encode_raw
+from hpe3d_ros.replay.bag_messages import (
+    MOCAP_FPS,
+    START_NS,
+    box_of,
+    camera_info_msg,
+    image_msgs,
+    topics,
+)
 from hpe3d_ros.replay.bagio import BagWriter, serialize_ros
+from hpe3d_ros.replay.rig_bag import rig_scene, write_rig_bag, write_rig_sidecar
 from hpe3d_ros.results import Detection2D, FrameResult, Person3D
 from hpe3d_ros.skeleton import H36M_JOINT_NAMES
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
 CAMERA_HEIGHT_M = 1.5
-MOCAP_FPS = 30.0
-START_NS = 1_700_000_000_000_000_000
-
-
-def topics(camera: str) -> dict[str, str]:
-    ns = f"/{camera}/camera"
-    return {
-        "image": f"{ns}/image_raw",
-        "compressed": f"{ns}/image_raw/compressed",
-        "camera_info": f"{ns}/camera_info",
-        "keypoints": f"{ns}/keypoints",
-        "gt": f"{ns}/gt_poses",
-    }
-
-
-def camera_info_msg(camera: CameraModel, stamp_ns: int, frame_id: str):
-    """A ``sensor_msgs/CameraInfo`` (rclpy) describing ``camera``."""
-    from sensor_msgs.msg import CameraInfo
-
-    from hpe3d_ros.ros.conversions import ns_to_stamp
-
-    K = camera.K.astype(np.float64)
-    P = np.hstack([K, np.zeros((3, 1))])
-    msg = CameraInfo(width=camera.width, height=camera.height)
-    msg.header.stamp, msg.header.frame_id = ns_to_stamp(stamp_ns), frame_id
-    msg.distortion_model = (
-        "plumb_bob" if camera.distortion_model == "none" else camera.distortion_model
-    )
-    msg.d = [float(v) for v in camera.D] or [0.0] * 5
-    msg.k, msg.r, msg.p = K.ravel(), np.eye(3).ravel(), P.ravel()
-    return msg
-
-
-def image_msgs(image_rgb: np.ndarray, stamp_ns: int, frame_id: str, compressed: bool,
-               quality: int = 90):  # fmt: skip
-    """A ``sensor_msgs/Image`` (rgb8) or ``CompressedImage`` (JPEG) of one frame."""
-    from sensor_msgs.msg import CompressedImage, Image
-
-    from hpe3d_ros.ros.conversions import ns_to_stamp
-
-    if compressed:
-        msg = CompressedImage(format="rgb8; jpeg compressed bgr8")
-        msg.data = encode_compressed(image_rgb, "jpeg", quality)
-    else:
-        data, step = encode_raw(image_rgb)
-        h, w = image_rgb.shape[:2]
-        msg = Image(height=h, width=w, encoding="rgb8", step=step)
-        msg.data = data
-    msg.header.stamp, msg.header.frame_id = ns_to_stamp(stamp_ns), frame_id
-    return msg
 
 
 def write_image_bag(
@@ -222,7 +180,7 @@ def write_mocap_bag(
                               model_id=f"ground truth: {source}")  # fmt: skip
             for p in range(scene.kp_px.shape[1]):
                 kp, conf, gt = scene.kp_px[f, p], scene.conf[f, p], scene.gt_m[f, p]
-                box = _box(kp)
+                box = box_of(kp)
                 res.detections.append(Detection2D(p, 1.0, box, kp, conf))
                 res.people.append(Person3D(p, 1.0, box, kp, conf, gt[0].astype(np.float64),
                                            np.zeros(3, np.float32), gt[None]))  # fmt: skip
@@ -242,14 +200,6 @@ def write_sidecar(path: str | Path, scene: MocapScene, camera_name: str = "front
              camera=np.full(f * p, camera_name), track_id=np.tile(np.arange(p), f))  # fmt: skip
 
 
-def _box(kp: np.ndarray) -> np.ndarray:
-    pts = kp[np.isfinite(kp).all(-1)]
-    if not len(pts):
-        return np.zeros(4, np.float32)
-    return np.r_[pts.min(0), pts.max(0)].astype(np.float32)
-
-
-# ------------------------------------------------------------------------- CLI
 def camera_from_args(args: argparse.Namespace, width: int, height: int) -> CameraModel:
     d = [float(v) for v in args.d.split(",")] if args.d else []
     if args.fx:
@@ -354,7 +304,6 @@ def _write(args: argparse.Namespace, out: Path) -> str:
 
 
 def _write_rig(args: argparse.Namespace, out: Path) -> str:
-    from hpe3d_ros.replay.rig_bag import rig_scene, write_rig_bag, write_rig_sidecar
 
     w, h = (int(v) for v in args.size.lower().split("x"))
     scene = rig_scene(args.mocap, args.max_frames or 30, args.people, args.seed)

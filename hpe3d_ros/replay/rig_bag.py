@@ -28,9 +28,8 @@ import numpy as np
 from hpe3d_ros.frames import R_BODY_FROM_OPTICAL
 from hpe3d_ros.fusion.rig import VEHICLE_CAMERAS, VirtualCamera, vehicle_rig, view_people
 from hpe3d_ros.fusion.transforms import Transform
+from hpe3d_ros.replay.bag_messages import MOCAP_FPS, START_NS, box_of, camera_info_msg, topics
 from hpe3d_ros.replay.bagio import BagWriter, serialize_ros, typestore
-from hpe3d_ros.replay.make_bag import MOCAP_FPS, START_NS, camera_info_msg, topics
-from hpe3d_ros.replay.make_bag import _box as box_of
 from hpe3d_ros.results import Detection2D, FrameResult, Person3D
 from hpe3d_ros.skeleton import H36M_JOINT_NAMES
 
