@@ -35,6 +35,34 @@ def test_strided_last_frame_equals_dilated_sequence():
     torch.testing.assert_close(seq, last, atol=1e-5, rtol=1e-5)
 
 
+def test_inference_last_folds_batch_norm_and_follows_weight_changes():
+    torch.manual_seed(2)
+    net = CausalTCN(7, (3, 2, 3), 16, 8, 0.0).eval()
+    for mod in net.modules():
+        if isinstance(mod, torch.nn.BatchNorm1d):
+            mod.running_mean.normal_()
+            mod.running_var.uniform_(0.5, 2.0)
+            mod.weight.data.uniform_(0.5, 1.5)
+            mod.bias.data.normal_()
+    x = torch.randn(4, 18, 7)
+    with torch.no_grad():
+        conv = net._last_conv(x)
+        folded = net.last(x)
+    torch.testing.assert_close(folded, conv, atol=1e-5, rtol=1e-5)
+    assert net._folded is not None  # the folded path ran
+    with torch.no_grad():  # a statistic and a weight change: the folded layers follow
+        net.conv_bns[0].running_mean.add_(0.5)
+        net.expand.weight.mul_(1.1)
+        conv2 = net._last_conv(x)
+        folded2 = net.last(x)
+    assert (conv2 - conv).abs().max() > 1e-3
+    torch.testing.assert_close(folded2, conv2, atol=1e-5, rtol=1e-5)
+    # with gradients (adaptation, training) last is the convolutions: gradients reach weights
+    net.expand.weight.requires_grad_(True)
+    net.last(x).sum().backward()
+    assert net.expand.weight.grad is not None and net.expand.weight.grad.abs().sum() > 0
+
+
 def test_checkpoint_loads_as_temporal_and_as_plain_single_frame(tmp_path, lifter):
     assert isinstance(lifter, TemporalLifter) and lifter.window == 9 and lifter.rate_hz == 30
     kp, conf, _ = walking_track(3)

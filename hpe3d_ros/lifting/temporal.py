@@ -26,8 +26,9 @@ training sees the current frame's features and 3D, as in lifter v2.
 
 Two evaluations of the same convolutions: :meth:`CausalTCN.forward` on a sequence
 (training, every frame at once) and :meth:`CausalTCN.last` on windows (strided: each layer
-computes only what the last frame needs; runtime and export); ``last(x)`` equals
-``forward(x)[:, -1]`` (a test checks).
+computes only what the last frame needs; runtime and export; in inference as matrix
+products with the batch norms folded in); ``last(x)`` equals ``forward(x)[:, -1]`` (a test
+checks).
 
 **Coherent hypotheses**: the runtime draws one latent noise vector per hypothesis and *track*
 (common random numbers) and reuses it at every frame, so hypothesis k at t and t + 1 is the
@@ -104,6 +105,7 @@ class CausalTCN(nn.Module):
             self.mix_bns.append(nn.BatchNorm1d(channels))
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(channels, n_out)
+        self._folded: tuple | None = None  # (key, layers) of :meth:`folded_layers`
 
     @property
     def window(self) -> int:
@@ -125,7 +127,28 @@ class CausalTCN(nn.Module):
         return self.out(h.transpose(1, 2))
 
     def last(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, window, F) -> (N, n_out): the last frame's code, strided (module docstring)."""
+        """(N, window, F) -> (N, n_out): the last frame's code, strided (module docstring).
+
+        In inference (eval mode, no gradient) as matrix products on time-major rows with the
+        batch norms folded in (:meth:`folded_layers`): the same values to float rounding,
+        about twice as fast on a CPU as the strided convolutions, which run otherwise."""
+        if self.training or torch.is_grad_enabled():
+            return self._last_conv(x)
+        (w_in, b_in), blocks = self.folded_layers()
+        ch, positions = w_in.shape[1], self.window // self.widths[0]
+        rows = x.reshape(-1, w_in.shape[0])  # one row per strided position
+        # (batch, positions, channels); shapes from constants only, so an exported graph
+        # keeps its dynamic batch axis
+        h = torch.relu(torch.addmm(b_in, rows, w_in)).view(-1, positions, ch)
+        for ((w_c, b_c), (w_m, b_m)), w in zip(blocks, self.widths[1:], strict=True):
+            positions //= w
+            skip = h[:, w - 1 :: w]
+            z = torch.relu(torch.addmm(b_c, h.reshape(-1, w * ch), w_c))
+            h = skip + torch.relu(torch.addmm(b_m, z, w_m)).view(-1, positions, ch)
+        return self.out(h[:, -1])
+
+    def _last_conv(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`last` as strided convolutions with the batch-norm modules (any mode)."""
         w0 = self.widths[0]
         h = self._act(
             self.expand_bn, nn.functional.conv1d(x.transpose(1, 2), self.expand.weight, stride=w0)
@@ -137,6 +160,35 @@ class CausalTCN(nn.Module):
             )
             h = skip + self._act(self.mix_bns[i], self.mixes[i](h))
         return self.out(h[:, :, -1])
+
+    def folded_layers(self) -> tuple:
+        """Each convolution with its batch norm (eval statistics) as a (weight (kernel * in,
+        out), bias (out,)) pair for time-major rows: the expanding layer's, then per block
+        the dilated and the 1x1 one's. Computed once and kept until any weight or statistic
+        of the network changes (an optimiser step, ``load_state_dict``, ``.to()``)."""
+        tensors = (*self.parameters(), *self.buffers())
+        key = tuple((id(t), t._version, t.data_ptr(), t.dtype) for t in tensors)
+        if self._folded is None or self._folded[0] != key:
+            with torch.no_grad():
+                layers = (
+                    _fold(self.expand.weight, self.expand_bn),
+                    tuple(
+                        (_fold(c.weight, cb), _fold(m.weight, mb))
+                        for c, cb, m, mb in zip(
+                            self.convs, self.conv_bns, self.mixes, self.mix_bns, strict=True
+                        )
+                    ),
+                )
+            self._folded = (key, layers)
+        return self._folded[1]
+
+
+def _fold(weight: torch.Tensor, bn: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
+    """A bias-free convolution (out, in, kernel) followed by eval-mode batch norm -> (matrix
+    (kernel * in, out) for rows of ``kernel`` time-major frames, bias (out,))."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    matrix = weight.permute(2, 1, 0).reshape(-1, weight.shape[0]) * scale
+    return matrix.contiguous(), (bn.bias - bn.running_mean * scale).contiguous()
 
 
 class TemporalBodyVAE(BodyCVAE):
