@@ -77,14 +77,16 @@ def test_mean_of_k_and_best_of_k_against_the_equal_baseline(report):
 def test_the_shipped_temporal_model_is_smoother_and_not_less_accurate():
     """Issue 17 on the test subjects' sequences (:func:`training.evaluate_temporal.evaluate`,
     5 px noise) on every 4th sequence and K=50; ratios to the single-frame network of the
-    same file. Model card (all sequences, K=200): 30 Hz 0.91 / 0.30 / 0.23 / 0.16, 10 Hz
-    0.93 / 0.52 / 0.41 / 0.29; here (30 Hz, 10 Hz) MPJPE <= 0.95 / 0.97, velocity <= 0.45 /
-    0.65, acceleration <= 0.40 / 0.55, flicker <= 0.30 / 0.40, coverage 0.80-0.97."""
+    same file. Model card (temporal_v15_s0, all sequences, K=200): 30 Hz 0.89 / 0.28 / 0.20
+    / 0.15, 10 Hz 0.92 / 0.51 / 0.39 / 0.28; here (30 Hz, 10 Hz) MPJPE <= 0.95 / 0.97,
+    velocity <= 0.45 / 0.65, acceleration <= 0.40 / 0.55, flicker <= 0.30 / 0.40, coverage
+    0.80-0.97."""
     from hpe3d_ros.lifting.temporal_runtime import TemporalLifter
     from training.evaluate_temporal import evaluate as evaluate_sequences
 
     lifter = load_lifter()
     assert isinstance(lifter, TemporalLifter) and lifter.window == 162 and lifter.rate_hz == 30
+    assert lifter.temporal.tcfg.channels == 512  # temporal_v15_s0
     report = evaluate_sequences(
         [str(DEFAULT_WEIGHTS)], ["default"], split="test", k=50, stride=4, log=lambda *_: None
     )
