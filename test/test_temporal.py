@@ -20,13 +20,21 @@ def lifter(tmp_path) -> TemporalLifter:
     return load_lifter(tiny_temporal_checkpoint(tmp_path / "temporal.pt"))
 
 
-def test_strided_last_frame_equals_dilated_sequence():
-    torch.manual_seed(1)
-    net = CausalTCN(7, (3, 3, 3), 16, 8, 0.0).eval()
+def _tcn(seed: int, widths: tuple[int, ...]) -> CausalTCN:
+    """A small eval-mode TCN whose batch norms have non-trivial statistics and affines."""
+    torch.manual_seed(seed)
+    net = CausalTCN(7, widths, 16, 8, 0.0).eval()
     for mod in net.modules():
         if isinstance(mod, torch.nn.BatchNorm1d):
             mod.running_mean.normal_()
             mod.running_var.uniform_(0.5, 2.0)
+            mod.weight.data.uniform_(0.5, 1.5)
+            mod.bias.data.normal_()
+    return net
+
+
+def test_strided_last_frame_equals_dilated_sequence():
+    net = _tcn(1, (3, 3, 3))
     x = torch.randn(3, 27 + 5, 7)
     with torch.no_grad():
         seq = net(x)
@@ -36,14 +44,7 @@ def test_strided_last_frame_equals_dilated_sequence():
 
 
 def test_inference_last_folds_batch_norm_and_follows_weight_changes():
-    torch.manual_seed(2)
-    net = CausalTCN(7, (3, 2, 3), 16, 8, 0.0).eval()
-    for mod in net.modules():
-        if isinstance(mod, torch.nn.BatchNorm1d):
-            mod.running_mean.normal_()
-            mod.running_var.uniform_(0.5, 2.0)
-            mod.weight.data.uniform_(0.5, 1.5)
-            mod.bias.data.normal_()
+    net = _tcn(2, (3, 2, 3))
     x = torch.randn(4, 18, 7)
     with torch.no_grad():
         conv = net._last_conv(x)
