@@ -119,6 +119,27 @@ def test_frames_are_resampled_to_the_model_rate(rate):
     assert seen.tolist() == [False, False, True, False]
 
 
+def test_a_tracks_noise_is_drawn_once_per_seed_and_bounded(lifter, monkeypatch):
+    from hpe3d_ros.lifting import temporal_runtime
+    from hpe3d_ros.lifting.runtime import latent_noise
+
+    sampler = lifter.temporal
+    a = sampler.track_noise(6, 11)
+    want = latent_noise(1, 6, lifter.latent_dim, 11, sampler.latent_dof)[0]
+    np.testing.assert_array_equal(a, want)
+    assert sampler.track_noise(6, 11) is a and not a.flags.writeable  # remembered, read-only
+    assert sampler.track_noise(4, 11).shape == (4, lifter.latent_dim)  # k is part of the key
+    assert not np.array_equal(a, sampler.track_noise(6, 12))  # another seed, other noise
+    n = len(sampler._noise)
+    assert not np.array_equal(sampler.track_noise(6, None), sampler.track_noise(6, None))
+    assert len(sampler._noise) == n  # no seed: fresh noise, nothing remembered
+    monkeypatch.setattr(temporal_runtime, "MAX_CACHED_TRACKS", 5)
+    for seed in range(20):
+        sampler.track_noise(6, seed)
+    assert len(sampler._noise) == 5
+    np.testing.assert_array_equal(sampler.track_noise(6, 11), want)  # forgotten, drawn again
+
+
 def test_before_temporal_training_it_is_the_single_frame_lifter(tmp_path):
     lifter = load_lifter(tiny_temporal_checkpoint(tmp_path / "t.pt", history=False))
     kp, conf, t = walking_track(12)

@@ -106,6 +106,7 @@ class TemporalSampler:
         self.target_mean = torch.zeros(3 * (N_JOINTS - 1), device=self.device)
         self._graph = TemporalGraph(self)
         self._codes: dict = {}  # track key -> {"in": its frames' inputs, "out": their arrays}
+        self._noise: dict = {}  # (k, seed, latent_dim, latent_dof) -> a track's noise
 
     @property
     def horizon_s(self) -> float:
@@ -113,12 +114,25 @@ class TemporalSampler:
         return (self.window - 1) / self.rate_hz + self.max_gap_s
 
     def clear_cache(self) -> None:
-        """Forget remembered codes (e.g. when a bag restarts)."""
+        """Forget remembered codes and noise (e.g. when a bag restarts)."""
         self._codes.clear()
+        self._noise.clear()
 
     def track_noise(self, k: int, seed: int | None) -> np.ndarray:
-        """(k, latent_dim) float32: one track's noise, reused at every frame (module doc)."""
-        return latent_noise(1, k, self.latent_dim, seed, self.latent_dof)[0]
+        """(k, latent_dim) float32: one track's noise, reused at every frame (module doc).
+        For a seed it is drawn once and remembered (read-only; the newest
+        :data:`MAX_CACHED_TRACKS` seeds), since every frame of the track asks for it."""
+        if seed is None:
+            return latent_noise(1, k, self.latent_dim, None, self.latent_dof)[0]
+        key = (int(k), int(seed), self.latent_dim, self.latent_dof)
+        noise = self._noise.get(key)
+        if noise is None:
+            noise = latent_noise(1, k, self.latent_dim, seed, self.latent_dof)[0]
+            noise.flags.writeable = False
+            self._noise[key] = noise
+            while len(self._noise) > MAX_CACHED_TRACKS:
+                self._noise.pop(next(iter(self._noise)))
+        return noise
 
     def frame_codes(self, feats: np.ndarray) -> np.ndarray:
         """(M, F) per-frame features -> (M, C) codes (``TemporalBodyVAE.frame_codes``)."""
