@@ -64,6 +64,15 @@ def test_inference_last_folds_batch_norm_and_follows_weight_changes():
     assert net.expand.weight.grad is not None and net.expand.weight.grad.abs().sum() > 0
 
 
+def test_inference_last_of_a_network_built_in_inference_mode():
+    with torch.inference_mode():  # its tensors have no version counters
+        net = _tcn(3, (3, 3))
+        x = torch.randn(2, 9, 7)
+        torch.testing.assert_close(net.last(x), net._last_conv(x), atol=1e-5, rtol=1e-5)
+        net.expand_bn.running_mean.add_(1.0)  # changed in place: still followed
+        torch.testing.assert_close(net.last(x), net._last_conv(x), atol=1e-5, rtol=1e-5)
+
+
 def test_checkpoint_loads_as_temporal_and_as_plain_single_frame(tmp_path, lifter):
     assert isinstance(lifter, TemporalLifter) and lifter.window == 9 and lifter.rate_hz == 30
     kp, conf, _ = walking_track(3)

@@ -165,10 +165,15 @@ class CausalTCN(nn.Module):
         """Each convolution with its batch norm (eval statistics) as a (weight (kernel * in,
         out), bias (out,)) pair for time-major rows: the expanding layer's, then per block
         the dilated and the 1x1 one's. Computed once and kept until any weight or statistic
-        of the network changes (an optimiser step, ``load_state_dict``, ``.to()``)."""
+        of the network changes (an optimiser step, ``load_state_dict``, ``.to()``). A network
+        built under ``torch.inference_mode`` has no version counters: folded at every call."""
         tensors = (*self.parameters(), *self.buffers())
-        key = tuple((id(t), t._version, t.data_ptr(), t.dtype) for t in tensors)
-        if self._folded is None or self._folded[0] != key:
+        key = (
+            None
+            if any(t.is_inference() for t in tensors)
+            else tuple((id(t), t._version, t.data_ptr(), t.dtype) for t in tensors)
+        )
+        if key is None or self._folded is None or self._folded[0] != key:
             with torch.no_grad():
                 layers = (
                     _fold(self.expand.weight, self.expand_bn),
