@@ -71,6 +71,8 @@ def test_inference_last_of_a_network_built_in_inference_mode():
         torch.testing.assert_close(net.last(x), net._last_conv(x), atol=1e-5, rtol=1e-5)
         net.expand_bn.running_mean.add_(1.0)  # changed in place: still followed
         torch.testing.assert_close(net.last(x), net._last_conv(x), atol=1e-5, rtol=1e-5)
+        with pytest.raises(ValueError, match="reads 9 frames, got 8"):
+            net.last(x[:, 1:])
 
 
 def test_checkpoint_loads_as_temporal_and_as_plain_single_frame(tmp_path, lifter):
