@@ -68,6 +68,3 @@ def box_of(kp: np.ndarray) -> np.ndarray:
     if not len(pts):
         return np.zeros(4, np.float32)
     return np.r_[pts.min(0), pts.max(0)].astype(np.float32)
-
-
-# ------------------------------------------------------------------------- CLI

@@ -200,6 +200,7 @@ def write_sidecar(path: str | Path, scene: MocapScene, camera_name: str = "front
              camera=np.full(f * p, camera_name), track_id=np.tile(np.arange(p), f))  # fmt: skip
 
 
+# ------------------------------------------------------------------------- CLI
 def camera_from_args(args: argparse.Namespace, width: int, height: int) -> CameraModel:
     d = [float(v) for v in args.d.split(",")] if args.d else []
     if args.fx:
@@ -304,7 +305,6 @@ def _write(args: argparse.Namespace, out: Path) -> str:
 
 
 def _write_rig(args: argparse.Namespace, out: Path) -> str:
-
     w, h = (int(v) for v in args.size.lower().split("x"))
     scene = rig_scene(args.mocap, args.max_frames or 30, args.people, args.seed)
     rig, gt_rows = write_rig_bag(out, scene, args.rig, width=w, height=h,
