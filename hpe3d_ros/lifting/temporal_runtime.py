@@ -60,8 +60,15 @@ class TemporalGraph(LifterGraph):
         return feats, torch.randn(n, k, self.latent_dim, generator=gen), rot
 
 
-#: Tracks whose codes the sampler remembers at most (the oldest are forgotten first).
+#: Tracks whose codes (and seeds whose noise) the sampler remembers at most (the oldest are
+#: forgotten first).
 MAX_CACHED_TRACKS = 512
+
+
+def _forget_oldest(cache: dict) -> None:
+    """Drop the oldest entries of ``cache`` (insertion order) beyond MAX_CACHED_TRACKS."""
+    while len(cache) > MAX_CACHED_TRACKS:
+        cache.pop(next(iter(cache)))
 
 
 def _cache_rows(cached: dict | None, stamps, kp, conf, noise) -> np.ndarray:
@@ -130,8 +137,7 @@ class TemporalSampler:
             noise = latent_noise(1, k, self.latent_dim, seed, self.latent_dof)[0]
             noise.flags.writeable = False
             self._noise[key] = noise
-            while len(self._noise) > MAX_CACHED_TRACKS:
-                self._noise.pop(next(iter(self._noise)))
+            _forget_oldest(self._noise)
         return noise
 
     def frame_codes(self, feats: np.ndarray) -> np.ndarray:
@@ -196,8 +202,7 @@ class TemporalSampler:
             if tr.key is not None:  # re-inserted: the most recently used tracks are last
                 self._codes.pop(tr.key, None)
                 self._codes[tr.key] = {"in": inp, "out": arrays}
-        while len(self._codes) > MAX_CACHED_TRACKS:
-            self._codes.pop(next(iter(self._codes)))
+        _forget_oldest(self._codes)
         feats, rot, usable, codes = (np.concatenate(o) for o in out)
         return feats, rot, usable, codes, parts
 
