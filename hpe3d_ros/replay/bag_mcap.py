@@ -24,11 +24,12 @@ chunk that breaks part-way, the messages its index points past the break are sti
 chunk cut short by the end of the file, every whole record is kept. Messages are released in
 log-time order (each chunk sorted; overlapping chunks merged). The summary is used for topics
 and counts when it reads cleanly; without it, one counting pass finds them.
+The file's framing around the records (footer, summary, chunk and message indexes, where to
+go on after damage) is read by :class:`~hpe3d_ros.replay.bag_mcap_index.McapIndex`.
 """
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import io
 import struct
@@ -38,34 +39,21 @@ from typing import BinaryIO
 
 import lz4.frame
 import zstandard
-from mcap.data_stream import ReadDataStream
-from mcap.exceptions import EndOfFile, McapError
 from mcap.opcode import Opcode
-from mcap.records import Channel, ChunkIndex, Footer, Message, MessageIndex, Schema, Statistics
+from mcap.records import Channel, Message, Schema
 
 from hpe3d_ros.replay.bag_files import MCAP_MAGIC, BagReadError, Tally
+from hpe3d_ros.replay.bag_mcap_index import (
+    COMPRESSIONS,
+    OPCODES,
+    PARSE_ERRORS,
+    Indexes,
+    McapIndex,
+    Strict,
+    chunk_header,
+)
 
 MessageTuple = tuple[int, int, bytes]  # (log_time_ns, channel id, cdr bytes)
-_PARSE_ERRORS = (McapError, struct.error, UnicodeDecodeError, ValueError, OverflowError)
-_FOOTER_LEN = 9 + 20 + 8  # footer record + closing magic
-_SUMMARY_MAX = 64 << 20
-_SCAN_BLOCK = 1 << 20
-_COMPRESSIONS = ("", "lz4", "zstd")
-_OPCODES = frozenset(int(op) for op in Opcode)  # private records (>= 0x80) count as damage
-_FOOTER_HEAD = struct.pack("<BQ", Opcode.FOOTER, 20)
-
-
-class _Strict(ReadDataStream):
-    """A ReadDataStream over one record's bytes: reading past them is damage, not a short read."""
-
-    def __init__(self, data: bytes | memoryview) -> None:
-        super().__init__(io.BytesIO(data))
-
-    def read(self, length: int) -> bytes:
-        data = super().read(length) if length >= 0 else b""
-        if len(data) != length:
-            raise EndOfFile(f"record field of {length} bytes runs past its record")
-        return data
 
 
 class McapFile:
@@ -77,15 +65,15 @@ class McapFile:
         self.size = fh.seek(0, io.SEEK_END)
         if self.size == 0:
             raise BagReadError(f"{name} is empty (0 bytes)")
-        if self._pread(0, 8) != MCAP_MAGIC:
+        self._index = McapIndex(fh, self.size, limit)
+        if self._index.pread(0, 8) != MCAP_MAGIC:
             raise BagReadError(f"{name} is not an MCAP file (bad magic)")
         self.notes: list[str] = []
         self.channels: dict[int, tuple[str, str]] = {}
         self.counts: dict[str, int] = {}
-        self._chunks: list[ChunkIndex] = []
-        self._schema_names: dict[int, str] = {}
-        self._data_end = self.size
-        stats = self._read_summary()
+        stats, channels, self._schema_names = self._index.read_summary(self.notes)
+        for ch in channels:
+            self._add_channel(ch)
         if stats is not None and set(stats.channel_message_counts) <= set(self.channels):
             for cid, n in stats.channel_message_counts.items():
                 topic = self.channels[cid][0]
@@ -126,8 +114,8 @@ class McapFile:
     def _units(self, topics: set[str] | None, tally: Tally) -> Iterator[list[MessageTuple]]:
         """Messages of the data section, one sorted list per chunk (or lone message)."""
         pos = 8
-        while pos < self._data_end:
-            head = self._pread(pos, 9)
+        while pos < self._index.data_end:
+            head = self._index.pread(pos, 9)
             if len(head) < 9:
                 self._bad(tally, pos, "the file is cut short inside a record header", None)
                 return
@@ -136,16 +124,16 @@ class McapFile:
             if op in (Opcode.DATA_END, Opcode.FOOTER):
                 return
             if op == Opcode.CHUNK:
-                parsed = _chunk_header(self._pread(pos + 9, 44))
+                parsed = chunk_header(self._index.pread(pos + 9, 44))
                 if parsed is None or parsed[0] != n or end > self.size or n > self.limit:
                     pos = yield from self._odd_chunk(pos, n, parsed, topics, tally)
                     if pos < 0:  # the file ends inside it
                         return
                     continue
-            if end > self.size or op not in _OPCODES:
-                nxt = self._resync(pos + 1)
+            if end > self.size or op not in OPCODES:
+                nxt = self._index.resync(pos + 1)
                 why = f"bad record (opcode {op:#x}, {n} bytes), {nxt - pos} bytes skipped"
-                self._bad(tally, pos, why, self._lost_between(pos, nxt))
+                self._bad(tally, pos, why, self._index.lost_between(pos, nxt))
                 pos = nxt
                 continue
             if n > self.limit:
@@ -154,16 +142,16 @@ class McapFile:
                 pos = end
                 continue
             if op in (Opcode.SCHEMA, Opcode.CHANNEL, Opcode.MESSAGE):
-                unit = self._records(self._pread(pos + 9, n), pos, topics, tally, op)
+                unit = self._records(self._index.pread(pos + 9, n), pos, topics, tally, op)
             elif op == Opcode.CHUNK:
-                indexes, end = self._message_indexes(end)
-                unit = self._chunk(self._pread(pos + 9, n), pos, indexes, topics, tally)
+                indexes, end = self._index.message_indexes(end)
+                unit = self._chunk(self._index.pread(pos + 9, n), pos, indexes, topics, tally)
             else:
                 unit = []  # headers, indexes, attachments, metadata
             if unit:
                 yield sorted(unit, key=lambda m: m[0])
             pos = end
-        if self._data_end == self.size:
+        if self._index.data_end == self.size:
             self._bad(tally, pos, "the file is cut short before its footer", None)
 
     def _odd_chunk(
@@ -181,7 +169,7 @@ class McapFile:
         room = self.size - pos - 9
         body_len = parsed[0] if parsed is not None else -1
         if body_len == n and n <= room:  # a whole chunk, over the limit
-            indexes, after = self._message_indexes(pos + 9 + n)
+            indexes, after = self._index.message_indexes(pos + 9 + n)
             lost = sum(len(v) for c, v in indexes.items() if self._wanted(c, topics))
             self._bad(tally, pos, f"chunk of {n} bytes over the {self.limit}-byte limit", lost)
             return after
@@ -189,13 +177,14 @@ class McapFile:
             self._bad(
                 tally, pos, f"chunk record length {n} is wrong (its fields say {body_len})", 0
             )
-            indexes, after = self._message_indexes(pos + 9 + body_len)
-            unit = self._chunk(self._pread(pos + 9, body_len), pos, indexes, topics, tally)
+            indexes, after = self._index.message_indexes(pos + 9 + body_len)
+            unit = self._chunk(self._index.pread(pos + 9, body_len), pos, indexes, topics, tally)
             if unit:
                 yield sorted(unit, key=lambda m: m[0])
             return after
         if min(n, body_len if body_len >= 0 else n) > room and room <= self.limit:  # cut short
-            unit = self._chunk(self._pread(pos + 9, room), pos, {}, topics, Tally(), cut=True)
+            body = self._index.pread(pos + 9, room)
+            unit = self._chunk(body, pos, {}, topics, Tally(), cut=True)
             why = f"the file is cut short at byte {self.size}, inside this chunk"
             self._bad(tally, pos, why + f" ({len(unit)} of its messages kept)", None)
             if unit:
@@ -203,20 +192,20 @@ class McapFile:
             return -1
         if n <= room and n <= self.limit:  # framing fits, fields do not: read it as it says
             self._bad(tally, pos, f"chunk fields disagree with its length ({n})", 0)
-            indexes, after = self._message_indexes(pos + 9 + n)
-            unit = self._chunk(self._pread(pos + 9, n), pos, indexes, topics, tally)
+            indexes, after = self._index.message_indexes(pos + 9 + n)
+            unit = self._chunk(self._index.pread(pos + 9, n), pos, indexes, topics, tally)
             if unit:
                 yield sorted(unit, key=lambda m: m[0])
             return after
-        nxt = self._resync(pos + 1)
-        self._bad(tally, pos, f"bad chunk record ({n} bytes)", self._lost_between(pos, nxt))
+        nxt = self._index.resync(pos + 1)
+        self._bad(tally, pos, f"bad chunk record ({n} bytes)", self._index.lost_between(pos, nxt))
         return nxt
 
     def _chunk(
         self,
         body: bytes,
         pos: int,
-        indexes: dict[int, list[tuple[int, int]]],
+        indexes: Indexes,
         topics: set[str] | None,
         tally: Tally,
         cut: bool = False,
@@ -224,12 +213,12 @@ class McapFile:
         """Messages of one chunk record body (``cut``: the file ends inside it)."""
         indexed = sum(len(v) for c, v in indexes.items() if self._wanted(c, topics))
         lost = None if cut else indexed
-        parsed = _chunk_header(body)
+        parsed = chunk_header(body)
         if parsed is None:
             self._bad(tally, pos, "chunk header unreadable", lost if indexes else None)
             return []
         _, (usize, crc, comp, data) = parsed
-        if comp not in _COMPRESSIONS or usize > self.limit:
+        if comp not in COMPRESSIONS or usize > self.limit:
             why = f"chunk of {usize} bytes ({comp!r} compression) not read"
             self._bad(tally, pos, why, lost if indexes else None)
             return []
@@ -251,7 +240,7 @@ class McapFile:
         tally: Tally,
         only: int | None,
         cut: bool = False,
-        indexes: dict[int, list[tuple[int, int]]] | None = None,
+        indexes: Indexes | None = None,
     ) -> list[MessageTuple]:
         """Schema/Channel/Message records of ``buf`` (a chunk's records, or one record's body
         when ``only`` gives its opcode). A message is kept once the record after it starts
@@ -259,7 +248,7 @@ class McapFile:
         if only is not None:
             try:
                 msg = self._record(only, memoryview(buf))
-            except _PARSE_ERRORS as exc:
+            except PARSE_ERRORS as exc:
                 self._bad(tally, pos, f"record unreadable ({exc})", int(only == Opcode.MESSAGE))
                 return []
             return self._keep([msg] if msg else [], topics, tally, pos)
@@ -272,7 +261,7 @@ class McapFile:
                 break
             try:
                 msg = self._record(buf[at], memoryview(buf)[at + 9 : nxt])
-            except _PARSE_ERRORS:
+            except PARSE_ERRORS:
                 bad = at
                 break
             if msg is not None:
@@ -297,12 +286,12 @@ class McapFile:
 
     def _record(self, op: int, body: memoryview) -> Message | None:
         if op == Opcode.MESSAGE:
-            return Message.read(_Strict(body), len(body))
+            return Message.read(Strict(body), len(body))
         if op == Opcode.SCHEMA:
-            schema = Schema.read(_Strict(body))
+            schema = Schema.read(Strict(body))
             self._schema_names.setdefault(schema.id, schema.name)
         elif op == Opcode.CHANNEL:
-            ch = Channel.read(_Strict(body))
+            ch = Channel.read(Strict(body))
             self._add_channel(ch)
         return None
 
@@ -311,7 +300,7 @@ class McapFile:
         buf: bytes,
         bad: int,
         pos: int,
-        indexes: dict[int, list[tuple[int, int]]],
+        indexes: Indexes,
         topics: set[str] | None,
         tally: Tally,
     ) -> list[MessageTuple]:
@@ -331,11 +320,11 @@ class McapFile:
                         raise ValueError("index points at no message")
                     if nxt < len(buf) and _framed(buf, nxt) is None:
                         raise ValueError("no record follows the message")
-                    msg = Message.read(_Strict(memoryview(buf)[off + 9 : nxt]), nxt - off - 9)
+                    msg = Message.read(Strict(memoryview(buf)[off + 9 : nxt]), nxt - off - 9)
                     if msg.channel_id != cid:
                         raise ValueError("index and message disagree on the channel")
                     out.append((msg.log_time, cid, msg.data))
-                except _PARSE_ERRORS:
+                except PARSE_ERRORS:
                     lost += 1
         why = f"chunk records break at chunk byte {bad}"
         found = f" ({len(out)} messages after it found by the index)" if out else ""
@@ -357,129 +346,13 @@ class McapFile:
         ch = self.channels.get(cid)
         return ch is not None and (topics is None or ch[0] in topics)
 
-    def _read_summary(self) -> Statistics | None:
-        """Footer and summary section; sets ``notes`` when they are damaged or missing."""
-        tail = self._pread(self.size - _FOOTER_LEN, _FOOTER_LEN) if self.size > 16 else b""
-        if len(tail) < _FOOTER_LEN or tail[-8:] != MCAP_MAGIC or tail[:9] != _FOOTER_HEAD:
-            self.notes.append("no MCAP footer (file cut short?)")
-            return None
-        footer = Footer.read(_Strict(tail[9:29]))
-        start, stop = footer.summary_start, self.size - _FOOTER_LEN
-        if start == 0:
-            return None
-        if not 8 <= start <= stop or stop - start > _SUMMARY_MAX:
-            self.notes.append(f"footer points at a summary outside the file ({start})")
-            return None
-        self._data_end = start
-        buf, at = self._pread(start, stop - start), 0
-        stats, channels, chunks = None, [], []
-        try:
-            while at < len(buf):
-                op, n = struct.unpack_from("<BQ", buf, at)
-                body = memoryview(buf)[at + 9 : at + 9 + n]
-                if at + 9 + n > len(buf):
-                    raise EndOfFile("record runs past the summary")
-                if op == Opcode.SCHEMA:
-                    schema = Schema.read(_Strict(body))
-                    self._schema_names[schema.id] = schema.name
-                elif op == Opcode.CHANNEL:
-                    channels.append(Channel.read(_Strict(body)))
-                elif op == Opcode.CHUNK_INDEX:
-                    chunks.append(ChunkIndex.read(_Strict(body)))
-                elif op == Opcode.STATISTICS:
-                    stats = Statistics.read(_Strict(body))
-                at += 9 + n
-        except _PARSE_ERRORS as exc:
-            self.notes.append(f"summary unreadable at byte {start + at} ({exc or 'cut short'})")
-            self._schema_names.clear()
-            return None
-        for ch in channels:
-            self._add_channel(ch)
-        self._chunks = sorted(chunks, key=lambda c: c.chunk_start_offset)
-        return stats
-
-    def _message_indexes(self, pos: int) -> tuple[dict[int, list[tuple[int, int]]], int]:
-        """The message index records that follow a chunk ending at ``pos``; and where they end."""
-        out: dict[int, list[tuple[int, int]]] = {}
-        while pos + 9 <= self._data_end:
-            op, n = struct.unpack("<BQ", self._pread(pos, 9))
-            if op != Opcode.MESSAGE_INDEX or pos + 9 + n > self._data_end or n > self.limit:
-                break
-            try:
-                idx = MessageIndex.read(_Strict(self._pread(pos + 9, n)))
-            except _PARSE_ERRORS:
-                break
-            out[idx.channel_id] = idx.records
-            pos += 9 + n
-        return out, pos
-
-    def _lost_between(self, start: int, stop: int) -> int | None:
-        """Messages in the indexed chunks that start in [start, stop); None without an index."""
-        if not self._chunks:
-            return None
-        lost = 0
-        for ci in self._chunks:
-            if start <= ci.chunk_start_offset < stop:
-                for off in ci.message_index_offsets.values():
-                    lost += self._index_count(off)
-        return lost
-
-    def _index_count(self, off: int) -> int:
-        head = self._pread(off, 9 + 6)
-        if len(head) < 15 or head[0] != Opcode.MESSAGE_INDEX:
-            return 0
-        return struct.unpack_from("<I", head, 11)[0] // 16
-
-    def _resync(self, pos: int) -> int:
-        """The next offset from ``pos`` where a whole chunk record starts (index or scan)."""
-        indexed = [c.chunk_start_offset for c in self._chunks]
-        nxt = indexed[i] if (i := bisect.bisect_left(indexed, pos)) < len(indexed) else None
-        stop = min(nxt if nxt is not None else self._data_end, self._data_end)
-        at = pos
-        while at < stop:
-            block = self._pread(at, min(_SCAN_BLOCK, stop - at) + 64)
-            i = block.find(b"\x06")
-            while 0 <= i < min(_SCAN_BLOCK, stop - at):
-                if self._chunk_at(at + i, block[i : i + 64]):
-                    return at + i
-                i = block.find(b"\x06", i + 1)
-            at += _SCAN_BLOCK
-        return stop
-
-    def _chunk_at(self, pos: int, head: bytes) -> bool:
-        if len(head) < 9 + 40:
-            return False
-        n = struct.unpack_from("<Q", head, 1)[0]
-        parsed = _chunk_header(head[9:])
-        return parsed is not None and parsed[0] == n and pos + 9 + n <= self._data_end
-
-    def _pread(self, pos: int, n: int) -> bytes:
-        self.fh.seek(pos)
-        return self.fh.read(max(0, min(n, self.size - pos)))
-
 
 def _framed(buf: bytes, at: int) -> int | None:
     """End of the record starting at ``buf[at]`` when its opcode is known and it fits."""
-    if at + 9 > len(buf) or buf[at] not in _OPCODES:
+    if at + 9 > len(buf) or buf[at] not in OPCODES:
         return None
     end = at + 9 + struct.unpack_from("<Q", buf, at + 1)[0]
     return end if end <= len(buf) else None
-
-
-def _chunk_header(body: bytes) -> tuple[int, tuple[int, int, str, bytes]] | None:
-    """(whole chunk record length, (uncompressed size, crc, compression, records)) of a chunk
-    body, or None when its fields do not add up; ``records`` may be shorter (file cut)."""
-    if len(body) < 32:
-        return None
-    _, _, usize, crc, clen = struct.unpack_from("<QQQII", body)
-    if clen > 4 or len(body) < 32 + clen + 8:
-        return None
-    comp = body[32 : 32 + clen]
-    if comp.decode("ascii", "replace") not in _COMPRESSIONS:
-        return None
-    rlen = struct.unpack_from("<Q", body, 32 + clen)[0]
-    start = 32 + clen + 8
-    return start + rlen, (usize, crc, comp.decode(), body[start : start + rlen])
 
 
 def _decompress(comp: str, data: bytes, usize: int) -> bytes:
