@@ -13,12 +13,12 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
 from hpe3d_ros.camera import CameraModel
 from hpe3d_ros.frames import ground_plane_optical
+from hpe3d_ros.interfaces import Detector, Lifter, Person2DLike, Smoother, Tracker
 from hpe3d_ros.lifting.noise import detector_noise_std
 from hpe3d_ros.placement import GroundPrior, ground_scale, size_spread, solve_root_translation
 from hpe3d_ros.results import Detection2D, FrameResult, Person3D
@@ -27,36 +27,6 @@ from hpe3d_ros.skeleton import COCO_JOINT_NAMES, H36M_JOINT_NAMES
 
 class PipelineInputError(ValueError):
     """An image or camera that the pipeline cannot process (the frame is skipped)."""
-
-
-class Person2DLike(Protocol):
-    keypoints: np.ndarray  # (17, 2) px, COCO order
-    scores: np.ndarray  # (17,)
-    box: np.ndarray  # (4,) x0, y0, x1, y1
-    score: float
-    track_id: int
-
-    def to_h36m(self) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-class Detector(Protocol):
-    def detect(self, image_rgb: np.ndarray) -> list[Person2DLike]: ...
-
-
-class Tracker(Protocol):
-    def update(self, people: list[Person2DLike]) -> list[Person2DLike]: ...
-
-
-class Smoother(Protocol):
-    def smooth(self, people: list[Person2DLike], t_s: float) -> list[Person2DLike]: ...
-
-
-class Lifter(Protocol):
-    joint_names: Sequence[str]
-
-    def sample(
-        self, keypoints_norm: np.ndarray, confidence: np.ndarray, k: int, seed: int | None
-    ) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
