@@ -1,0 +1,228 @@
+"""Training data of lifter v2 (issue 14): split v2 with real skeletons held out, the thorax
+repair, sampled bodies, the evaluation cells' noise, ``evaluate_cells`` end to end, and the
+size error fitted for placement. The first file's data tests are ``test_training``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hpe3d_ros.lifting import load_lifter
+from hpe3d_ros.skeleton import H36M_PARENTS
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmu_h36m17_30fps.npz"
+CHILD, PARENT = np.arange(1, 17), np.array(H36M_PARENTS[1:])
+
+
+def _bones(poses: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(poses[..., CHILD, :] - poses[..., PARENT, :], axis=-1)
+
+
+ORIG_DATA = SHARED_DATA.parent / "cmu_orig_h36m17_30fps.npz"
+needs_both = pytest.mark.skipif(
+    not (SHARED_DATA.is_file() and ORIG_DATA.is_file()), reason="shared mocap files absent"
+)
+
+
+@pytest.fixture(scope="module")
+def mocap_all():
+    if not (SHARED_DATA.is_file() and ORIG_DATA.is_file()):
+        pytest.skip("shared mocap files absent")
+    from training.mocap import load_all_mocap
+
+    return load_all_mocap(SHARED_DATA, ORIG_DATA)
+
+
+def test_v2_split_holds_real_skeletons_never_trained_on(mocap_all):
+    from training.mocap import split_indices
+
+    subj, body = mocap_all["subject"], mocap_all["body"]
+    parts = {p: split_indices(subj, p, "v2") for p in ("train", "val", "test")}
+    sets = {p: set(subj[i].tolist()) for p, i in parts.items()}
+    assert not sets["train"] & sets["val"] and not sets["train"] & sets["test"]
+    assert not sets["val"] & sets["test"]
+    assert sum(len(i) for i in parts.values()) == len(subj)
+    real = {p: set(subj[i][body[i] == "real"].tolist()) for p, i in parts.items()}
+    assert real["train"] == {1, 2, 7, 9}
+    assert real["val"] == {11, 35} and real["test"] == {16, 131, 135}
+    assert {"rig_daz"} <= set(body[parts["val"]]) and {"rig_daz"} <= set(body[parts["test"]])
+
+
+def test_thorax_repair_matches_the_real_skeleton(mocap_all):
+    from training.mocap import load_mocap
+
+    old = load_mocap(SHARED_DATA)
+    rep = mocap_all["repaired"]
+    assert set(mocap_all["subject"][rep].tolist()) == {16, 131}
+    assert rep.sum() == np.isin(old["subject"], [16, 131]).sum()
+    p = mocap_all["poses"]
+
+    def torso(rows):
+        return np.median(np.linalg.norm(p[rows, 8] - p[rows, 0], axis=-1))
+
+    s131 = mocap_all["subject"] == 131
+    assert abs(torso(s131 & rep) - torso(s131 & ~rep)) < 0.005  # BVH rows vs ASF rows
+    p16 = old["poses"][old["subject"] == 16]
+    before = np.median(np.linalg.norm(p16[:, 8] - p16[:, 0], axis=-1))
+    after = torso((mocap_all["subject"] == 16) & rep)
+    assert after - before == pytest.approx(0.115, abs=0.005) and 0.43 < after < 0.48
+    # legs and arms untouched, spine stays the torso midpoint
+    np.testing.assert_allclose(_bones(p[rep])[:, [1, 2, 11, 12]],
+                               _bones(old["poses"][np.isin(old["subject"], [16, 131])])[:,
+                                      [1, 2, 11, 12]], atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(p[rep, 7], 0.5 * (p[rep, 0] + p[rep, 8]), atol=1e-6)
+
+
+def test_sampled_bodies_keep_the_motion_and_vary_the_skeleton(mocap_all):
+    from hpe3d_ros.lifting.body import BONE_LIMITS_M
+    from training.bodies import body_templates, retarget, sample_lengths
+    from training.mocap import split_indices
+
+    rows = split_indices(mocap_all["subject"], "train", "v2")
+    temps = body_templates(
+        mocap_all["poses"][rows], mocap_all["subject"][rows], mocap_all["body"][rows]
+    )
+    assert set(temps) == {"rig_daz", "rig_cc", "real_1", "real_2", "real_7", "real_9"}
+    rng = np.random.default_rng(0)
+    lengths = sample_lengths(temps, 4000, rng)
+    assert (lengths >= BONE_LIMITS_M[:, 0]).all() and (lengths <= BONE_LIMITS_M[:, 1]).all()
+    one = {"real_1": temps["real_1"]}  # stature alone: the head scales with g ** 0.3
+    g_only = np.log(sample_lengths(one, 500, rng, 1.0, 0.05, 0.0, 0.0, 0.3) / temps["real_1"])
+    np.testing.assert_allclose(g_only[:, 9], 0.3 * g_only[:, 1], atol=1e-12)
+    assert 0.03 < g_only[:, 1].std() < 0.06 and np.abs(g_only).max() <= 0.125 + 1e-9
+    poses = mocap_all["poses"][rows[::500]]
+    new = retarget(poses, lengths[: len(poses)])
+    want = lengths[: len(poses)].copy()
+    want[:, 6:8] = want[:, 6:8].mean(1, keepdims=True)  # spine = torso midpoint
+    np.testing.assert_allclose(_bones(new), want, atol=1e-9)
+
+    def dirs(p):
+        v = p[:, CHILD] - p[:, PARENT]
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    np.testing.assert_allclose(dirs(new), dirs(poses), atol=1e-5)  # same motion
+
+
+def test_condition_views_put_the_pixel_noise_asked_for(mocap_all):
+    from training.conditions import CELLS, EVAL_CAMERA, condition_views
+
+    poses = mocap_all["poses"][::40]
+    exact, noisy = (
+        condition_views(poses, c, np.random.default_rng(3)) for c in (CELLS[2], CELLS[8])
+    )
+    assert CELLS[2].noise_px == 0 and CELLS[8].noise_px == 5 and CELLS[8].distance_m == (15, 25)
+    np.testing.assert_array_equal(exact.pose_cam, noisy.pose_cam)  # same people, same places
+    both = (exact.conf > 0) & (noisy.conf > 0)
+    d_px = (noisy.kp_norm - exact.kp_norm)[both] * EVAL_CAMERA.fx
+    assert d_px.std() == pytest.approx(5.0, rel=0.05) and abs(d_px.mean()) < 0.3
+    assert (np.isfinite(noisy.kp_norm).all(-1).sum(-1) >= 6).all()
+    np.testing.assert_allclose(noisy.noise_std[noisy.conf > 0], 5.0 / EVAL_CAMERA.fx)
+    assert (exact.noise_std == 0).all() and set(np.unique(exact.conf)) <= {0.0, 1.0}
+    depth = exact.pose_cam  # root-relative: the body's own size, whatever the distance
+    assert np.abs(depth).max() < 2.0
+
+
+def test_generate_reports_the_noise_it_added(mocap_all):
+    from training.data import AugmentConfig, generate
+
+    cfg = AugmentConfig(noise_frac_log=True, noise_frac=(0.002, 0.08), exact_prob=0.3,
+                        outlier_prob=0.0, noise_px_max=2.0)  # fmt: skip
+    b = generate(mocap_all["poses"][::50], cfg, np.random.default_rng(4), noise_input=True)
+    assert b.feats.shape[1] == 90 and b.noise_std.shape == b.conf.shape
+    seen = b.conf > 0
+    assert (b.noise_std[~seen] == 0).all()
+    exact = (b.noise_std[seen.any(1)] == 0).all(1).mean()
+    assert 0.2 < exact < 0.4  # exact_prob of the people have exact 2D
+    size = np.nanmax(b.kp_norm[..., 1], 1) - np.nanmin(b.kp_norm[..., 1], 1)
+    rel = np.median(np.where(seen, b.noise_std, np.nan), axis=1) / size
+    lo, hi = np.nanpercentile(rel[rel > 0], [5, 95])
+    assert hi > 8 * lo and hi > 0.03  # noise from a fraction of a % to several % of the body
+
+
+@needs_both
+def test_evaluate_cells_end_to_end(tmp_path, capsys):
+    import torch
+
+    from hpe3d_ros import metrics
+    from hpe3d_ros.lifting.architectures import build_model
+    from hpe3d_ros.lifting.model import ModelConfig
+    from hpe3d_ros.lifting.runtime import make_checkpoint
+    from training import evaluate_cells
+
+    rng = np.random.default_rng(0)
+    hyps, gt = rng.normal(size=(5, 40, 17, 3)), rng.normal(size=(5, 17, 3))
+    flags = evaluate_cells.covered_flags(hyps, gt)
+    np.testing.assert_allclose(flags.mean(0), metrics.coverage(hyps, gt, 0.9))
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="bodyvae", noise_input=True, width=32, n_blocks=1, cond_dim=16,
+                      latent_dim=4, dec_width=16)  # fmt: skip
+    path = tmp_path / "body.pt"
+    torch.save(make_checkpoint(build_model(cfg), np.zeros(48), 0.2), path)
+    report = evaluate_cells.evaluate(
+        [str(path)], ["tiny"], "val", k=8, stride=40, data=str(SHARED_DATA),
+        data_orig=str(ORIG_DATA), log=lambda *_: None,
+    )  # fmt: skip
+    entry = report["models"]["tiny"]
+    assert set(entry) == {"given", "unknown"} and len(entry["given"]["cells"]) == 9
+    row = entry["given"]["cells"]["5px@15-25m"]
+    assert row["bone spread mm"] < 0.05 and row["max bone m"] <= 0.62
+    assert set(row["cov90 per subject"]) <= {11, 14, 35}
+    assert np.isfinite(entry["unknown"]["stature"]["slope"])
+    # the tables of several saved runs print as one report (JSON makes subject keys strings)
+    import json
+
+    (tmp_path / "a.json").write_text(json.dumps(report))
+    other = {**report, "models": {"twin": entry}}
+    (tmp_path / "b.json").write_text(json.dumps(other))
+    capsys.readouterr()
+    evaluate_cells.main(["--from-json", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+                         "--reference", "tiny"])  # fmt: skip
+    out = capsys.readouterr().out
+    per_subject = out[out.index("Per subject") : out.index("Per joint")]
+    assert "| tiny | given |" in per_subject and "| twin | unknown |" in per_subject
+    assert "| twin | given |" in out[out.index("MPJPE / tiny") :]
+    (tmp_path / "c.json").write_text(json.dumps({**other, "k": 9}))
+    with pytest.raises(SystemExit, match="different views"):
+        evaluate_cells.main(["--from-json", str(tmp_path / "a.json"), str(tmp_path / "c.json")])
+
+
+@needs_both
+def test_size_std_is_fitted_on_validation_depths_with_a_floor(tmp_path):
+    """``fit_size_std``: validation people placed without a ground prior; the size error that
+    makes their 90 % depth intervals hold 90 %, never below the population floor."""
+    import torch
+
+    from hpe3d_ros.lifting.architectures import build_model
+    from hpe3d_ros.lifting.model import ModelConfig
+    from hpe3d_ros.lifting.runtime import make_checkpoint
+    from training.calibrate import SIZE_STD_FLOOR, calibrate, fit_size_std
+    from training.conditions import CELLS
+    from training.run_config import TrainConfig
+
+    shipped = load_lifter()
+    cfg = TrainConfig.from_dict(shipped.checkpoint["train_config"])
+    cfg.data, cfg.data_orig = str(SHARED_DATA), str(ORIG_DATA)
+    fit = fit_size_std(shipped, cfg, per_subject=30, k=20)
+    assert fit["size_std"] == max(fit["fitted"], SIZE_STD_FLOOR)
+    assert fit["coverage"] >= 0.9 - 1e-9 and fit["coverage"] >= fit["coverage_without"]
+    assert set(fit["per_cell"]) == {c.name for c in CELLS}
+    # a network that knows nothing needs a much larger size error to cover the depths
+    torch.manual_seed(0)
+    model = build_model(
+        ModelConfig(
+            **{
+                **shipped.checkpoint["model_config"],
+                "width": 32,
+                "cond_dim": 16,
+                "dec_width": 16,
+                "gcn_channels": 8,
+            }
+        )
+    )
+    ck = make_checkpoint(model, np.zeros(48), 0.2, train_config=cfg.to_dict())
+    torch.save(ck, tmp_path / "raw.pt")
+    calibrate(tmp_path / "raw.pt", tmp_path / "sized.pt", size_only=True)
+    sized = torch.load(tmp_path / "sized.pt", weights_only=True)
+    assert sized["size_std"] > fit["size_std"] and sized["metrics"]["val_size"]["fitted"] > 0.1
