@@ -144,6 +144,7 @@ def build_config(values: dict[str, Any]) -> NodeConfig:
             camera_height_m=height if height > 0 else None,
             camera_pitch_deg=v["placement.camera_pitch_deg"],
             ground_weight=v["placement.ground_weight"],
+            ankle_height_m=v["placement.ankle_height_m"],
         ),
         detector=DetectorConfig(**_section(v, "detector.", tiles=tuple(v["detector.tiles"]))),
         tracking=TrackingConfig(v["tracking.max_missed"], v["tracking.min_iou"])

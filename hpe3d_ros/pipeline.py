@@ -20,7 +20,13 @@ from hpe3d_ros.camera import CameraModel
 from hpe3d_ros.frames import ground_plane_optical
 from hpe3d_ros.interfaces import Detector, Lifter, Person2DLike, Smoother, Tracker
 from hpe3d_ros.lifting.noise import detector_noise_std
-from hpe3d_ros.placement import GroundPrior, ground_scale, size_spread, solve_root_translation
+from hpe3d_ros.placement import (
+    ANKLE_HEIGHT_M,
+    GroundPrior,
+    ground_scale,
+    size_spread,
+    solve_root_translation,
+)
 from hpe3d_ros.results import Detection2D, FrameResult, Person3D
 from hpe3d_ros.skeleton import COCO_JOINT_NAMES, H36M_JOINT_NAMES
 
@@ -40,6 +46,7 @@ class PipelineConfig:
     camera_height_m: float | None = None  # set to enable the flat-ground placement prior
     camera_pitch_deg: float = 0.0  # downward pitch of the optical axis
     ground_weight: float = 20.0  # prior strength vs one confident joint (normalised units)
+    ankle_height_m: float = ANKLE_HEIGHT_M  # the lower ankle's height above the ground
     temporal: bool = True  # tracked people through the lifter's temporal model, if it has one
     temporal_window: int = 0  # frames of history the temporal model sees; 0 = its own window
     temporal_min_frames: int = 3  # a track's frames before the temporal model takes over
@@ -61,7 +68,7 @@ class PipelineConfig:
         if self.camera_height_m is None:
             return None
         n, d = ground_plane_optical(self.camera_height_m, np.radians(self.camera_pitch_deg))
-        return GroundPrior(n, d, self.ground_weight)
+        return GroundPrior(n, d, self.ground_weight, self.ankle_height_m)
 
 
 @dataclass

@@ -10,7 +10,7 @@ import pytest
 from hpe3d_ros.camera import CameraModel
 from hpe3d_ros.frames import ground_plane_optical
 from hpe3d_ros.pipeline import Pipeline, PipelineConfig, PipelineInputError
-from hpe3d_ros.placement import GroundPrior, solve_root_translation
+from hpe3d_ros.placement import ANKLE_HEIGHT_M, GroundPrior, solve_root_translation
 
 K = np.array([[700.0, 0.0, 640.0], [0.0, 700.0, 360.0], [0.0, 0.0, 1.0]])
 CAMERA = CameraModel(1280, 720, K, [-0.25, 0.08, 0.0005, -0.0003, -0.01], "plumb_bob")
@@ -158,21 +158,27 @@ def test_tracker_is_per_camera():
 
 def test_ground_prior_absorbs_body_scale_error():
     """A lifter that gets body size 7 % wrong misplaces people by ~7 % in depth; feet on a
-    known ground plane fix most of that."""
+    known ground plane fix most of that. The feet stand on the ground, so the ankle joints
+    the prior pins are ANKLE_HEIGHT_M above it: a prior that pins the ankle joint to the
+    ground itself (``ankle_height=0``, the prior before 0.3) puts people further away than
+    no prior at all."""
     rng = np.random.default_rng(3)
     n, d = ground_plane_optical(1.5, np.radians(4.0))
-    errs_free, errs_ground = [], []
+    errs_free, errs_ground, errs_on_road = [], [], []
     for _ in range(100):
         t0 = np.array([rng.uniform(-3, 3), 0.0, rng.uniform(5, 25)])
-        t = t0 + (d - (POSE[[3, 6]] @ n).max() - t0 @ n) * n  # feet on the ground
+        t = t0 + (d - ANKLE_HEIGHT_M - (POSE[[3, 6]] @ n).max() - t0 @ n) * n  # feet down
         px = CAMERA.project(POSE + t) + rng.normal(0, 2.0, (17, 2))
         u = CAMERA.pixel_to_normalized(px)
         small = 0.93 * POSE
         errs_free.append(abs(solve_root_translation(small, u, np.ones(17))[2] - t[2]) / t[2])
         tg = solve_root_translation(small, u, np.ones(17), GroundPrior(n, d, 20.0))
         errs_ground.append(abs(tg[2] - t[2]) / t[2])
+        road = solve_root_translation(small, u, np.ones(17), GroundPrior(n, d, 20.0, 0.0))
+        errs_on_road.append(abs(road[2] - t[2]) / t[2])
     assert np.mean(errs_free) > 0.05
     assert np.mean(errs_ground) < 0.4 * np.mean(errs_free)
+    assert np.mean(errs_on_road) > np.mean(errs_free)
 
 
 def test_config_validation():

@@ -34,6 +34,7 @@ from hpe3d_ros.fusion.extrinsics import ground_prior_from_extrinsics
 from hpe3d_ros.fusion.fuser import FuserConfig, PeopleFuser
 from hpe3d_ros.fusion.tracks import PeopleList
 from hpe3d_ros.fusion.transforms import Transform, TransformSource, TransformUnavailable
+from hpe3d_ros.placement import ANKLE_HEIGHT_M
 from hpe3d_ros.results import FrameResult
 from hpe3d_ros.untrusted import one_line, show
 
@@ -47,6 +48,7 @@ class VehicleConfig:
     ground_z_m: float = 0.0  # the ground plane's height in the target frame (z up)
     ground_weight: float = 20.0  # 0: no ground prior from the extrinsics
     tf_timeout_s: float = 0.05  # how long a live TF lookup may wait for the image stamp
+    ankle_height_m: float = ANKLE_HEIGHT_M  # the lower ankle's height above the ground
 
     @property
     def target_frame(self) -> str:
@@ -78,7 +80,8 @@ class VehicleConfig:
             seed=v["lifter.seed"],
         )
         return cls(v["output.people"], fuser, v["placement.ground_z_m"],
-                   v["placement.ground_weight"], v["fusion.tf_timeout_s"])  # fmt: skip
+                   v["placement.ground_weight"], v["fusion.tf_timeout_s"],
+                   v["placement.ankle_height_m"])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,8 @@ class VehicleView:
         self._grounds[camera] = key
         try:
             ground = ground_prior_from_extrinsics(T, self.config.ground_z_m,
-                                                  self.config.ground_weight)  # fmt: skip
+                                                  self.config.ground_weight,
+                                                  self.config.ankle_height_m)  # fmt: skip
         except ValueError:  # the camera is not above the ground: no prior for it
             ground = None
         self.pipeline.set_ground(camera, ground)

@@ -31,7 +31,7 @@ import numpy as np
 
 from hpe3d_ros.frames import R_BODY_FROM_OPTICAL
 from hpe3d_ros.fusion.transforms import Transform, TransformTree
-from hpe3d_ros.placement import GroundPrior
+from hpe3d_ros.placement import ANKLE_HEIGHT_M, GroundPrior
 
 _KEYS = {"parent_frame", "translation", "rpy_deg", "quaternion_xyzw", "optical"}
 
@@ -164,11 +164,14 @@ def ground_plane_in_camera(
 
 
 def ground_prior_from_extrinsics(
-    T_target_optical: Transform, ground_z_m: float = 0.0, weight: float = 20.0
+    T_target_optical: Transform,
+    ground_z_m: float = 0.0,
+    weight: float = 20.0,
+    ankle_height_m: float = ANKLE_HEIGHT_M,
 ) -> GroundPrior:
     """The placement's :class:`~hpe3d_ros.placement.GroundPrior` for a mounted camera."""
     n, d = ground_plane_in_camera(T_target_optical, ground_z_m)
-    return GroundPrior(n, d, weight)
+    return GroundPrior(n, d, weight, ankle_height_m)
 
 
 def height_and_pitch(T_target_optical: Transform, ground_z_m: float = 0.0) -> tuple[float, float]:
