@@ -5,8 +5,9 @@ front of a virtual vehicle camera (1280x720, 60 deg HFOV, 1.5 m high, pitched 5 
 random heading, lateral offset within +-2 m, feet on the ground. H36M-17 joints are projected,
 detector-like noise is added (Gaussian, sigma px), and the pipeline's 2D->3D half
 (`Pipeline.lift_keypoints`: the shipped lifter + least-squares placement) places each person,
-without the ground prior, with the prior as it was before 0.3 (the lower ankle joint pinned
-to the ground plane) and as it is (the ankle ``placement.ankle_height_m``, 0.10 m, above it).
+without the ground prior, with the prior as it was until commit 2683ee5 (the lower ankle
+joint pinned to the ground plane) and as it is (the ankle ``placement.ankle_height_m``,
+0.10 m, above it).
 The ground is the capture's own floor, so a standing ankle is where it really is.
 
     .venv/bin/python benchmarks/placement_accuracy.py [--frames 300] [--noise-px 2]

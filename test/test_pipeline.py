@@ -160,8 +160,8 @@ def test_ground_prior_absorbs_body_scale_error():
     """A lifter that gets body size 7 % wrong misplaces people by ~7 % in depth; feet on a
     known ground plane fix most of that. The feet stand on the ground, so the ankle joints
     the prior pins are ANKLE_HEIGHT_M above it: a prior that pins the ankle joint to the
-    ground itself (``ankle_height=0``, the prior before 0.3) puts people further away than
-    no prior at all."""
+    ground itself (``ankle_height=0``, the prior until commit 2683ee5) puts people further
+    away than no prior at all."""
     rng = np.random.default_rng(3)
     n, d = ground_plane_optical(1.5, np.radians(4.0))
     errs_free, errs_ground, errs_on_road = [], [], []
