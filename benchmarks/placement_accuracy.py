@@ -10,7 +10,8 @@ joint pinned to the ground plane) and as it is (the ankle ``placement.ankle_heig
 0.10 m, above it).
 The ground is the capture's own floor, so a standing ankle is where it really is.
 
-    .venv/bin/python benchmarks/placement_accuracy.py [--frames 300] [--noise-px 2]
+    .venv/bin/python benchmarks/placement_accuracy.py [--frames 300] [--noise-px 2] \
+        [--subjects 8 13 16 131] [--ground-weight 10]
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--noise-px", type=float, default=2.0)
     ap.add_argument("--k", type=int, default=50)
+    ap.add_argument(
+        "--subjects",
+        type=int,
+        nargs="+",
+        default=list(TEST_SUBJECTS),
+        help="mocap subjects (default: the unseen test subjects)",
+    )
+    ap.add_argument("--ground-weight", type=float, default=PipelineConfig.ground_weight)
     args = ap.parse_args()
     if not DATA.exists():
         print(f"needs {DATA} (shared mocap, developers and CI only)")
@@ -67,27 +76,33 @@ def main() -> int:
     from training.mocap import load_all_mocap
 
     d = load_all_mocap(DATA, None)  # subjects 16 and 131 get their dropped thorax bone back
-    test = np.isin(d["subject"], TEST_SUBJECTS)
+    test = np.isin(d["subject"], args.subjects)
     rng = np.random.default_rng(0)
     poses = d["poses"][test][rng.choice(test.sum(), args.frames, replace=False)].astype(np.float64)
     cam = CameraModel.from_fov(1280, 720, 60.0, D=[-0.2, 0.05, 0, 0, 0])
     height, pitch_deg = 1.5, 5.0
     lifter = load_lifter()
-    print(f"{args.frames} test-split frames, K={args.k}, 2D noise {args.noise_px} px, camera "
+    print(f"{args.frames} frames of subjects {args.subjects}, K={args.k}, 2D noise "
+          f"{args.noise_px} px, ground weight {args.ground_weight:g}, camera "
           f"1280x720 60 deg HFOV, {height} m high, pitched {pitch_deg} deg down\n")  # fmt: skip
     print("| distance | ground prior | median root error | median depth error | 90th pct |")
     print("|---|---|---|---|---|")
-    priors = (("off", None), ("ankle on the ground (before)", 0.0), ("ankle 0.10 m up", 0.10))
+    priors = (  # (name, ankle height, weight): off, as shipped until 2683ee5, as it is
+        ("off", None, 0.0),
+        ("ankle on the ground, weight 20 (before)", 0.0, 20.0),
+        (f"ankle 0.10 m up, weight {args.ground_weight:g}", 0.10, args.ground_weight),
+    )
     for dist in (5.0, 10.0, 20.0):
         gt = scenes(poses, dist, height, math.radians(pitch_deg), rng)
         px = cam.project(gt) + rng.normal(0, args.noise_px, (*gt.shape[:2], 2))
         conf = np.where(cam.in_image(px), 0.9, 0.0)
-        for name, ankle in priors:
+        for name, ankle, weight in priors:
             cfg = PipelineConfig(
                 num_hypotheses=args.k,
                 camera_height_m=height if ankle is not None else None,
                 camera_pitch_deg=pitch_deg,
                 ankle_height_m=ankle or 0.0,
+                ground_weight=weight,
             )
             pipe = Pipeline(None, lifter, cfg)
             out = pipe.lift_keypoints(px, conf, cam, seed=1)

@@ -22,6 +22,7 @@ from hpe3d_ros.interfaces import Detector, Lifter, Person2DLike, Smoother, Track
 from hpe3d_ros.lifting.noise import detector_noise_std
 from hpe3d_ros.placement import (
     ANKLE_HEIGHT_M,
+    GROUND_WEIGHT,
     GroundPrior,
     ground_scale,
     size_spread,
@@ -45,7 +46,7 @@ class PipelineConfig:
     seed: int = 0  # hypotheses are a pure function of (seed, camera, stamp, image)
     camera_height_m: float | None = None  # set to enable the flat-ground placement prior
     camera_pitch_deg: float = 0.0  # downward pitch of the optical axis
-    ground_weight: float = 20.0  # prior strength vs one confident joint (normalised units)
+    ground_weight: float = GROUND_WEIGHT  # prior strength vs one confident joint (normalised)
     ankle_height_m: float = ANKLE_HEIGHT_M  # the lower ankle's height above the ground
     temporal: bool = True  # tracked people through the lifter's temporal model, if it has one
     temporal_window: int = 0  # frames of history the temporal model sees; 0 = its own window

@@ -41,6 +41,11 @@ _ANKLES = (3, 6)  # H36M right / left ankle
 #: subjects on their own skeletons, 0.13 m over the retargeted rigs), so a walking person's
 #: ankle is about 0.10 m up. A parameter (``placement.ankle_height_m``); 0 = the old prior.
 ANKLE_HEIGHT_M = 0.10
+#: Default strength of the ground prior against one joint of confidence 1 (normalised units),
+#: chosen on the *training* subjects of ``benchmarks/placement_accuracy.py`` (feet on the
+#: capture's floor, 2 and 5 px noise, 5-20 m): 10 against 5, 20 and 40 (20 was the default
+#: while the prior pinned the ankle to the ground itself).
+GROUND_WEIGHT = 10.0
 
 
 def ground_scale(
@@ -75,7 +80,7 @@ class GroundPrior:
 
     The prior pins the lower *ankle joint*, which stands ``ankle_height`` above the ground
     when its foot is down (:data:`ANKLE_HEIGHT_M`), not on it: pinning the joint to the road
-    itself lowers the whole person by that much, and with a camera 1.5 m up places them 6 %
+    itself lowers the whole person by that much, and with a camera 1.5 m up places them 7-8 %
     too far (``benchmarks/placement_accuracy.py``).
     """
 

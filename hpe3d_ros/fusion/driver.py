@@ -34,7 +34,7 @@ from hpe3d_ros.fusion.extrinsics import ground_prior_from_extrinsics
 from hpe3d_ros.fusion.fuser import FuserConfig, PeopleFuser
 from hpe3d_ros.fusion.tracks import PeopleList
 from hpe3d_ros.fusion.transforms import Transform, TransformSource, TransformUnavailable
-from hpe3d_ros.placement import ANKLE_HEIGHT_M
+from hpe3d_ros.placement import ANKLE_HEIGHT_M, GROUND_WEIGHT
 from hpe3d_ros.results import FrameResult
 from hpe3d_ros.untrusted import one_line, show
 
@@ -46,7 +46,7 @@ class VehicleConfig:
     people: bool = False  # publish ~/people (fuse every camera)
     fuser: FuserConfig = field(default_factory=FuserConfig)
     ground_z_m: float = 0.0  # the ground plane's height in the target frame (z up)
-    ground_weight: float = 20.0  # 0: no ground prior from the extrinsics
+    ground_weight: float = GROUND_WEIGHT  # 0: no ground prior from the extrinsics
     tf_timeout_s: float = 0.05  # how long a live TF lookup may wait for the image stamp
     ankle_height_m: float = ANKLE_HEIGHT_M  # the lower ankle's height above the ground
 

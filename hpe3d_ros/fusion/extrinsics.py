@@ -31,7 +31,7 @@ import numpy as np
 
 from hpe3d_ros.frames import R_BODY_FROM_OPTICAL
 from hpe3d_ros.fusion.transforms import Transform, TransformTree
-from hpe3d_ros.placement import ANKLE_HEIGHT_M, GroundPrior
+from hpe3d_ros.placement import ANKLE_HEIGHT_M, GROUND_WEIGHT, GroundPrior
 
 _KEYS = {"parent_frame", "translation", "rpy_deg", "quaternion_xyzw", "optical"}
 
@@ -166,7 +166,7 @@ def ground_plane_in_camera(
 def ground_prior_from_extrinsics(
     T_target_optical: Transform,
     ground_z_m: float = 0.0,
-    weight: float = 20.0,
+    weight: float = GROUND_WEIGHT,
     ankle_height_m: float = ANKLE_HEIGHT_M,
 ) -> GroundPrior:
     """The placement's :class:`~hpe3d_ros.placement.GroundPrior` for a mounted camera."""
