@@ -11,7 +11,7 @@ joint pinned to the ground plane) and as it is (the ankle ``placement.ankle_heig
 The ground is the capture's own floor, so a standing ankle is where it really is.
 
     .venv/bin/python benchmarks/placement_accuracy.py [--frames 300] [--noise-px 2] \
-        [--subjects 8 13 16 131] [--ground-weight 10]
+        [--subjects 8 13 16 131] [--ground-weight 10] [--pitch-error-deg 0.5]
 """
 
 from __future__ import annotations
@@ -69,6 +69,12 @@ def main() -> int:
         help="mocap subjects (default: the unseen test subjects)",
     )
     ap.add_argument("--ground-weight", type=float, default=PipelineConfig.ground_weight)
+    ap.add_argument(
+        "--pitch-error-deg",
+        type=float,
+        default=0.0,
+        help="the prior's camera pitch minus the true one (a vehicle pitching)",
+    )
     args = ap.parse_args()
     if not DATA.exists():
         print(f"needs {DATA} (shared mocap, developers and CI only)")
@@ -84,7 +90,8 @@ def main() -> int:
     lifter = load_lifter()
     print(f"{args.frames} frames of subjects {args.subjects}, K={args.k}, 2D noise "
           f"{args.noise_px} px, ground weight {args.ground_weight:g}, camera "
-          f"1280x720 60 deg HFOV, {height} m high, pitched {pitch_deg} deg down\n")  # fmt: skip
+          f"1280x720 60 deg HFOV, {height} m high, pitched {pitch_deg} deg down (the prior "
+          f"told {pitch_deg + args.pitch_error_deg:g})\n")  # fmt: skip
     print("| distance | ground prior | median root error | median depth error | 90th pct |")
     print("|---|---|---|---|---|")
     priors = (  # (name, ankle height, weight): off, as shipped until 2683ee5, as it is
@@ -100,7 +107,7 @@ def main() -> int:
             cfg = PipelineConfig(
                 num_hypotheses=args.k,
                 camera_height_m=height if ankle is not None else None,
-                camera_pitch_deg=pitch_deg,
+                camera_pitch_deg=pitch_deg + args.pitch_error_deg,
                 ankle_height_m=ankle or 0.0,
                 ground_weight=weight,
             )
