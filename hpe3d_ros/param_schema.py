@@ -142,7 +142,7 @@ PARAMS: tuple[ParamSpec, ...] = (
       0.0, 10.0),
     P("placement.camera_pitch_deg", 0.0, "Downward pitch of the optical axis (degrees)",
       -45.0, 45.0),
-    P("placement.ground_weight", 2.5, "Strength of the ground prior vs one joint", 0.0, 1e4),
+    P("placement.ground_weight", 10.0, "Strength of the ground prior vs one joint", 0.0, 1e4),
     P("placement.ankle_height_m", 0.10,
       "Height of a standing foot's ankle joint above the ground (the prior pins it)", 0.0, 0.3),
     P("placement.ground_z_m", 0.0,

@@ -42,12 +42,13 @@ _ANKLES = (3, 6)  # H36M right / left ankle
 #: ankle is about 0.10 m up. A parameter (``placement.ankle_height_m``); 0 = the old prior.
 ANKLE_HEIGHT_M = 0.10
 #: Default strength of the ground prior against one joint of confidence 1 (normalised units),
-#: chosen on the *training* subjects of ``benchmarks/placement_accuracy.py`` (feet on the
-#: capture's floor; 2 and 5 px noise; 5, 10, 20 m; the prior's camera pitch right and wrong
-#: by +-0.5 deg, as a vehicle pitching or a road changing grade makes it): the lowest sum of
-#: median root errors of 1, 2.5, 5 and 10. A stronger prior wins only when the pitch is
-#: exact (10: 0.42 against 0.51 m at 20 m), and loses far more when it is 0.5 deg off.
-GROUND_WEIGHT = 2.5
+#: for a camera whose pitch is known (parameters, or a TF pose per frame that follows the
+#: vehicle): chosen on the *training* subjects of ``benchmarks/placement_accuracy.py`` (feet
+#: on the capture's floor, 2 and 5 px noise, 5-20 m; 10 against 2.5, 5, 20 and 40), and the
+#: fusion's measurement model stays calibrated with it. A pitch wrong by 0.5 deg makes this
+#: prior worse than none beyond about 8 m; with the pitch that uncertain, 2.5 did best there
+#: (``BENCHMARKS.md``, "Placement"), and 0 turns it off.
+GROUND_WEIGHT = 10.0
 
 
 def ground_scale(
