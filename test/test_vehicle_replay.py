@@ -25,6 +25,16 @@ K = 8
 START = 1_700_000_000_000_000_000
 
 
+def test_rig_scenes_stand_people_on_the_captured_floor(shared_mocap):
+    """The road is the capture's floor (z = 0), so feet are down and a standing ankle joint is
+    where it really is, ~0.1 m up: a scene that stood the ankle joint on the plane hid that
+    the ground prior pinned it there (placed people 7-8 % too far, commit 2683ee5)."""
+    scene = rig_scene(shared_mocap, 90, 6, seed=3)
+    lower_ankle = scene.joints_m[:, :, [3, 6], 2].min(-1)  # (frames, people)
+    standing = np.percentile(lower_ankle, 5, axis=0)  # each person's feet-down ankle height
+    assert (standing > 0.02).all() and (standing < 0.2).all(), standing
+
+
 def test_make_bag_rig_round_trip(tmp_path, shared_mocap, capsys):
     out = tmp_path / "rig"
     rc = make_bag([str(out), "--mocap", str(shared_mocap), "--rig", "3", "--max-frames", "6",
