@@ -61,6 +61,10 @@ class PipelineConfig:
             raise ValueError("min_visible_joints must be in [2, 17]")
         if self.camera_height_m is not None and self.camera_height_m <= 0:
             raise ValueError("camera_height_m must be > 0 (or null to disable the prior)")
+        if not 0.0 <= self.ankle_height_m < (self.camera_height_m or np.inf):
+            raise ValueError("ankle_height_m must be >= 0 and below the camera")
+        if self.ground_weight < 0:
+            raise ValueError("ground_weight must be >= 0")
         if self.temporal_window < 0 or self.temporal_min_frames < 1:
             raise ValueError("temporal_window must be >= 0 and temporal_min_frames >= 1")
 

@@ -15,6 +15,7 @@ from hpe3d_ros.fusion import (
     TransformUnavailable,
     extrinsics_from_params,
     ground_plane_in_camera,
+    ground_prior_from_extrinsics,
     tree_from_params,
 )
 from hpe3d_ros.fusion.extrinsics import height_and_pitch
@@ -127,6 +128,11 @@ def test_ground_plane_from_extrinsics_matches_height_and_pitch():
     assert ground_plane_in_camera(T, ground_z_m=0.4)[1] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="above the ground"):
         ground_plane_in_camera(T, ground_z_m=2.0)
+    # the prior pins a standing ankle 0.10 m up: that plane is 1.3 m below this camera
+    prior = ground_prior_from_extrinsics(T)
+    assert prior.offset == pytest.approx(1.4) and prior.ankle_plane == pytest.approx(1.3)
+    with pytest.raises(ValueError, match="standing ankle"):  # a camera at ankle height
+        ground_prior_from_extrinsics(T, ground_z_m=1.35)
 
 
 def test_vehicle_rig_overlaps_and_views_people():

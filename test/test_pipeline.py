@@ -186,6 +186,12 @@ def test_config_validation():
         PipelineConfig(num_hypotheses=0)
     with pytest.raises(ValueError, match="camera_height_m"):
         PipelineConfig(camera_height_m=-1.0)
+    with pytest.raises(ValueError, match="ankle_height_m"):
+        PipelineConfig(ankle_height_m=-0.1)
+    with pytest.raises(ValueError, match="ankle_height_m"):
+        PipelineConfig(camera_height_m=0.5, ankle_height_m=0.5)  # the plane behind the camera
+    with pytest.raises(ValueError, match="ground_weight"):
+        PipelineConfig(ground_weight=-1.0)
 
 
 def test_smoother_runs_per_camera_after_tracking_with_the_stamp():

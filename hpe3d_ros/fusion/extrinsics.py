@@ -169,8 +169,17 @@ def ground_prior_from_extrinsics(
     weight: float = GROUND_WEIGHT,
     ankle_height_m: float = ANKLE_HEIGHT_M,
 ) -> GroundPrior:
-    """The placement's :class:`~hpe3d_ros.placement.GroundPrior` for a mounted camera."""
+    """The placement's :class:`~hpe3d_ros.placement.GroundPrior` for a mounted camera.
+
+    Raises:
+        ValueError: the camera is not above the ground, or not above a standing ankle.
+    """
     n, d = ground_plane_in_camera(T_target_optical, ground_z_m)
+    if not d > ankle_height_m:
+        raise ValueError(
+            f"camera {T_target_optical.child!r} is {d:.3f} m above the ground, not above a "
+            f"standing ankle ({ankle_height_m} m)"
+        )
     return GroundPrior(n, d, weight, ankle_height_m)
 
 
