@@ -25,6 +25,7 @@ from hpe3d_ros.placement import (
     GROUND_WEIGHT,
     GroundPrior,
     ground_scale,
+    ground_spread,
     size_spread,
     solve_root_translation,
 )
@@ -242,8 +243,10 @@ class Pipeline:
                 rel, kp_norm[lifted][:, None], w[:, None], ground, ground_scale=g[:, None]
             )
             root[lifted] = t
-            root_std[lifted] = np.hypot(
-                np.nanstd(t_k, axis=1), self._size_spread(mean, kp_norm[lifted], w, ground, g)
+            root_std[lifted] = np.sqrt(
+                np.nanvar(t_k, axis=1)
+                + self._size_spread(mean, kp_norm[lifted], w, ground, g) ** 2
+                + ground_spread(mean, kp_norm[lifted], w, ground, g) ** 2
             )
             hyps[lifted] = rel + t[:, None, None, :].astype(np.float32)
         return LiftedPeople(hyps, root, root_std, lifted, conf)

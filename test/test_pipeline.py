@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
@@ -10,7 +10,12 @@ import pytest
 from hpe3d_ros.camera import CameraModel
 from hpe3d_ros.frames import ground_plane_optical
 from hpe3d_ros.pipeline import Pipeline, PipelineConfig, PipelineInputError
-from hpe3d_ros.placement import ANKLE_HEIGHT_M, GroundPrior, solve_root_translation
+from hpe3d_ros.placement import (
+    ANKLE_HEIGHT_M,
+    GroundPrior,
+    ground_spread,
+    solve_root_translation,
+)
 
 K = np.array([[700.0, 0.0, 640.0], [0.0, 700.0, 360.0], [0.0, 0.0, 1.0]])
 CAMERA = CameraModel(1280, 720, K, [-0.25, 0.08, 0.0005, -0.0003, -0.01], "plumb_bob")
@@ -179,6 +184,27 @@ def test_ground_prior_absorbs_body_scale_error():
     assert np.mean(errs_free) > 0.05
     assert np.mean(errs_ground) < 0.4 * np.mean(errs_free)
     assert np.mean(errs_on_road) > np.mean(errs_free)
+
+
+def test_ground_spread_is_what_the_prior_own_error_moves():
+    """The ground prior pins the root, so the per-hypothesis spread shrinks as if the plane
+    were exact; ground_spread adds what an ankle ``ankle_height_std`` higher or lower moves."""
+    n, d = ground_plane_optical(1.5, np.radians(4.0))
+    prior = GroundPrior(n, d, 10.0)
+    t0 = np.array([0.5, 0.0, 10.0])
+    t = t0 + (d - ANKLE_HEIGHT_M - (POSE[[3, 6]] @ n).max() - t0 @ n) * n  # feet down
+    u = CAMERA.pixel_to_normalized(CAMERA.project(POSE + t))
+    w = np.ones(17)
+    spread = ground_spread(0.95 * POSE, u, w, prior)
+    assert spread[2] > 0.05  # at 10 m, 4.5 cm of plane is a few decimetres of depth
+    assert ground_spread(0.95 * POSE, u, w, None) == 0.0
+    assert np.all(ground_spread(0.95 * POSE, u, w, prior, ground_scale=0.0) == 0.0)
+    # a person whose ankle really stands ankle_height_std higher is placed about that far off
+    higher = replace(prior, ankle_height=ANKLE_HEIGHT_M + prior.ankle_height_std)
+    moved = solve_root_translation(0.95 * POSE, u, w, higher) - solve_root_translation(
+        0.95 * POSE, u, w, prior
+    )
+    assert abs(moved[2]) == pytest.approx(spread[2], rel=0.2)
 
 
 def test_config_validation():
