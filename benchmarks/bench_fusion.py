@@ -71,8 +71,9 @@ class Walker:
         return self.rel[i] + np.array([xy[0], xy[1], self.pelvis_h[i]])
 
 
-def load_bodies(subjects_test: bool) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per sequence (poses (F, 17, 3) world Z up, ping-pong looped; floor height)."""
+def load_bodies(subjects_test: bool) -> list[np.ndarray]:
+    """Per sequence its poses (F, 17, 3), world Z up, ping-pong looped. The capture's floor
+    (z = 0) is the road, so feet stand on it and a standing ankle is ~0.1 m up."""
     d = np.load(DATA, allow_pickle=False)
     keep = np.isin(d["subject"], TEST_SUBJECTS)
     keep = keep if subjects_test else ~keep
@@ -82,13 +83,12 @@ def load_bodies(subjects_test: bool) -> list[tuple[np.ndarray, np.ndarray]]:
     for s, e in zip(starts, np.r_[starts[1:], len(seq)], strict=True):
         if e - s >= 30:
             p = poses[s:e]
-            floor = 0.0  # the capture's floor is the road (a standing ankle is ~0.1 m up)
-            out.append((np.concatenate([p, p[::-1]]), floor))
+            out.append(np.concatenate([p, p[::-1]]))
     return out
 
 
 def make_walker(bodies, rng: np.random.Generator) -> Walker:
-    poses, floor = bodies[rng.integers(len(bodies))]
+    poses = bodies[rng.integers(len(bodies))]
     rel = poses - poses[:, :1]
     hips = rel[:, 4, :2] - rel[:, 1, :2]  # right hip -> left hip: the body's "left"
     facing = np.arctan2(hips[:, 1], hips[:, 0]) - np.pi / 2
@@ -104,7 +104,7 @@ def make_walker(bodies, rng: np.random.Generator) -> Walker:
     start = np.array([rng.uniform(4.5, 16.0), rng.uniform(-7.0, 7.0)])
     vel = speed * np.array([np.cos(heading), np.sin(heading)])
     start = start - vel * rng.uniform(0.0, 4.0)  # part of the walk happens in view
-    return Walker(rel @ R.T, poses[:, 0, 2] - floor, start, vel)
+    return Walker(rel @ R.T, poses[:, 0, 2], start, vel)
 
 
 @dataclass

@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 from hpe3d_ros.camera import CameraModel  # noqa: E402
 from hpe3d_ros.lifting import load_lifter  # noqa: E402
 from hpe3d_ros.pipeline import Pipeline, PipelineConfig  # noqa: E402
+from hpe3d_ros.placement import ANKLE_HEIGHT_M  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "cmu_h36m17_30fps.npz"
 TEST_SUBJECTS = (8, 13, 16, 131)
@@ -107,7 +108,11 @@ def main() -> int:
     priors = (  # (name, ankle height, weight): off, as shipped until 2683ee5, as it is
         ("off", None, 0.0),
         ("ankle on the ground, weight 20 (before)", 0.0, 20.0),
-        (f"ankle 0.10 m up, weight {args.ground_weight:g}", 0.10, args.ground_weight),
+        (
+            f"ankle {ANKLE_HEIGHT_M:.2f} m up, weight {args.ground_weight:g}",
+            ANKLE_HEIGHT_M,
+            args.ground_weight,
+        ),
     )
     for dist in (5.0, 10.0, 20.0):
         gt = scenes(poses, dist, height, math.radians(pitch_deg), rng)
