@@ -78,12 +78,14 @@ def sample_lengths(
     group_log_std: float = 0.06,
     bone_log_std: float = 0.015,
     head_exponent: float = 0.3,
-) -> np.ndarray:
+    with_kind: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """(n, 16) bone lengths in metres: template x stature x group x bone factors (module doc),
     clipped to the lifter's hard limits (:data:`~hpe3d_ros.lifting.body.BONE_LIMITS_M`).
 
     A real-skeleton template is picked with probability ``real_prob`` (uniformly among
-    them), else one of the rigs.
+    them), else one of the rigs. ``with_kind``: also (n,) bool, the template is a real
+    skeleton (the same draws either way).
     """
     real = sorted(k for k in templates if k.startswith("real_"))
     rigs = sorted(k for k in templates if not k.startswith("real_"))
@@ -95,7 +97,8 @@ def sample_lengths(
         + [(1.0 - real_prob) / len(rigs) if rigs else 0.0] * len(rigs)
     )
     table = np.stack([templates[k] for k in names])
-    base = table[rng.choice(len(names), size=n, p=w / w.sum())]
+    pick = rng.choice(len(names), size=n, p=w / w.sum())
+    base = table[pick]
     g = np.clip(rng.normal(0.0, stature_log_std, size=(n, 1)), -2.5 * stature_log_std,
                 2.5 * stature_log_std)  # fmt: skip
     log_f = np.repeat(g, 16, axis=1)
@@ -103,7 +106,8 @@ def sample_lengths(
     for joints in BONE_GROUPS.values():
         log_f[:, np.array(joints) - 1] += rng.normal(0.0, group_log_std, size=(n, 1))
     log_f += rng.normal(0.0, bone_log_std, size=(n, 16))
-    return np.clip(base * np.exp(log_f), BONE_LIMITS_M[:, 0], BONE_LIMITS_M[:, 1])
+    lengths = np.clip(base * np.exp(log_f), BONE_LIMITS_M[:, 0], BONE_LIMITS_M[:, 1])
+    return (lengths, pick < len(real)) if with_kind else lengths
 
 
 def retarget(poses: np.ndarray, lengths: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from hpe3d_ros.camera import CameraModel
 from hpe3d_ros.lifting.normalize import prepare_inputs, to_virtual
 from hpe3d_ros.skeleton import H36M_PARENTS, mirror_h36m
 from training.bodies import BONE_GROUPS, retarget, sample_lengths
+from training.conventions import is_cmu_convention, to_cmu_convention
 from training.mocap import DATA_DIR, DEFAULT_DATA, SPLITS, load_mocap, split_indices
 
 __all__ = ["DATA_DIR", "DEFAULT_DATA", "generate", "load_mocap", "split_indices"]
@@ -61,6 +62,10 @@ class AugmentConfig:
     group_log_std: float = 0.06
     bone_log_std: float = 0.015
     head_exponent: float = 0.3
+    # "source": every pose keeps its capture's joint convention; "template": a rig motion
+    # drawn onto a real skeleton's lengths first moves to the CMU skeletons' convention
+    # (thorax below the shoulders, nose on the head's axis; training.conventions)
+    convention: str = "source"
     noise_frac_log: bool = False  # draw noise_frac log-uniformly (else uniformly)
     noise_px_max: float = 0.0  # >0: noise floor ~ U(noise_px_min, noise_px_max) px
     exact_prob: float = 0.0  # fraction of people with exact 2D (no jitter, no gross errors)
@@ -72,14 +77,28 @@ class AugmentConfig:
 
 # ---------------------------------------------------------------------- body augmentation
 def sampled_lengths(
-    templates: dict[str, np.ndarray], n: int, rng: np.random.Generator, cfg: AugmentConfig
-) -> np.ndarray:
+    templates: dict[str, np.ndarray],
+    n: int,
+    rng: np.random.Generator,
+    cfg: AugmentConfig,
+    with_kind: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """(n, 16) bone lengths drawn around ``templates`` with ``cfg``'s body settings
-    (:func:`training.bodies.sample_lengths`)."""
+    (:func:`training.bodies.sample_lengths`; ``with_kind``: and which are real skeletons)."""
     return sample_lengths(
         templates, n, rng, cfg.real_body_prob, cfg.stature_log_std, cfg.group_log_std,
-        cfg.bone_log_std, cfg.head_exponent,
+        cfg.bone_log_std, cfg.head_exponent, with_kind,
     )  # fmt: skip
+
+
+def convention_mask(cfg: AugmentConfig, poses: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """(N,) bool: rows to move into the CMU convention before retargeting (``cfg.convention``
+    "template": rig-convention poses drawn onto a real skeleton; "source": none)."""
+    if cfg.convention == "source":
+        return np.zeros(len(poses), bool)
+    if cfg.convention != "template":
+        raise ValueError(f"unknown convention {cfg.convention!r} (source | template)")
+    return real & ~is_cmu_convention(poses)
 
 
 def augment_bodies(
@@ -98,7 +117,11 @@ def augment_bodies(
     if cfg.body_model == "sampled":
         if not templates:
             raise ValueError("body_model 'sampled' needs body templates")
-        lengths = sampled_lengths(templates, n, rng, cfg)
+        lengths, real = sampled_lengths(templates, n, rng, cfg, with_kind=True)
+        move = convention_mask(cfg, poses, real)
+        if move.any():
+            poses = poses.copy()
+            poses[move] = to_cmu_convention(poses[move], rng)
         out = retarget(poses, lengths)
         out[..., :2] -= out[:, :1, :2]
     elif cfg.body_model == "scaled":

@@ -34,8 +34,10 @@ from hpe3d_ros.lifting.sequence_loss import Chunks
 from hpe3d_ros.lifting.track_window import grid_weights
 from hpe3d_ros.skeleton import mirror_h36m
 from training.bodies import retarget
+from training.conventions import to_cmu_convention
 from training.data import (
     AugmentConfig,
+    convention_mask,
     place_in_cameras,
     random_intrinsics,
     sampled_lengths,
@@ -245,7 +247,13 @@ def _bodies(world, exists, cfg, rng, templates, augment_body):
     last_root[..., 2] = 0.0
     world = world - last_root
     if augment_body and cfg.body_model == "sampled" and templates:
-        lengths = sampled_lengths(templates, b, rng, cfg)
+        lengths, real = sampled_lengths(templates, b, rng, cfg, with_kind=True)
+        move = convention_mask(cfg, world[:, -1], real)  # one convention per chunk
+        if move.any():  # the same draws for every frame of a chunk: a steady thorax
+            draws = np.stack([rng.standard_normal(move.sum()), rng.random(move.sum())], -1)
+            world[move] = to_cmu_convention(
+                world[move].reshape(-1, 17, 3), rng, np.repeat(draws, span, axis=0)
+            ).reshape(-1, span, 17, 3)
         flat = retarget(world.reshape(b * span, 17, 3), np.repeat(lengths, span, axis=0))
         world = flat.reshape(b, span, 17, 3)
     if augment_body:
