@@ -129,3 +129,20 @@ def test_the_shared_mocap_separates_into_its_two_conventions():
 
     assert neck_angle(m["poses"][real]) < 10 and neck_angle(moved) < 12
     assert neck_angle(m["poses"][~real][::10]) > 25
+
+
+@needs_both
+def test_body_bias_reports_every_subject_and_bone_group(capsys):
+    from training.bodies import BONE_GROUPS
+    from training.body_bias import body_bias, main
+
+    bias = body_bias("hpe3d_ros/weights/lifter_baseline.pt", "val", stride=40)
+    assert {s for s, _ in bias} == {11, 14, 35}
+    assert {k for _, k in bias} == {"real", "rig_daz"}
+    for v in bias.values():
+        assert v.shape == (len(BONE_GROUPS),) and np.isfinite(v).all()
+        assert np.abs(v).max() < 0.15  # metres: a body, not noise
+    with pytest.raises(ValueError, match="unknown cell"):
+        body_bias("hpe3d_ros/weights/lifter_baseline.pt", "val", cell="9px@1-2m")
+    main(["--weights", "hpe3d_ros/weights/lifter_baseline.pt", "--stride", "40"])
+    assert "| hpe3d_ros/weights/lifter_baseline.pt | 14 | rig_daz |" in capsys.readouterr().out
