@@ -117,7 +117,9 @@ def test_real_skeletons_torso_and_neck_are_read_as_they_are():
     test = split_indices(m["subject"], "test", "v2")
     real = test[body_kind(m["source"][test]) == "real"][::4]
     views = condition_views(m["poses"][real], Cell(0.0, (8.0, 15.0)), np.random.default_rng(0))
-    hyp = load_lifter().sample(views.kp_norm.astype(np.float32), views.conf.astype(np.float32), 1, 0)
+    hyp = load_lifter().sample(
+        views.kp_norm.astype(np.float32), views.conf.astype(np.float32), 1, 0
+    )
     error = bone_lengths(hyp[:, 0]) - bone_lengths(views.pose_cam)
     for s in (16, 131, 135):
         rows = m["subject"][real] == s
