@@ -86,7 +86,9 @@ def test_cut_person_root_spread_stays_honest_without_a_ground_prior(
     Measured (benchmarks/bench_truncated_placement.py): for this lifter, missing legs cost no
     depth accuracy, so an honest spread stays about the size of the whole man's; each cut's
     depth agrees with the whole man's within their spreads, the spread neither collapses nor
-    explodes, and it grows once the hips are gone too.
+    explodes, and it grows once the hips are gone too (at 260 and 240 rows the pelvis is
+    unseen: 1.58 / 1.28 x the whole man's with the lifter before the CMU joint convention,
+    2.13 / 1.53 x with it; the mocap test below checks that such spreads hold the truth).
     """
     whole = standing_man(without_ground, 480)
     spreads = {}
@@ -95,8 +97,10 @@ def test_cut_person_root_spread_stays_honest_without_a_ground_prior(
         gap = abs(cut.root_m[2] - whole.root_m[2])
         assert gap < 2 * np.hypot(cut.root_std_m[2], whole.root_std_m[2]), rows
         spreads[rows] = cut.root_std_m[2] / whole.root_std_m[2]
-        assert 0.7 < spreads[rows] < 1.6, (rows, spreads[rows])
-    assert spreads[240] > spreads[300]  # chest-up: the hips no longer pin the root
+        hips_seen = rows >= 300
+        low, high = (0.7, 1.6) if hips_seen else (1.0, 2.5)
+        assert low < spreads[rows] < high, (rows, spreads[rows])
+    assert min(spreads[260], spreads[240]) > spreads[300]  # the hips no longer pin the root
 
 
 def test_root_spread_covers_the_truth_for_people_missing_their_lower_body(
