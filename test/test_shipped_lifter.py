@@ -107,21 +107,11 @@ def test_real_skeletons_torso_and_neck_are_read_as_they_are():
     mm too short; trained with the convention move (v2_body_gcn_cmu) within about 15 mm on
     the validation skeletons. Here: test skeletons 16, 131, 135 (never trained on), exact
     2D at 8-15 m, every 4th frame: spine bones within 20 mm, neck within 35 mm, on average."""
-    import numpy as np
+    from training.bodies import BONE_GROUPS
+    from training.body_bias import body_bias
 
-    from training.bodies import bone_lengths
-    from training.conditions import Cell, condition_views
-    from training.mocap import body_kind, load_all_mocap, split_indices
-
-    m = load_all_mocap(DEFAULT_DATA, ORIG_DATA)
-    test = split_indices(m["subject"], "test", "v2")
-    real = test[body_kind(m["source"][test]) == "real"][::4]
-    views = condition_views(m["poses"][real], Cell(0.0, (8.0, 15.0)), np.random.default_rng(0))
-    hyp = load_lifter().sample(
-        views.kp_norm.astype(np.float32), views.conf.astype(np.float32), 1, 0
-    )
-    error = bone_lengths(hyp[:, 0]) - bone_lengths(views.pose_cam)
+    bias = body_bias(str(DEFAULT_WEIGHTS), "test", "exact@8-15m", stride=4)
+    torso, neck = list(BONE_GROUPS).index("torso"), list(BONE_GROUPS).index("neck")
     for s in (16, 131, 135):
-        rows = m["subject"][real] == s
-        spine, neck = error[rows][:, 6:8].mean(), error[rows][:, 8].mean()
-        assert abs(spine) <= 0.020 and abs(neck) <= 0.035, (s, spine, neck)
+        spine, nk = bias[(s, "real")][torso], bias[(s, "real")][neck]
+        assert abs(spine) <= 0.020 and abs(nk) <= 0.035, (s, spine, nk)

@@ -29,10 +29,10 @@ def body_bias(
     by_name = {c.name: c for c in CELLS}
     if cell not in by_name:
         raise ValueError(f"unknown cell {cell!r}: one of {', '.join(by_name)}")
+    c = by_name[cell]
     m = load_all_mocap(DEFAULT_DATA, ORIG_DATA)
     rows = split_indices(m["subject"], split, "v2")[::stride]
-    views = condition_views(m["poses"][rows], by_name[cell], np.random.default_rng(seed))
-    c = by_name[cell]
+    views = condition_views(m["poses"][rows], c, np.random.default_rng(seed))
     noise = views.noise_std if c.noise_px else None
     hyp = load_lifter(weights).sample(
         views.kp_norm.astype(np.float32), views.conf.astype(np.float32), 1, seed, noise_std=noise

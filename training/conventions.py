@@ -57,6 +57,11 @@ def is_cmu_convention(poses: np.ndarray) -> np.ndarray:
     return shoulders_above_thorax(poses) > _CMU_THRESHOLD_M
 
 
+def convention_draws(n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, 2) the per-row draws of :func:`to_cmu_convention` (a normal, a uniform 0-1)."""
+    return np.stack([rng.standard_normal(n), rng.random(n)], -1)
+
+
 def to_cmu_convention(
     poses: np.ndarray, rng: np.random.Generator, draws: np.ndarray | None = None
 ) -> np.ndarray:
@@ -73,7 +78,7 @@ def to_cmu_convention(
     p = np.asarray(poses, dtype=np.float64).copy()
     n = len(p)
     if draws is None:
-        draws = np.stack([rng.standard_normal(n), rng.random(n)], -1)
+        draws = convention_draws(n, rng)
     mean, sd = CMU_SHOULDERS_ABOVE_THORAX_M
     height = np.clip(mean + sd * draws[:, 0], mean - 2.5 * sd, mean + 2.5 * sd)
     lo, hi = CMU_NOSE_OFF_AXIS_FRACTION

@@ -34,7 +34,7 @@ from hpe3d_ros.lifting.sequence_loss import Chunks
 from hpe3d_ros.lifting.track_window import grid_weights
 from hpe3d_ros.skeleton import mirror_h36m
 from training.bodies import retarget
-from training.conventions import to_cmu_convention
+from training.conventions import convention_draws, to_cmu_convention
 from training.data import (
     AugmentConfig,
     convention_mask,
@@ -250,7 +250,7 @@ def _bodies(world, exists, cfg, rng, templates, augment_body):
         lengths, real = sampled_lengths(templates, b, rng, cfg, with_kind=True)
         move = convention_mask(cfg, world[:, -1], real)  # one convention per chunk
         if move.any():  # the same draws for every frame of a chunk: a steady thorax
-            draws = np.stack([rng.standard_normal(move.sum()), rng.random(move.sum())], -1)
+            draws = convention_draws(int(move.sum()), rng)
             world[move] = to_cmu_convention(
                 world[move].reshape(-1, 17, 3), rng, np.repeat(draws, span, axis=0)
             ).reshape(-1, span, 17, 3)
