@@ -144,5 +144,10 @@ def test_body_bias_reports_every_subject_and_bone_group(capsys):
         assert np.abs(v).max() < 0.15  # metres: a body, not noise
     with pytest.raises(ValueError, match="unknown cell"):
         body_bias("hpe3d_ros/weights/lifter_baseline.pt", "val", cell="9px@1-2m")
+    for bad in (["--weights", "/nonexistent.pt"], ["--weights", "x.pt", "--cell", "9px@1-2m"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(bad)
+        assert exit_.value.code == 2
+    capsys.readouterr()
     main(["--weights", "hpe3d_ros/weights/lifter_baseline.pt", "--stride", "40"])
     assert "| hpe3d_ros/weights/lifter_baseline.pt | 14 | rig_daz |" in capsys.readouterr().out

@@ -59,7 +59,11 @@ def main(argv: list[str] | None = None) -> None:
     print("| model | subject | body | " + " | ".join(BONE_GROUPS) + " |")
     print("|---|---|---|" + "---|" * len(BONE_GROUPS))
     for name, w in zip(names, args.weights, strict=True):
-        for (s, kind), bias in body_bias(w, args.split, args.cell, args.stride).items():
+        try:
+            table = body_bias(w, args.split, args.cell, args.stride)
+        except (OSError, ValueError) as e:  # a missing file, an unknown cell: one line
+            ap.error(str(e))
+        for (s, kind), bias in table.items():
             cols = " | ".join(f"{1000 * b:+.0f}" for b in bias)
             print(f"| {name} | {s} | {kind} | {cols} |")
 
