@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -89,3 +90,23 @@ def test_colcon_install_imports_from_install_space(colcon_install, tmp_path):
     assert proc.returncode == 0, proc.stderr
     msg_file, camera_file = proc.stdout.split()
     assert msg_file.startswith(str(site)) and camera_file.startswith(str(site))
+
+
+def test_our_init_replaces_rosidls_even_when_both_have_the_same_mtime(colcon_install):
+    # file(INSTALL) calls a file "Up-to-date" when its time is within a second of the one
+    # installed; on a fast machine rosidl generates its empty __init__.py within a second of
+    # the checkout being copied, and the package lost its __init__ (a CI run did). Make the two
+    # times equal and install again: ours must still win.
+    out = colcon_install.parent.parent
+    generated = out / "build" / "hpe3d_ros" / "rosidl_generator_py" / "hpe3d_ros" / "__init__.py"
+    ours = out / "src" / "hpe3d_ros" / "hpe3d_ros" / "__init__.py"
+    assert generated.read_text() == "" and "ROS-free core" in ours.read_text()
+    stamp = generated.stat().st_mtime_ns
+    os.utime(ours, ns=(stamp, stamp))
+    cmake = shutil.which("cmake")
+    proc = subprocess.run(
+        [cmake, "--install", str(out / "build" / "hpe3d_ros")], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    site = next((colcon_install / "lib").glob("python3*/site-packages"))
+    assert (site / "hpe3d_ros" / "__init__.py").read_text() == ours.read_text()
