@@ -88,14 +88,25 @@ def run_load(cameras: int, rate_hz: float, seconds: float, log_path: Path | None
     img = Image(height=480, width=640, encoding="rgb8", step=step, data=data)
     published = dict.fromkeys(names, 0)
     try:
-        # wait for the node to come up and match every publisher
+        # wait for the node to come up and match every publisher, images and CameraInfo
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not (
-            diags and all(p[0].get_subscription_count() for p in pubs)
-        ):
+            diags and all(pi.get_subscription_count() and pc.get_subscription_count()
+                          for pi, pc in pubs)
+        ):  # fmt: skip
             rclpy.spin_once(node, timeout_sec=0.2)
         if proc.poll() is not None or not diags:
             raise RuntimeError(f"node did not start (exit {proc.poll()})")
+        # a camera driver's CameraInfo comes before its first image: without this, the first
+        # image can overtake the first CameraInfo on a loaded machine and count as failed
+        # ("missing CameraInfo"), which is the node's right answer but not what is measured
+        for name, (_, pc) in zip(names, pubs, strict=True):
+            info.header.stamp = ns_to_stamp(time.monotonic_ns())
+            info.header.frame_id = f"{name}_optical"
+            pc.publish(info)
+        settle = time.monotonic() + 0.5
+        while time.monotonic() < settle:
+            rclpy.spin_once(node, timeout_sec=0.05)
         t0 = time.monotonic()
         next_t = t0
         rss: list[tuple[float, float]] = []
