@@ -120,10 +120,8 @@ class Pipeline:
             return "single-frame lifter"
         sampler = self._temporal.sampler
         window = self._temporal.window or sampler.window
-        members = len(getattr(sampler, "members", ()))
-        kind = f"temporal ensemble of {members}" if members > 1 else "temporal lifter"
         return (
-            f"{kind} ({window} frames at {sampler.rate_hz:g} Hz) from a track's "
+            f"temporal lifter ({window} frames at {sampler.rate_hz:g} Hz) from a track's "
             f"frame {self._temporal.min_frames}, single-frame before"
         )
 

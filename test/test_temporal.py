@@ -15,9 +15,9 @@ from hpe3d_ros.lifting.track_window import grid_weights, window_times
 from test.helpers.temporal_lifter import tiny_temporal_checkpoint, walking_track
 
 
-@pytest.fixture(params=[1, 2], ids=["one", "ensemble"])
-def lifter(tmp_path, request) -> TemporalLifter:
-    return load_lifter(tiny_temporal_checkpoint(tmp_path / "temporal.pt", members=request.param))
+@pytest.fixture
+def lifter(tmp_path) -> TemporalLifter:
+    return load_lifter(tiny_temporal_checkpoint(tmp_path / "temporal.pt"))
 
 
 def _tcn(seed: int, widths: tuple[int, ...]) -> CausalTCN:
@@ -136,9 +136,8 @@ def test_a_tracks_noise_is_drawn_once_per_seed_and_bounded(lifter, monkeypatch):
 
     sampler = lifter.temporal
     a = sampler.track_noise(6, 11)
-    m = len(sampler.members)  # an ensemble's first member draws rows 0, m, 2m, ...
-    want = latent_noise(1, len(range(0, 6, m)), lifter.latent_dim, 11, sampler.latent_dof)[0]
-    np.testing.assert_array_equal(a[::m], want)
+    want = latent_noise(1, 6, lifter.latent_dim, 11, sampler.latent_dof)[0]
+    np.testing.assert_array_equal(a, want)
     assert sampler.track_noise(6, 11) is a and not a.flags.writeable  # remembered, read-only
     assert sampler.track_noise(4, 11).shape == (4, lifter.latent_dim)  # k is part of the key
     assert not np.array_equal(a, sampler.track_noise(6, 12))  # another seed, other noise
@@ -149,7 +148,7 @@ def test_a_tracks_noise_is_drawn_once_per_seed_and_bounded(lifter, monkeypatch):
     for seed in range(20):
         sampler.track_noise(6, seed)
     assert len(sampler._noise) == 5
-    np.testing.assert_array_equal(sampler.track_noise(6, 11), a)  # forgotten, drawn again
+    np.testing.assert_array_equal(sampler.track_noise(6, 11), want)  # forgotten, drawn again
 
 
 def test_before_temporal_training_it_is_the_single_frame_lifter(tmp_path):
@@ -212,9 +211,7 @@ def test_track_history_keeps_recent_frames_per_camera_and_track():
     assert len(hist) == 0
 
 
-@pytest.mark.parametrize(
-    "inputs", [{}, {"rate_input": True, "raw_input": True}, {"members": 3}], ids=str
-)
+@pytest.mark.parametrize("inputs", [{}, {"rate_input": True, "raw_input": True}])
 def test_onnx_export_of_the_temporal_graph_matches_torch(tmp_path, inputs):
     pytest.importorskip("onnxruntime")
     from hpe3d_ros.lifting.temporal_export import export_temporal, verify_temporal_onnx
@@ -223,50 +220,6 @@ def test_onnx_export_of_the_temporal_graph_matches_torch(tmp_path, inputs):
     lifter = load_lifter(ck)
     path, frames = export_temporal(lifter.temporal, tmp_path / "temporal.onnx")
     assert frames.is_file() and verify_temporal_onnx(lifter.temporal, path, n=4, k=6) < 1e-4
-    if "members" in inputs:  # K not a multiple of M, and fewer hypotheses than members
-        for k in (1, 2, 4, 5):
-            assert verify_temporal_onnx(lifter.temporal, path, n=2, k=k) < 1e-4
-
-
-def test_ensemble_hypothesis_k_is_member_k_mod_m_with_its_own_calibration(tmp_path):
-    from hpe3d_ros.lifting.runtime import latent_noise
-    from hpe3d_ros.lifting.temporal_checkpoint import complete_entry
-    from hpe3d_ros.lifting.temporal_runtime import EnsembleGraph, TemporalSampler
-
-    path = tiny_temporal_checkpoint(tmp_path / "e.pt", members=3)
-    ens = load_lifter(path).temporal
-    assert isinstance(ens._graph, EnsembleGraph) and len(ens.members) == 3
-    entry = complete_entry(torch.load(path, weights_only=True))
-    alone = [TemporalSampler(e) for e in [{**entry, "members": []}, *entry["members"]]]
-    assert len({m.temperature for m in ens.members}) == 3  # each its own calibration
-    kp, conf, t = walking_track(40)
-    tracks = [TrackInput(t, kp, conf), TrackInput(t[:25], kp[:25], conf[:25])]
-    k = 8
-    noise = ens.track_noise(k, seed=5)
-    for i, m in enumerate(ens.members):  # member i's rows: its own antithetic draw
-        seed_i = 5 if i == 0 else np.random.SeedSequence([5, i])
-        own = latent_noise(1, len(range(i, k, 3)), ens.latent_dim, seed_i, m.latent_dof)[0]
-        np.testing.assert_array_equal(noise[i::3], own)
-    out = ens.sample_tracks(tracks, k, [5, 5])
-    packed, rot = ens.packed(tracks)
-    for i, single in enumerate(alone):
-        rows = np.stack([noise[i::3]] * 2)
-        np.testing.assert_allclose(out[:, i::3], single._run(packed, rows, rot), atol=1e-5)
-    # the members differ, so the mixture is not one network repeated
-    assert np.abs(out[:, 0::3].mean(1) - out[:, 1::3].mean(1)).max() > 1e-3
-
-
-def test_ensemble_members_must_read_the_same_encoder_and_window(tmp_path):
-    from hpe3d_ros.lifting.temporal_runtime import TemporalSampler
-
-    ck = torch.load(tiny_temporal_checkpoint(tmp_path / "e.pt", members=2), weights_only=True)
-    other = torch.load(tiny_temporal_checkpoint(tmp_path / "o.pt", seed=1), weights_only=True)
-    entry = ck["temporal"]
-    with pytest.raises(ValueError, match="2D encoder"):
-        TemporalSampler({**entry, "members": [other["temporal"]]})  # another base's encoder
-    wide = tiny_temporal_checkpoint(tmp_path / "w.pt", widths=(3, 3, 3))
-    with pytest.raises(ValueError, match="window"):
-        TemporalSampler({**entry, "members": [torch.load(wide, weights_only=True)["temporal"]]})
 
 
 def test_the_zero_initialised_residual_gets_a_gradient():
@@ -307,31 +260,6 @@ def test_bundle_stores_the_shared_encoder_once_and_loads_the_same_model(tmp_path
     ck["state_dict"].pop(shared[-1])  # a lifter without the weights its entry reads
     with pytest.raises(ValueError, match="lacks"):
         complete_entry(ck)
-
-
-def test_bundle_with_members_stores_each_encoder_once_and_lifts_as_the_ensemble(tmp_path):
-    from hpe3d_ros.lifting.temporal_checkpoint import bundle
-
-    full = torch.load(tiny_temporal_checkpoint(tmp_path / "full.pt", members=2), weights_only=True)
-    entry = full.pop("temporal")
-    second = entry.pop("members")[0]
-    torch.save(full, tmp_path / "base.pt")
-    torch.save(entry, tmp_path / "a.pt")
-    torch.save(second, tmp_path / "b.pt")
-    bundle(tmp_path / "base.pt", tmp_path / "a.pt", tmp_path / "bundle.pt", tmp_path / "b.pt")
-    ck = torch.load(tmp_path / "bundle.pt", weights_only=True)
-    (member,) = ck["temporal"]["members"]
-    assert any(k.startswith("cond_net.") for k in member["base_keys"])
-    assert not set(member["base_keys"]) & set(member["state_dict"])
-    kp, conf, t = walking_track(30)
-    a = load_lifter(tmp_path / "full.pt").sample_sequence(kp, conf, 8, 2, t)
-    b = load_lifter(tmp_path / "bundle.pt").sample_sequence(kp, conf, 8, 2, t)
-    np.testing.assert_allclose(b, a, atol=0.02)  # half-precision weights
-    # a reader that knows no ensembles: the first entry alone, a complete model
-    alone = {k: v for k, v in ck["temporal"].items() if k != "members"}
-    torch.save({**ck, "temporal": alone}, tmp_path / "first.pt")
-    c = load_lifter(tmp_path / "first.pt").sample_sequence(kp, conf, 8, 2, t)
-    assert c.shape == a.shape and np.abs(c - a).max() > 1e-3
 
 
 def test_rate_input_tells_the_network_how_far_a_grid_frame_is_from_a_camera_frame(tmp_path):

@@ -15,9 +15,9 @@ from test.test_pipeline import CAMERA, IMAGE, FakeDetector, person_at
 K = 6
 
 
-@pytest.fixture(params=[1, 2], ids=["one", "ensemble"])
-def weights(tmp_path, request):
-    return tiny_temporal_checkpoint(tmp_path / "temporal.pt", members=request.param)
+@pytest.fixture
+def weights(tmp_path):
+    return tiny_temporal_checkpoint(tmp_path / "temporal.pt")
 
 
 class Spy:
@@ -109,7 +109,6 @@ def test_temporal_off_is_the_single_frame_pipeline(weights):
             np.testing.assert_array_equal(pa.hypotheses_m, pb.hypotheses_m)
     assert off._temporal is None and off.lifting == "single-frame lifter"
     on = Pipeline(FakeDetector([]), load_lifter(weights), PipelineConfig(temporal_min_frames=4))
-    kind = {1: "temporal lifter", 2: "temporal ensemble of 2"}[len(on._temporal.sampler.members)]
-    assert on.lifting.startswith(f"{kind} (9 frames at 30 Hz) from a track's frame 4")
+    assert on.lifting.startswith("temporal lifter (9 frames at 30 Hz) from a track's frame 4")
     with pytest.raises(ValueError, match="temporal"):
         PipelineConfig(temporal_min_frames=0)

@@ -186,30 +186,6 @@ def test_flip_average_mirrors_the_input_and_its_hypotheses_back():
     assert not hasattr(FlipAveraged(object()), "sample_sequence")
 
 
-def test_single_mixture_draws_hypothesis_k_from_lifter_k_mod_m():
-    from training.evaluate_temporal import SingleMixture
-
-    class Const:  # every hypothesis the lifter's own value; records what it was asked
-        def __init__(self, v, temporal=False):
-            self.v, self.calls = v, []
-            if temporal:
-                self.sample_sequence = lambda *a, **kw: "own sequence"
-
-        def sample(self, kp, conf, k, seed=None, noise_std=None):
-            self.calls.append((k, seed))
-            return np.full((len(kp), k, 17, 3), self.v, np.float32)
-
-    a, b, c = Const(1.0, temporal=True), Const(2.0), Const(3.0)
-    mix = SingleMixture([a, b, c])
-    out = mix.sample(np.zeros((2, 17, 2)), np.ones((2, 17)), 7, seed=5)
-    assert out[:, :, 0, 0].tolist() == [[1, 2, 3, 1, 2, 3, 1]] * 2
-    assert [x[0] for x in (a.calls[0], b.calls[0], c.calls[0])] == [3, 2, 2]
-    assert len({a.calls[0][1], b.calls[0][1], c.calls[0][1]}) == 3  # a seed of its own each
-    assert mix.sample_sequence() == "own sequence"  # the temporal path is the file's
-    assert mix.sample(np.zeros((1, 17, 2)), np.ones((1, 17)), 1).shape == (1, 1, 17, 3)
-    assert not hasattr(SingleMixture([b]), "sample_sequence")
-
-
 def test_track_figures_measure_the_hypotheses_body(mocap):
     from training.bodies import bone_lengths
     from training.evaluate_temporal import summarise, track_figures

@@ -168,7 +168,6 @@ def evaluate(
     flip_average=False,
     n_views=1,
     subjects=None,
-    single_mixture=(),
 ):
     """All figures: ``[name][mode][rate][distance cell]`` summaries plus ``all`` cells."""
     m = load_all_mocap(str(DEFAULT_DATA), str(ORIG_DATA))
@@ -188,18 +187,12 @@ def evaluate(
     report = {"split": split, "k": k, "noise_px": noise_px, "models": {}}
     if flip_average:
         report["flip_average"] = True
-    if single_mixture:
-        report["single_mixture"] = [str(x) for x in single_mixture]
     if n_views > 1:
         report["views"] = n_views
     if subjects:
         report["subjects"] = [str(x) for x in subjects]
     for name, w in zip(names, weights, strict=True):
-        lifter = load_lifter(w)
-        if single_mixture:
-            lifter = SingleMixture([lifter, *(load_lifter(x) for x in single_mixture)])
-        if flip_average:
-            lifter = FlipAveraged(lifter)
+        lifter = FlipAveraged(load_lifter(w)) if flip_average else load_lifter(w)
         entry = report["models"].setdefault(name, {})
         for mode in modes:
             if mode == "temporal" and not hasattr(lifter, "sample_sequence"):
@@ -316,28 +309,6 @@ def print_tables(
                     )
 
 
-class SingleMixture:
-    """A lifter whose single frame (``sample``) draws hypothesis k from ``lifters[k % M]``, the
-    first being the evaluated file's own (``--single-mixture``, a diagnostic): the
-    single-frame counterpart of a temporal ensemble, so that the ratios of an ensemble's
-    temporal path compare like with like. ``sample_sequence`` stays the first lifter's."""
-
-    def __init__(self, lifters) -> None:
-        self.lifters = list(lifters)
-        if hasattr(self.lifters[0], "sample_sequence"):
-            self.sample_sequence = self.lifters[0].sample_sequence
-
-    def sample(self, kp, conf, k, seed=None, noise_std=None):
-        m = len(self.lifters)
-        out = np.zeros((len(kp), k, 17, 3), np.float32)
-        for i, lifter in enumerate(self.lifters):
-            n = len(range(i, k, m))
-            if n:
-                s = None if seed is None else seed + 104729 * i
-                out[:, i::m] = lifter.sample(kp, conf, n, s, noise_std)
-        return out
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", nargs="+")
@@ -355,13 +326,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--subjects", nargs="+", help="only these subjects of the split")
     parser.add_argument(
         "--flip-average", action="store_true", help="K/2 hypotheses from the mirrored input"
-    )
-    parser.add_argument(
-        "--single-mixture",
-        nargs="+",
-        default=[],
-        metavar="WEIGHTS",
-        help="single mode: hypothesis k from the k %% M-th of the file and these lifters",
     )
     parser.add_argument("--json", help="write all figures here")
     parser.add_argument(
@@ -392,7 +356,6 @@ def main(argv: list[str] | None = None) -> None:
         flip_average=args.flip_average,
         n_views=args.views,
         subjects=args.subjects,
-        single_mixture=args.single_mixture,
     )
     print_tables(report, args.reference, args.cells)
     if args.json:

@@ -352,15 +352,7 @@ def main(argv: list[str] | None = None) -> None:
         "--bundle",
         nargs=3,
         metavar=("BASE", "ENTRY", "DST"),
-        help="only write DST = single-frame BASE + temporal ENTRY (+ --members)",
-    )
-    parser.add_argument(
-        "--members",
-        nargs="+",
-        default=[],
-        metavar="ENTRY",
-        help="with --bundle: more temporal entries on the same BASE (other seeds), lifted "
-        "with ENTRY as one ensemble",
+        help="only write DST = single-frame BASE + temporal ENTRY",
     )
     parser.add_argument(
         "--recalibrate",
@@ -375,10 +367,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.recalibrate:
         print(f"wrote {recalibrate(args.recalibrate, args.out)}")
         return
-    if args.members and not args.bundle:
-        parser.error("--members goes with --bundle")
     if args.bundle:
-        bundle(*args.bundle, *args.members)
+        bundle(*args.bundle)
         return
     if not args.config:
         parser.error("--config is required")

@@ -39,40 +39,19 @@ def make_temporal_entry(
     }
 
 
-def _complete(entry: dict, base: dict) -> dict:
+def complete_entry(checkpoint: dict) -> dict:
+    """The ``"temporal"`` entry of ``checkpoint`` with a complete state dict: a bundle stores
+    only the weights that differ from its single-frame lifter's (the frozen 2D encoder is
+    the same tensor twice) and names the others in ``base_keys``; they are copied back here."""
+    entry = checkpoint["temporal"]
     shared = entry.get("base_keys") or []
     if not shared:
         return entry
+    base = checkpoint["state_dict"]
     missing = [k for k in shared if k not in base]
     if missing:
         raise ValueError(f"temporal entry reads weights its lifter lacks: {missing[:3]}")
     return {**entry, "state_dict": {**{k: base[k] for k in shared}, **entry["state_dict"]}}
-
-
-def complete_entry(checkpoint: dict) -> dict:
-    """The ``"temporal"`` entry of ``checkpoint`` with a complete state dict: a bundle stores
-    only the weights that differ from its single-frame lifter's (the frozen 2D encoder is
-    the same tensor twice) and names the others in ``base_keys``; they are copied back here,
-    into the entry and into each of its ensemble ``members`` (:func:`bundle`)."""
-    base = checkpoint["state_dict"]
-    entry = _complete(checkpoint["temporal"], base)
-    members = entry.get("members") or []
-    if members:
-        entry = {**entry, "members": [_complete(m, base) for m in members]}
-    return entry
-
-
-def _bundled(entry: dict, base_state: dict) -> dict:
-    """``entry`` as a bundle stores it: weights equal to the base's named, the rest half."""
-    shared = shared_keys(entry["state_dict"], base_state)
-    entry = dict(entry)
-    entry["state_dict"] = {  # half precision, as the single-frame lifter ships
-        k: v.half() if v.is_floating_point() else v
-        for k, v in entry["state_dict"].items()
-        if k not in shared
-    }
-    entry["base_keys"] = shared
-    return entry
 
 
 def shared_keys(entry_state: dict, base_state: dict) -> list[str]:
@@ -87,23 +66,19 @@ def shared_keys(entry_state: dict, base_state: dict) -> list[str]:
     ]
 
 
-def bundle(base: str | Path, entry: str | Path, dst: str | Path, *members: str | Path) -> None:
+def bundle(base: str | Path, entry: str | Path, dst: str | Path) -> None:
     """Write ``dst`` = single-frame checkpoint ``base`` + the temporal ``entry`` (the
     ``train_temporal --bundle`` command); the entry's weights equal to the base's (its frozen
     2D encoder) are stored once, named in its ``base_keys`` (:func:`complete_entry` reads
-    them back), the others in half precision, as the shipped single-frame lifter is.
-
-    ``members``: more temporal entries trained on the same base (other seeds), stored in the
-    entry's ``"members"``: the runtime then lifts with the ensemble (each member its share
-    of the K hypotheses; :class:`~hpe3d_ros.lifting.temporal_runtime.EnsembleGraph`). A
-    reader that knows no ensembles reads the first entry alone, a complete model."""
+    them back), the others in half precision, as the shipped single-frame lifter is."""
     ck = torch.load(base, map_location="cpu", weights_only=True)
-    first = torch.load(entry, map_location="cpu", weights_only=True)
-    tmp = _bundled(first, ck["state_dict"])
-    if members:
-        tmp["members"] = [
-            _bundled(torch.load(m, map_location="cpu", weights_only=True), ck["state_dict"])
-            for m in members
-        ]
+    tmp = torch.load(entry, map_location="cpu", weights_only=True)
+    shared = shared_keys(tmp["state_dict"], ck["state_dict"])
+    tmp["state_dict"] = {  # half precision, as the single-frame lifter ships
+        k: v.half() if v.is_floating_point() else v
+        for k, v in tmp["state_dict"].items()
+        if k not in shared
+    }
+    tmp["base_keys"] = shared
     ck["temporal"] = tmp
     torch.save(ck, dst)

@@ -8,10 +8,8 @@ Two graphs. ``<out>_frames.onnx``: the per-frame 2D encoder, ``features`` (M, F)
 = per track the current frame's features and its window's codes on the grid
 (:meth:`TemporalSampler.packed`, numpy), ``noise`` (N, K, L) the tracks' latent noise,
 ``rotation`` (N, 3, 3) camera -> the current frame's virtual camera; out ``poses``
-(N, K, 17, 3); an ensemble (``hpe3d.members`` > 1) lifts noise row k with member k % M
-(:class:`~hpe3d_ros.lifting.temporal_runtime.EnsembleGraph`). The strided causal
-convolutions export as plain Conv nodes; batch norm folds into them. Opset and exporter as
-the single-frame lifter's (:mod:`hpe3d_ros.backends.export`).
+(N, K, 17, 3). The strided causal convolutions export as plain Conv nodes; batch norm folds
+into them. Opset and exporter as the single-frame lifter's (:mod:`hpe3d_ros.backends.export`).
 """
 
 from __future__ import annotations
@@ -104,9 +102,6 @@ def export_temporal(sampler, path: str | Path, opset: int = OPSET) -> tuple[Path
         "hpe3d.latent_dim": str(sampler.latent_dim),
         "hpe3d.temperature": repr(sampler.temperature),
         "hpe3d.latent_dof": repr(sampler.latent_dof),
-        # an ensemble: noise row k goes to member k % M, drawn with that member's tails
-        "hpe3d.members": str(len(sampler.members)),
-        "hpe3d.member_latent_dof": ",".join(repr(m.latent_dof) for m in sampler.members),
         "hpe3d.opset": str(opset),
     }
     for p in (path, frames_path(path)):

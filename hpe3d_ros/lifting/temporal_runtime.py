@@ -12,11 +12,6 @@ Hypothesis coherence: one latent noise vector per hypothesis and track (common r
 numbers, :meth:`TemporalSampler.track_noise`), the same at every frame of the track; the
 seed is the caller's (the pipeline derives it from its seed, the camera and the track id, so
 a replay reproduces it).
-
-Ensembles: an entry with ``"members"`` (temporal networks of other seeds on the same
-single-frame base, :func:`~hpe3d_ros.lifting.temporal_checkpoint.bundle`) lifts with all of
-them (:class:`EnsembleGraph`): member m draws hypotheses m, m + M, ... with its own
-calibration, so the K hypotheses are a mixture and their mean averages the members' errors.
 """
 
 from __future__ import annotations
@@ -25,11 +20,9 @@ import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 import torch
-from torch import nn
 
 from hpe3d_ros.lifting.graph import LifterGraph
 from hpe3d_ros.lifting.normalize import N_JOINTS, prepare_inputs, visibility
@@ -65,31 +58,6 @@ class TemporalGraph(LifterGraph):
         feats = torch.randn(n, self.model.packed_size, generator=gen)
         rot = torch.eye(3).expand(n, 3, 3).contiguous()
         return feats, torch.randn(n, k, self.latent_dim, generator=gen), rot
-
-
-class EnsembleGraph(nn.Module):
-    """M temporal graphs on the same packed input: member m lifts the hypotheses of noise rows
-    m, m + M, ... (:meth:`TemporalSampler.track_noise` draws those rows with its calibration),
-    and the poses come back in that order (hypothesis k is member k % M's)."""
-
-    def __init__(self, graphs: Sequence[TemporalGraph]) -> None:
-        super().__init__()
-        self.graphs = nn.ModuleList(graphs)
-        self.latent_dim = graphs[0].latent_dim
-        self.input_names = graphs[0].input_names
-
-    def forward(self, features, noise, rotation):
-        m = len(self.graphs)
-        # M - 1 copies of the first row at the end: every member lifts at least one row (no
-        # empty tensors, which exported graphs reject), the last member ceil(K / M) of them
-        padded = torch.cat([noise, noise[:, :1].expand(-1, m - 1, -1)], 1)
-        parts = [g(features, padded[:, i::m], rotation) for i, g in enumerate(self.graphs)]
-        per = parts[-1].shape[1]
-        # (N, M, ceil(K / M), ...) -> (N, K, ...): hypothesis k is member k % M's row k // M
-        return torch.stack([p[:, :per] for p in parts], 2).flatten(1, 2)[:, : noise.shape[1]]
-
-    def example_inputs(self, n: int = 2, k: int = 3) -> tuple[torch.Tensor, ...]:
-        return self.graphs[0].example_inputs(n, k)
 
 
 #: Tracks whose codes (and seeds whose noise) the sampler remembers at most (the oldest are
@@ -130,60 +98,22 @@ class TemporalSampler:
 
     def __init__(self, entry: dict, device: str = "cpu") -> None:
         self.entry = entry
+        self.model = build_temporal(entry["model_config"], entry["temporal_config"])
+        self.model.load_state_dict(float_state(entry["state_dict"]))
         self.device = torch.device(device)
-        self.members = [self._member(e) for e in [entry, *(entry.get("members") or [])]]
-        first = self.members[0]
-        self.model = first.model
+        self.model.to(self.device).eval()
         self.tcfg = self.model.tcfg
         self.window = self.tcfg.window
         self.rate_hz = float(self.tcfg.rate_hz)
         self.max_gap_s = float(self.tcfg.max_gap_s)
         self.conf_threshold = float(entry["conf_threshold"])
-        self.temperature = first.temperature
-        self.latent_dof = first.latent_dof
-        self.latent_dim = first.latent_dim
-        self.target_mean = first.target_mean
-        for m in self.members[1:]:
-            self._check_member(m)
-        graphs = [TemporalGraph(m) for m in self.members]
-        self._graph = graphs[0] if len(graphs) == 1 else EnsembleGraph(graphs)
+        self.temperature = float(entry.get("temperature", 1.0))
+        self.latent_dof = float(entry.get("latent_dof", math.inf))
+        self.latent_dim = int(self.model.cfg.latent_dim)
+        self.target_mean = torch.zeros(3 * (N_JOINTS - 1), device=self.device)
+        self._graph = TemporalGraph(self)
         self._codes: dict = {}  # track key -> {"in": its frames' inputs, "out": their arrays}
         self._noise: dict = {}  # (k, seed, latent_dim, latent_dof) -> a track's noise
-
-    def _member(self, entry: dict) -> SimpleNamespace:
-        """One network of the entry, with what :class:`LifterGraph` reads of a lifter."""
-        model = build_temporal(entry["model_config"], entry["temporal_config"])
-        model.load_state_dict(float_state(entry["state_dict"]))
-        model.to(self.device).eval()
-        return SimpleNamespace(
-            model=model,
-            temperature=float(entry.get("temperature", 1.0)),
-            latent_dof=float(entry.get("latent_dof", math.inf)),
-            latent_dim=int(model.cfg.latent_dim),
-            conf_threshold=float(entry["conf_threshold"]),
-            target_mean=torch.zeros(3 * (N_JOINTS - 1), device=self.device),
-        )
-
-    def _check_member(self, m: SimpleNamespace) -> None:
-        """An ensemble member reads the same packed input: the same window on the same grid
-        and the same per-frame codes (the frozen 2D encoder of one base)."""
-        a, b = self.model, m.model
-        same = (
-            a.tcfg.to_dict() == b.tcfg.to_dict()
-            and a.grid_layout() == b.grid_layout()
-            and a.cfg.n_in == b.cfg.n_in
-            and m.latent_dim == self.latent_dim
-            and m.conf_threshold == self.conf_threshold
-        )
-        codes_a, codes_b = a.cond_net.state_dict(), b.cond_net.state_dict()
-        same = same and codes_a.keys() == codes_b.keys()
-        same = same and all(torch.equal(codes_a[k], codes_b[k]) for k in codes_a)
-        if not same:
-            raise ValueError(
-                "temporal ensemble members must share the window, rate, grid, latent size, "
-                "confidence threshold and 2D encoder (train them on one base with "
-                "freeze_frames)"
-            )
 
     @property
     def horizon_s(self) -> float:
@@ -200,26 +130,14 @@ class TemporalSampler:
         For a seed it is drawn once and remembered (read-only; the newest
         :data:`MAX_CACHED_TRACKS` seeds), since every frame of the track asks for it."""
         if seed is None:
-            return self._draw_noise(k, None)
+            return latent_noise(1, k, self.latent_dim, None, self.latent_dof)[0]
         key = (int(k), int(seed), self.latent_dim, self.latent_dof)
         noise = self._noise.get(key)
         if noise is None:
-            noise = self._draw_noise(k, seed)
+            noise = latent_noise(1, k, self.latent_dim, seed, self.latent_dof)[0]
             noise.flags.writeable = False
             self._noise[key] = noise
             _forget_oldest(self._noise)
-        return noise
-
-    def _draw_noise(self, k: int, seed: int | None) -> np.ndarray:
-        """(k, latent_dim): :func:`latent_noise` of the seed; with an ensemble, member m's
-        rows m, m + M, ... are its own antithetic draw with its own tails (``latent_dof``)."""
-        if len(self.members) == 1:
-            return latent_noise(1, k, self.latent_dim, seed, self.latent_dof)[0]
-        n = len(self.members)
-        noise = np.empty((k, self.latent_dim), np.float32)
-        for i, m in enumerate(self.members):
-            s = seed if seed is None or i == 0 else np.random.SeedSequence([seed, i])
-            noise[i::n] = latent_noise(1, len(range(i, k, n)), self.latent_dim, s, m.latent_dof)[0]
         return noise
 
     def frame_codes(self, feats: np.ndarray) -> np.ndarray:

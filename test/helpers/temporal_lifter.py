@@ -19,20 +19,12 @@ SMALL = dict(
 
 
 def tiny_temporal_checkpoint(
-    path: Path,
-    widths=(3, 3),
-    seed: int = 0,
-    history=True,
-    rate_input=False,
-    raw_input=False,
-    members: int = 1,
+    path: Path, widths=(3, 3), seed: int = 0, history=True, rate_input=False, raw_input=False
 ) -> Path:
     """Write a single-frame body lifter + a temporal model initialised from it (BN statistics
     randomised so every layer matters) to ``path``; returns it. ``history`` False keeps the
     temporal residual at zero (the model is then the single-frame lifter); ``rate_input`` and
-    ``raw_input`` add the TCN's optional inputs (``TemporalConfig``). ``members`` > 1: an
-    ensemble, the first entry's ``"members"`` holding more temporal models on the same base
-    (their own random residuals, calibration and heads)."""
+    ``raw_input`` add the TCN's optional inputs (``TemporalConfig``)."""
     torch.manual_seed(seed)
     base = build_model(ModelConfig(**SMALL))
     with torch.no_grad():
@@ -42,30 +34,20 @@ def tiny_temporal_checkpoint(
                 mod.running_var.uniform_(0.5, 2.0)
     base.eval()
     ck = make_checkpoint(base, np.zeros(48), 0.2, temperature=1.0, latent_dof=4.0)
-    entries = []
-    for i in range(members):
-        model = TemporalBodyVAE(
-            ModelConfig(**SMALL),
-            TemporalConfig(widths=widths, channels=24, rate_input=rate_input, raw_input=raw_input),
-        )
-        model.load_state_dict(base.state_dict(), strict=False)
+    model = TemporalBodyVAE(
+        ModelConfig(**SMALL),
+        TemporalConfig(widths=widths, channels=24, rate_input=rate_input, raw_input=raw_input),
+    )
+    model.load_state_dict(base.state_dict(), strict=False)
+    if history:
         with torch.no_grad():
-            if history:
-                for mod in model.temporal.modules():
-                    if isinstance(mod, torch.nn.BatchNorm1d):
-                        mod.running_mean.normal_(0.0, 0.3)
-                        mod.running_var.uniform_(0.5, 2.0)
-                model.temporal.out.weight.normal_(0.0, 0.5)
-            if i:  # another seed: its own heads too (the 2D encoder is the base's)
-                for name, p in model.named_parameters():
-                    if not name.startswith(("cond_net.", "temporal.")):
-                        p.add_(0.1 * torch.randn_like(p))
-        model.eval()
-        dof = 4.0 + 2 * i
-        entries.append(make_temporal_entry(model, 0.2, temperature=1.0 - 0.1 * i, latent_dof=dof))
-    ck["temporal"] = entries[0]
-    if members > 1:
-        ck["temporal"]["members"] = entries[1:]
+            for mod in model.temporal.modules():
+                if isinstance(mod, torch.nn.BatchNorm1d):
+                    mod.running_mean.normal_(0.0, 0.3)
+                    mod.running_var.uniform_(0.5, 2.0)
+            model.temporal.out.weight.normal_(0.0, 0.5)
+    model.eval()
+    ck["temporal"] = make_temporal_entry(model, 0.2, temperature=1.0, latent_dof=4.0)
     torch.save(ck, path)
     return path
 
