@@ -45,6 +45,13 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def spin_for(node, seconds: float, step_s: float) -> None:
+    """Serve ``node``'s callbacks for ``seconds``, waiting at most ``step_s`` each time."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        rclpy.spin_once(node, timeout_sec=step_s)
+
+
 def run_load(cameras: int, rate_hz: float, seconds: float, log_path: Path | None = None) -> dict:
     names = [f"cam{i}" for i in range(cameras)]
     params = {
@@ -104,9 +111,7 @@ def run_load(cameras: int, rate_hz: float, seconds: float, log_path: Path | None
             info.header.stamp = ns_to_stamp(time.monotonic_ns())
             info.header.frame_id = f"{name}_optical"
             pc.publish(info)
-        settle = time.monotonic() + 0.5
-        while time.monotonic() < settle:
-            rclpy.spin_once(node, timeout_sec=0.05)
+        spin_for(node, 0.5, 0.05)
         t0 = time.monotonic()
         next_t = t0
         rss: list[tuple[float, float]] = []
@@ -126,9 +131,7 @@ def run_load(cameras: int, rate_hz: float, seconds: float, log_path: Path | None
                 rss.append((now - t0, rss_mb(proc.pid)))
             rclpy.spin_once(node, timeout_sec=max(0.0, min(0.002, next_t - time.monotonic())))
         # drain: the last frame in each slot gets processed, then counters settle
-        settle = time.monotonic() + 6
-        while time.monotonic() < settle:
-            rclpy.spin_once(node, timeout_sec=0.1)
+        spin_for(node, 6.0, 0.1)
         alive = proc.poll() is None
     finally:
         node.destroy_node()
