@@ -77,8 +77,8 @@ def test_mean_of_k_and_best_of_k_against_the_equal_baseline(report):
 def test_the_shipped_temporal_model_is_smoother_and_not_less_accurate():
     """Issue 17 on the test subjects' sequences (:func:`training.evaluate_temporal.evaluate`,
     5 px noise) on every 4th sequence and K=50; ratios to the single-frame network of the
-    same file. Model card (temporal_v17_s0, all sequences, K=200): 30 Hz 0.88 / 0.27 / 0.20
-    / 0.15, 10 Hz 0.91 / 0.51 / 0.39 / 0.29; here (30 Hz, 10 Hz) MPJPE <= 0.95 / 0.97,
+    same file. Model card (temporal_v19, all sequences, K=200): 30 Hz 0.88 / 0.26 / 0.19
+    / 0.14, 10 Hz 0.92 / 0.50 / 0.38 / 0.28; here (30 Hz, 10 Hz) MPJPE <= 0.95 / 0.97,
     velocity <= 0.45 / 0.65, acceleration <= 0.40 / 0.55, flicker <= 0.30 / 0.40, coverage
     0.80-0.97."""
     from hpe3d_ros.lifting.temporal_runtime import TemporalLifter
@@ -86,7 +86,7 @@ def test_the_shipped_temporal_model_is_smoother_and_not_less_accurate():
 
     lifter = load_lifter()
     assert isinstance(lifter, TemporalLifter) and lifter.window == 162 and lifter.rate_hz == 30
-    assert lifter.temporal.tcfg.channels == 512  # temporal_v17_s0
+    assert lifter.temporal.tcfg.channels == 512  # temporal_v19 (v17_s0 + 20 epochs)
     report = evaluate_sequences(
         [str(DEFAULT_WEIGHTS)], ["default"], split="test", k=50, stride=4, log=lambda *_: None
     )
