@@ -105,6 +105,42 @@ def test_sampled_bodies_keep_the_motion_and_vary_the_skeleton(mocap_all):
     np.testing.assert_allclose(dirs(new), dirs(poses), atol=1e-5)  # same motion
 
 
+def test_one_bone_group_can_vary_more_than_the_others_and_the_default_draws_as_before():
+    """``group_log_std_by_group`` widens one group's factor (e.g. hip width) alone; without it
+    the draws are those of the plain ``group_log_std`` (same numbers, same order)."""
+    from training.bodies import BONE_GROUPS, sample_lengths
+    from training.data import AugmentConfig, sampled_lengths
+
+    base = np.full(16, 0.3)
+    base[[0, 3]] = 0.09  # hip width
+    temps = {"real_1": base}
+    plain = sample_lengths(temps, 3000, np.random.default_rng(5), 1.0, 0.0, 0.06, 0.0, 0.3)
+    same = sample_lengths(
+        temps, 3000, np.random.default_rng(5), 1.0, 0.0, 0.06, 0.0, 0.3, False, {}
+    )
+    np.testing.assert_array_equal(plain, same)
+    wide = sample_lengths(
+        temps, 3000, np.random.default_rng(5), 1.0, 0.0, 0.06, 0.0, 0.3, False,
+        {"hip_width": 0.15},
+    )  # fmt: skip
+    sd = lambda x, j: np.log(x[:, j] / base[j]).std()  # noqa: E731
+    assert 0.13 < sd(wide, 0) < 0.17 and 0.05 < sd(plain, 0) < 0.07
+    np.testing.assert_array_equal(wide[:, 2], plain[:, 2])  # other groups: the same draws
+    np.testing.assert_allclose(wide[:, 0], wide[:, 3])  # left and right hips share the factor
+    with pytest.raises(ValueError, match="unknown bone groups"):
+        sample_lengths(temps, 2, np.random.default_rng(0), group_log_std_by_group={"hips": 0.1})
+    cfg = AugmentConfig(
+        body_model="sampled",
+        stature_log_std=0.0,
+        bone_log_std=0.0,
+        real_body_prob=1.0,
+        group_log_std_by_group={"hip_width": 0.15},
+    )
+    via_cfg = sampled_lengths(temps, 3000, np.random.default_rng(5), cfg)
+    np.testing.assert_array_equal(via_cfg, wide)
+    assert BONE_GROUPS["hip_width"] == (1, 4)  # bones 0 and 3 end at the hips
+
+
 def test_condition_views_put_the_pixel_noise_asked_for(mocap_all):
     from training.conditions import CELLS, EVAL_CAMERA, condition_views
 

@@ -79,9 +79,13 @@ def sample_lengths(
     bone_log_std: float = 0.015,
     head_exponent: float = 0.3,
     with_kind: bool = False,
+    group_log_std_by_group: dict[str, float] | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """(n, 16) bone lengths in metres: template x stature x group x bone factors (module doc),
     clipped to the lifter's hard limits (:data:`~hpe3d_ros.lifting.body.BONE_LIMITS_M`).
+
+    ``group_log_std_by_group``: a group factor's log-std by :data:`BONE_GROUPS` name, where it
+    differs from ``group_log_std`` (an unknown name is an error).
 
     A real-skeleton template is picked with probability ``real_prob`` (uniformly among
     them), else one of the rigs. ``with_kind``: also (n,) bool, the template is a real
@@ -103,8 +107,13 @@ def sample_lengths(
                 2.5 * stature_log_std)  # fmt: skip
     log_f = np.repeat(g, 16, axis=1)
     log_f[:, HEAD_BONE - 1] *= head_exponent
-    for joints in BONE_GROUPS.values():
-        log_f[:, np.array(joints) - 1] += rng.normal(0.0, group_log_std, size=(n, 1))
+    by_group = dict(group_log_std_by_group or {})
+    unknown = set(by_group) - set(BONE_GROUPS)
+    if unknown:
+        raise ValueError(f"unknown bone groups {sorted(unknown)}; known: {list(BONE_GROUPS)}")
+    for name, joints in BONE_GROUPS.items():
+        sd = by_group.get(name, group_log_std)
+        log_f[:, np.array(joints) - 1] += rng.normal(0.0, sd, size=(n, 1))
     log_f += rng.normal(0.0, bone_log_std, size=(n, 16))
     lengths = np.clip(base * np.exp(log_f), BONE_LIMITS_M[:, 0], BONE_LIMITS_M[:, 1])
     return (lengths, pick < len(real)) if with_kind else lengths

@@ -16,7 +16,7 @@ Pipeline per epoch (all vectorised numpy, seeded by the caller's ``Generator``):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -60,6 +60,9 @@ class AugmentConfig:
     real_body_prob: float = 0.6  # sampled: template is a real CMU skeleton (else a rig)
     stature_log_std: float = 0.05
     group_log_std: float = 0.06
+    # per-group overrides of group_log_std, by training.bodies.BONE_GROUPS name
+    # (e.g. {"hip_width": 0.12}); empty = every group group_log_std
+    group_log_std_by_group: dict = field(default_factory=dict)
     bone_log_std: float = 0.015
     head_exponent: float = 0.3
     # "source": every pose keeps its capture's joint convention; "template": a rig motion
@@ -87,7 +90,7 @@ def sampled_lengths(
     (:func:`training.bodies.sample_lengths`; ``with_kind``: and which are real skeletons)."""
     return sample_lengths(
         templates, n, rng, cfg.real_body_prob, cfg.stature_log_std, cfg.group_log_std,
-        cfg.bone_log_std, cfg.head_exponent, with_kind,
+        cfg.bone_log_std, cfg.head_exponent, with_kind, cfg.group_log_std_by_group,
     )  # fmt: skip
 
 
