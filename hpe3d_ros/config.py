@@ -145,6 +145,7 @@ def build_config(values: dict[str, Any]) -> NodeConfig:
             camera_pitch_deg=v["placement.camera_pitch_deg"],
             ground_weight=v["placement.ground_weight"],
             ankle_height_m=v["placement.ankle_height_m"],
+            size_log_std=v["placement.size_log_std"],
         ),
         detector=DetectorConfig(**_section(v, "detector.", tiles=tuple(v["detector.tiles"]))),
         tracking=TrackingConfig(v["tracking.max_missed"], v["tracking.min_iou"])

@@ -24,8 +24,11 @@ from hpe3d_ros.placement import (
     ANKLE_HEIGHT_M,
     GROUND_WEIGHT,
     GroundPrior,
+    TrackSizes,
     ground_scale,
+    ground_size,
     ground_spread,
+    size_posterior,
     size_spread,
     solve_root_translation,
 )
@@ -49,6 +52,7 @@ class PipelineConfig:
     camera_pitch_deg: float = 0.0  # downward pitch of the optical axis
     ground_weight: float = GROUND_WEIGHT  # prior strength vs one confident joint (normalised)
     ankle_height_m: float = ANKLE_HEIGHT_M  # the lower ankle's height above the ground
+    size_log_std: float = 0.0  # > 0: the ground sizes people (prior log-std of body size)
     temporal: bool = True  # tracked people through the lifter's temporal model, if it has one
     temporal_window: int = 0  # frames of history the temporal model sees; 0 = its own window
     temporal_min_frames: int = 3  # a track's frames before the temporal model takes over
@@ -66,6 +70,8 @@ class PipelineConfig:
             raise ValueError("ankle_height_m must be >= 0 and below the camera")
         if self.ground_weight < 0:
             raise ValueError("ground_weight must be >= 0")
+        if not 0.0 <= self.size_log_std <= 1.0:
+            raise ValueError("size_log_std must be in [0, 1]")
         if self.temporal_window < 0 or self.temporal_min_frames < 1:
             raise ValueError("temporal_window must be >= 0 and temporal_min_frames >= 1")
 
@@ -112,6 +118,7 @@ class Pipeline:
         self.model_id = model_id
         # issue 17: tracked people with enough history go through the temporal model
         self._temporal = _temporal_tracks(lifter, self.config) if self.config.temporal else None
+        self._sizes = TrackSizes()  # per-track body size from the ground (size_log_std > 0)
 
     @property
     def lifting(self) -> str:
@@ -140,6 +147,7 @@ class Pipeline:
         self._smoothers.clear()
         if self._temporal is not None:
             self._temporal.clear()
+        self._sizes = TrackSizes()
         self._grounds.clear()
 
     # ------------------------------------------------------------------ the job
@@ -233,33 +241,51 @@ class Pipeline:
             rel = self._hypotheses(
                 kp_norm, conf, noise, lifted, temporal, k, seed, tracks, camera_name
             )
-            w = conf[lifted]
-            mean = rel.mean(axis=1)
+            w, kp_l = conf[lifted], kp_norm[lifted]
             # the ground prior pins an ankle: only for people whose ankle is seen
             g = ground_scale(w, cfg.min_keypoint_confidence, kp_h36m_px[lifted], camera.height)
-            t = solve_root_translation(mean, kp_norm[lifted], w, ground, ground_scale=g)
+            # with size_log_std > 0 the ground sizes the person too, over the track's frames
+            # where tracked (one factor for all K hypotheses: they keep one body); the prior
+            # then pins the scaled pose where a foot is seen
+            factor, size_std = self._body_size(
+                rel.mean(axis=1), kp_l, w, ground, g, tracks, lifted, camera_name, stamp_ns
+            )
+            if (factor != 1.0).any():
+                rel = (rel * factor[:, None, None, None]).astype(rel.dtype)
+            mean = rel.mean(axis=1)
+            t = solve_root_translation(mean, kp_l, w, ground, ground_scale=g)
             # per-hypothesis roots measure how much body-size/pose ambiguity moves the person
             t_k = solve_root_translation(
-                rel, kp_norm[lifted][:, None], w[:, None], ground, ground_scale=g[:, None]
+                rel, kp_l[:, None], w[:, None], ground, ground_scale=g[:, None]
             )
             root[lifted] = t
             root_std[lifted] = np.sqrt(
                 np.nanvar(t_k, axis=1)
-                + self._size_spread(mean, kp_norm[lifted], w, ground, g) ** 2
-                + ground_spread(mean, kp_norm[lifted], w, ground, g) ** 2
+                + size_spread(mean, kp_l, w, size_std, ground, ground_scale=g) ** 2
+                + ground_spread(mean, kp_l, w, ground, g) ** 2
             )
             hyps[lifted] = rel + t[:, None, None, :].astype(np.float32)
         return LiftedPeople(hyps, root, root_std, lifted, conf)
 
     # ------------------------------------------------------------------ helpers
-    def _size_spread(self, mean, kp_norm, w, ground, g) -> np.ndarray | float:
-        """(n, 3) root std from the body-size error the hypotheses do not show: a one-body
-        lifter's K hypotheses share their bone lengths (``Lifter.size_std``,
-        :func:`~hpe3d_ros.placement.size_spread`); 0 for other lifters."""
-        size_std = float(getattr(self.lifter, "size_std", 0.0))
-        if size_std <= 0:
-            return 0.0
-        return size_spread(mean, kp_norm, w, size_std, ground, ground_scale=g)
+    def _body_size(self, mean, kp_l, w, ground, g, tracks, lifted, camera_name, stamp_ns):
+        """(n,) size factor and (n,) log-std of the body size: from the ground
+        (``size_log_std`` > 0; over the track's frames for tracked people), else 1 and the
+        lifter's ``size_std`` (a one-body lifter's K hypotheses share one size)."""
+        lifter_std = float(getattr(self.lifter, "size_std", 0.0))
+        factor, size_std = np.ones(len(mean)), np.full(len(mean), lifter_std)
+        prior = self.config.size_log_std
+        if prior <= 0:
+            return factor, size_std
+        measured = ground_size(mean, kp_l, w, ground, g)
+        if tracks is None:
+            log_sum, info = measured.info * measured.log_factor, measured.info
+        else:
+            ids = np.asarray(tracks, dtype=np.int64)[lifted]
+            log_sum, info = self._sizes.update(camera_name, stamp_ns, ids, measured)
+        sized = info > 0
+        f, s = size_posterior(log_sum, info, prior)
+        return np.where(sized, f, factor), np.where(sized, s, size_std)
 
     def lift_people(
         self,

@@ -31,6 +31,7 @@ at the hips moves their depth by a median 0.45 of the two spreads combined.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -56,6 +57,17 @@ ANKLE_HEIGHT_STD_M = 0.045
 #: prior worse than none beyond about 8 m; with the pitch that uncertain, 2.5 did best there
 #: (``BENCHMARKS.md``, "Placement"), and 0 turns it off.
 GROUND_WEIGHT = 10.0
+#: Body size from the ground (:func:`ground_size`): a person's size factor is clipped to
+#: this range around the lifter's body (a child of 1.0 m to an adult of 2.2 m for a
+#: 1.65 m lifter body), whatever the ground says.
+SIZE_FACTOR_RANGE = (0.55, 1.35)
+#: How far the lower ankle's height, as the ground-size estimate sees it, strays from the
+#: ankle plane (m): the ankle's own height step to step and the lifted ankle's error
+#: relative to the pelvis. Fitted on the training subjects of
+#: ``benchmarks/placement_accuracy.py``: the log error of the ground's size factor has an
+#: RMS of 0.064-0.072 at 5-20 m, 2 and 5 px, flat in distance and noise, times the camera's
+#: 1.40 m above the ankle plane.
+SIZE_FOOT_STD_M = 0.095
 
 
 def ground_scale(
@@ -172,18 +184,20 @@ def size_spread(
     pose_rel_m: np.ndarray,
     kp_norm: np.ndarray,
     weights: np.ndarray,
-    size_std: float,
+    size_std: np.ndarray | float,
     ground: GroundPrior | None = None,
     ground_scale: np.ndarray | float = 1.0,
 ) -> np.ndarray:
-    """(..., 3) root std from an error of ``size_std`` (log scale) in the body's size.
+    """(..., 3) root std from an error of ``size_std`` (log scale; scalar or (...,)) in the
+    body's size.
 
     The pose is placed again scaled by exp(+-size_std) (arguments as
     :func:`solve_root_translation`); half the difference of the two roots runs along the
     direction size moves the person: the viewing ray without a ground prior, much less with
     the feet on the ground.
     """
-    scale = np.exp([size_std, -size_std]).reshape(2, *[1] * np.ndim(pose_rel_m))
+    sd = np.broadcast_to(np.asarray(size_std, dtype=np.float64), np.shape(pose_rel_m)[:-2])
+    scale = np.exp(np.stack([sd, -sd]))[..., None, None]  # (2, ..., 1, 1)
     t_pm = solve_root_translation(
         np.asarray(pose_rel_m)[None] * scale, np.asarray(kp_norm)[None],
         np.asarray(weights)[None], ground, ground_scale=np.asarray(ground_scale)[None],
@@ -210,6 +224,112 @@ def ground_spread(
         for h in (ground.ankle_height - s, ground.ankle_height + s)
     )  # fmt: skip
     return 0.5 * np.abs(t_hi - t_lo)
+
+
+@dataclass(frozen=True)
+class GroundSize:
+    """:func:`ground_size`'s measurement for a batch of people: what the ground alone says."""
+
+    log_factor: np.ndarray  # (...,) log of the size factor that puts the ankle on its plane
+    info: np.ndarray  # (...,) its precision, 1 / log-variance; 0 where not measured
+
+    @property
+    def measured(self) -> np.ndarray:
+        return self.info > 0
+
+
+def ground_size(
+    pose_rel_m: np.ndarray,
+    kp_norm: np.ndarray,
+    weights: np.ndarray,
+    ground: GroundPrior | None,
+    ground_scale: np.ndarray | float = 1.0,
+) -> GroundSize:
+    """How big the person is, from the feet on a known ground (one measurement per pose).
+
+    A single image cannot tell a small person near from a big one further away: scaling a
+    root-relative pose and its root translation together about the camera changes no
+    reprojection. The ground can: place the pose without the prior (``t0``), and the lower
+    ankle stands ``h = n . (ankle + t0)`` below the camera; the pose scaled by
+    ``ground.ankle_plane / h`` puts that ankle on the ankle plane with the same
+    reprojection. That factor's log error is :data:`SIZE_FOOT_STD_M` over the camera's
+    height above the ankle plane (measured flat in distance and 2D noise up to 20 m and
+    5 px). :func:`size_posterior` combines it with the prior around the lifter's body.
+
+    Arguments as :func:`solve_root_translation`. Not measured (``info`` 0): without a ground,
+    where ``ground_scale`` is 0 (no foot seen), or where the placed ankle is not clearly below
+    the camera.
+    """
+    X = np.asarray(pose_rel_m, dtype=np.float64)
+    batch = X.shape[:-2]
+    if ground is None:
+        return GroundSize(np.zeros(batch), np.zeros(batch))
+    n = np.asarray(ground.normal, dtype=np.float64)
+    t0 = solve_root_translation(X, kp_norm, weights, None)
+    h = (_lower_ankle(X, n)[..., 0, :] + t0) @ n
+    plane = ground.ankle_plane
+    g = np.broadcast_to(np.asarray(ground_scale, dtype=np.float64), batch)
+    ok = np.isfinite(h) & (h > 0.25 * plane) & (g > 0)
+    log_g = np.log(plane / np.where(ok, h, plane))
+    return GroundSize(log_g, np.where(ok, (plane / SIZE_FOOT_STD_M) ** 2, 0.0))
+
+
+def size_posterior(
+    log_sum: np.ndarray, info: np.ndarray, size_log_std: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(factor, log std) of a person's size from ground measurements and the prior.
+
+    ``log_sum`` / ``info``: the information-weighted sum of measured log factors and the
+    summed information (one frame: ``info * log_factor`` and ``info``; a track: over its
+    frames, :class:`TrackSizes`). The prior is log-normal(0, ``size_log_std``) around the
+    lifter's body; the factor is clipped to :data:`SIZE_FACTOR_RANGE`.
+    """
+    total = 1.0 / size_log_std**2 + np.asarray(info, dtype=np.float64)
+    log_s = np.clip(np.asarray(log_sum, dtype=np.float64) / total, *np.log(SIZE_FACTOR_RANGE))
+    return np.exp(log_s), 1.0 / np.sqrt(total)
+
+
+class TrackSizes:
+    """A track's body size from the ground, gathered over its frames.
+
+    A body does not change along a track, but one frame's ground measurement is noisy (the
+    lifted foot, the step). Each frame adds its measurement with its information scaled by
+    ``min(1, dt / decorrelation_s)``: frames closer than about half a step apart are not
+    independent evidence. A track unseen for ``forget_s`` starts again.
+    """
+
+    def __init__(self, decorrelation_s: float = 0.5, forget_s: float = 2.0) -> None:
+        self.decorrelation_s = decorrelation_s
+        self.forget_s = forget_s
+        self._state: dict[tuple[str, int], tuple[float, float, int]] = {}  # sum, info, ns
+
+    def __len__(self) -> int:
+        return len(self._state)
+
+    def update(
+        self, camera_name: str, stamp_ns: int, tracks: Sequence[int], measured: GroundSize
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Add one frame's measurements (one per track; negative ids are untracked and not
+        kept) and return each person's accumulated (``log_sum``, ``info``)."""
+        log_sum = measured.info * measured.log_factor
+        info = measured.info.copy()
+        forget_ns = int(self.forget_s * 1e9)
+        for key in [k for k, v in self._state.items() if stamp_ns - v[2] > forget_ns]:
+            del self._state[key]
+        for i, track in enumerate(tracks):
+            if track < 0:
+                continue
+            key = (camera_name, int(track))
+            prev_sum, prev_info, prev_ns = self._state.get(key, (0.0, 0.0, None))
+            if prev_ns is not None and stamp_ns <= prev_ns:  # the same frame again, or older
+                log_sum[i], info[i] = prev_sum, prev_info
+                continue
+            dt = self.decorrelation_s if prev_ns is None else (stamp_ns - prev_ns) * 1e-9
+            keep = min(1.0, dt / self.decorrelation_s)
+            log_sum[i] = prev_sum + keep * log_sum[i]
+            info[i] = prev_info + keep * info[i]
+            self._state[key] = (float(log_sum[i]), float(info[i]), stamp_ns)
+        return log_sum, info
 
 
 def _lower_ankle(X: np.ndarray, n: np.ndarray) -> np.ndarray:
