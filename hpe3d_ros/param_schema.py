@@ -145,9 +145,10 @@ PARAMS: tuple[ParamSpec, ...] = (
     P("placement.ground_weight", 10.0, "Strength of the ground prior vs one joint", 0.0, 1e4),
     P("placement.ankle_height_m", 0.10,
       "Height of a standing foot's ankle joint above the ground (the prior pins it)", 0.0, 0.3),
-    P("placement.size_log_std", 0.0,
-      "> 0: people's size from the ground (over their track), with this prior log-std of body "
-      "size around the lifter's; 0 = the lifter's size", 0.0, 1.0),
+    P("placement.size_log_std", 0.05,
+      "With a ground: people's size from where their feet stand (over their track), adults "
+      "within this log-std of the lifter's size, children a second mode; 0 = the lifter's "
+      "size", 0.0, 1.0),
     P("placement.ground_z_m", 0.0,
       "Ground height in target_frame (z up) for cameras whose pose is known", -10.0, 10.0),
     P("qos.image_reliability", "best_effort", "QoS reliability of image subscriptions",

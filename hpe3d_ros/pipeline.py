@@ -23,6 +23,7 @@ from hpe3d_ros.lifting.noise import detector_noise_std
 from hpe3d_ros.placement import (
     ANKLE_HEIGHT_M,
     GROUND_WEIGHT,
+    SIZE_LOG_STD,
     GroundPrior,
     TrackSizes,
     ground_scale,
@@ -52,7 +53,7 @@ class PipelineConfig:
     camera_pitch_deg: float = 0.0  # downward pitch of the optical axis
     ground_weight: float = GROUND_WEIGHT  # prior strength vs one confident joint (normalised)
     ankle_height_m: float = ANKLE_HEIGHT_M  # the lower ankle's height above the ground
-    size_log_std: float = 0.0  # > 0: the ground sizes people (prior log-std of body size)
+    size_log_std: float = SIZE_LOG_STD  # > 0: the ground sizes people (adults' prior log-std)
     temporal: bool = True  # tracked people through the lifter's temporal model, if it has one
     temporal_window: int = 0  # frames of history the temporal model sees; 0 = its own window
     temporal_min_frames: int = 3  # a track's frames before the temporal model takes over

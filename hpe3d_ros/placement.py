@@ -19,6 +19,11 @@ ground would place a sitting or cycling person confidently wrong. :func:`ground_
 the prior off for people with no ankle seen; their placement then rests on body size alone,
 and the spread of the per-hypothesis solutions (the root's uncertainty) widens with it.
 
+The same ground also sizes a person (:func:`ground_size`, :func:`size_posterior`,
+:class:`TrackSizes`): scaling a pose and its root together changes no reprojection, but only
+one scale puts the feet on the ground. The pipeline applies that factor, gathered over the
+person's track, before placing them (``placement.size_log_std``).
+
 Only the seen joints place a person (missing joints have weight 0), so the spread of the
 per-hypothesis roots is the body-size and pose ambiguity of what the camera saw. Without a
 prior it does not widen for a missing lower body, and measurement says it should not
@@ -68,6 +73,21 @@ SIZE_FACTOR_RANGE = (0.55, 1.35)
 #: RMS of 0.064-0.072 at 5-20 m, 2 and 5 px, flat in distance and noise, times the camera's
 #: 1.40 m above the ankle plane.
 SIZE_FOOT_STD_M = 0.095
+#: What a track's frames do not average away (log size): the person's own ankle height and
+#: the lifted legs' error. Fitted on the training subjects' 2 s tracks
+#: (``benchmarks/placement_accuracy.py --track-seconds 2``): the ground's size error, RMS
+#: 0.050 (log), is this and the frames' own 0.030 together.
+SIZE_BIAS_LOG_STD = 0.04
+#: The prior's second mode, children, in log size around the lifter's adult body (about
+#: 1.68 m): statures 1.0-1.55 m within two std of 1.25 m. Its weight: the share of people
+#: in that mode before anything is seen (0 = adults only).
+#: The prior's adult mode (``placement.size_log_std``): how far an adult's size strays from
+#: the lifter's estimate, its log error's RMS on the shared mocap's subjects (0.030-0.057 over
+#: the test and training subjects, ``benchmarks/placement_accuracy.py``'s last column).
+SIZE_LOG_STD = 0.05
+CHILD_SIZE_LOG_MEAN = float(np.log(1.25 / 1.68))
+CHILD_SIZE_LOG_STD = 0.12
+CHILD_PRIOR_WEIGHT = 0.1
 
 
 def ground_scale(
@@ -275,18 +295,47 @@ def ground_size(
 
 
 def size_posterior(
-    log_sum: np.ndarray, info: np.ndarray, size_log_std: float
+    log_sum: np.ndarray,
+    info: np.ndarray,
+    size_log_std: float,
+    child_weight: float = CHILD_PRIOR_WEIGHT,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(factor, log std) of a person's size from ground measurements and the prior.
 
     ``log_sum`` / ``info``: the information-weighted sum of measured log factors and the
     summed information (one frame: ``info * log_factor`` and ``info``; a track: over its
-    frames, :class:`TrackSizes`). The prior is log-normal(0, ``size_log_std``) around the
-    lifter's body; the factor is clipped to :data:`SIZE_FACTOR_RANGE`.
+    frames, :class:`TrackSizes`). However many frames, the measurement keeps a person's own
+    bias (:data:`SIZE_BIAS_LOG_STD`: their ankle's height, the lifted legs' error). The prior,
+    in log size around the lifter's body: adults normal(0, ``size_log_std``) and, with weight
+    ``child_weight``, children normal(:data:`CHILD_SIZE_LOG_MEAN`,
+    :data:`CHILD_SIZE_LOG_STD`); the posterior's mean and std over both. The factor is
+    clipped to :data:`SIZE_FACTOR_RANGE`; where ``info`` is 0 the answer is the prior's.
     """
-    total = 1.0 / size_log_std**2 + np.asarray(info, dtype=np.float64)
-    log_s = np.clip(np.asarray(log_sum, dtype=np.float64) / total, *np.log(SIZE_FACTOR_RANGE))
-    return np.exp(log_s), 1.0 / np.sqrt(total)
+    info = np.asarray(info, dtype=np.float64)
+    seen = info > 0
+    meas = np.where(seen, np.asarray(log_sum, dtype=np.float64) / np.where(seen, info, 1.0), 0.0)
+    var_m = 1.0 / np.where(seen, info, 1.0) + SIZE_BIAS_LOG_STD**2  # used only where seen
+    modes = [(1.0 - child_weight, 0.0, size_log_std**2)]
+    if child_weight > 0:
+        modes.append((child_weight, CHILD_SIZE_LOG_MEAN, CHILD_SIZE_LOG_STD**2))
+    log_ev, means, variances = [], [], []
+    for weight, mu, var in modes:
+        total = np.where(seen, var + var_m, var)
+        log_ev.append(np.log(weight) - 0.5 * np.log(total) - 0.5 * (meas - mu) ** 2 / total)
+        post_var = np.where(seen, var * var_m / (var + var_m), var)
+        means.append(np.where(seen, post_var * (mu / var + meas / var_m), mu))
+        variances.append(post_var)
+    log_ev = np.stack(log_ev)
+    resp = np.exp(log_ev - log_ev.max(axis=0))
+    resp /= resp.sum(axis=0)
+    if not seen.all():  # nothing measured: the prior's own weights
+        prior_w = np.array([m[0] for m in modes]).reshape(-1, *[1] * seen.ndim)
+        resp = np.where(seen, resp, prior_w)
+    means, variances = np.stack(means), np.stack(variances)
+    mean = (resp * means).sum(axis=0)
+    var = (resp * (variances + means**2)).sum(axis=0) - mean**2
+    log_s = np.clip(mean, *np.log(SIZE_FACTOR_RANGE))
+    return np.exp(log_s), np.sqrt(np.maximum(var, 0.0))
 
 
 class TrackSizes:

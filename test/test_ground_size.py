@@ -10,6 +10,8 @@ from hpe3d_ros.camera import CameraModel
 from hpe3d_ros.lifting import load_lifter
 from hpe3d_ros.pipeline import Pipeline, PipelineConfig
 from hpe3d_ros.placement import (
+    CHILD_PRIOR_WEIGHT,
+    SIZE_BIAS_LOG_STD,
     SIZE_FACTOR_RANGE,
     SIZE_FOOT_STD_M,
     GroundPrior,
@@ -55,14 +57,32 @@ def test_the_ground_measures_the_size_the_image_cannot(scale):
 
 def test_the_posterior_weighs_the_ground_against_the_prior_and_clips():
     one = (1.4 / SIZE_FOOT_STD_M) ** 2
-    f, sd = size_posterior(one * np.log(0.7), one, 0.15)
-    var_p, var_g = 0.15**2, 1 / one
-    np.testing.assert_allclose(np.log(f), np.log(0.7) * var_p / (var_p + var_g))
-    np.testing.assert_allclose(sd, np.sqrt(var_p * var_g / (var_p + var_g)))
-    f0, sd0 = size_posterior(0.0, 0.0, 0.15)  # nothing measured: the lifter's body, the prior
-    assert f0 == 1.0 and sd0 == pytest.approx(0.15)
-    f_far, _ = size_posterior(100 * one * np.log(0.2), 100 * one, 0.15)
+    # adults only: a normal prior and a normal measurement whose bias no frame averages away
+    f, sd = size_posterior(one * np.log(0.9), one, 0.05, child_weight=0.0)
+    var_p, var_m = 0.05**2, 1 / one + SIZE_BIAS_LOG_STD**2
+    np.testing.assert_allclose(np.log(f), np.log(0.9) * var_p / (var_p + var_m))
+    np.testing.assert_allclose(sd, np.sqrt(var_p * var_m / (var_p + var_m)))
+    many = size_posterior(100 * one * np.log(0.9), 100 * one, 0.05, child_weight=0.0)[1]
+    assert many > np.sqrt(var_p * SIZE_BIAS_LOG_STD**2 / (var_p + SIZE_BIAS_LOG_STD**2)) - 1e-9
+    f0, sd0 = size_posterior(0.0, 0.0, 0.05, child_weight=0.0)  # nothing measured: the prior
+    assert f0 == 1.0 and sd0 == pytest.approx(0.05)
+    f_far, _ = size_posterior(100 * one * np.log(0.2), 100 * one, 0.5, child_weight=0.0)
     assert f_far == pytest.approx(SIZE_FACTOR_RANGE[0])
+
+
+def test_the_prior_knows_adults_and_children():
+    """An adult's reading stays near the lifter's body; a child's, far below every adult,
+    is taken nearly as measured (the children's mode), and gets wider than an adult's."""
+    one = (1.4 / SIZE_FOOT_STD_M) ** 2
+    logs = np.log([1.05, 0.97, 0.7, 0.6])
+    f, sd = size_posterior(5 * one * logs, np.full(4, 5 * one), 0.05)
+    assert (np.abs(np.log(f[:2])) < np.abs(logs[:2])).all()  # shrunk towards the lifter
+    assert (np.abs(np.log(f[:2])) > 0.3 * np.abs(logs[:2])).all()  # but the ground counts
+    np.testing.assert_allclose(np.log(f[2:]), logs[2:], atol=0.05)  # children: as measured
+    assert CHILD_PRIOR_WEIGHT > 0 and (sd < 0.07).all()
+    # one frame of a child-like reading is not yet enough to call it a child outright
+    f1, sd1 = size_posterior(one * np.log(0.8), one, 0.05)
+    assert np.log(0.8) < np.log(f1) < 0 and sd1 > 0.06
 
 
 def test_a_track_gathers_its_frames_as_partly_independent_evidence():
@@ -103,7 +123,7 @@ def test_the_pipeline_sizes_a_child_from_the_ground_and_keeps_one_body():
                                       camera_name="front", stamp_ns=i * 100_000_000)  # fmt: skip
         return out
 
-    adult, child = run(0.0, **ground), run(0.15, **ground)
+    adult, child = run(0.0, **ground), run(PipelineConfig.size_log_std, **ground)
     ratio = _bones(child.hypotheses_m.mean(1)).sum(-1) / _bones(adult.hypotheses_m.mean(1)).sum(-1)
     assert (ratio < 0.85).all(), ratio  # sized down towards the truth (0.7 of the body)
     true_bones = _bones(truth).sum(-1)
@@ -118,7 +138,7 @@ def test_the_pipeline_sizes_a_child_from_the_ground_and_keeps_one_body():
     rng = np.random.default_rng(0)
     off = run(0.0)
     rng = np.random.default_rng(0)
-    on = run(0.15)
+    on = run(PipelineConfig.size_log_std)
     np.testing.assert_array_equal(off.hypotheses_m, on.hypotheses_m)
     np.testing.assert_array_equal(off.root_std_m, on.root_std_m)
 
