@@ -124,12 +124,14 @@ class CameraSim:
         return tid
 
 
-def camera_sims(n: int, lifter, ground: bool, k: int) -> list[CameraSim]:
+def camera_sims(
+    n: int, lifter, ground: bool, k: int, size_log_std: float = PipelineConfig.size_log_std
+) -> list[CameraSim]:
     sims = []
     for cam in vehicle_rig(n):
         h, pitch = height_and_pitch(cam.T_base_camera)  # the rig has no roll: exact
         cfg = PipelineConfig(num_hypotheses=k, camera_height_m=h if ground else None,
-                             camera_pitch_deg=pitch)  # fmt: skip
+                             camera_pitch_deg=pitch, size_log_std=size_log_std)  # fmt: skip
         sims.append(CameraSim(cam, Pipeline(None, lifter, cfg)))
     return sims
 
@@ -311,7 +313,7 @@ def run(args, n_cams: int, ground: bool, lifter, bodies, cfg: FuserConfig) -> di
     rng = np.random.default_rng(args.seed)
     tally = Tally()
     for _ in range(args.scenes):
-        sims = camera_sims(n_cams, lifter, ground, args.k)
+        sims = camera_sims(n_cams, lifter, ground, args.k, args.size_log_std)
         walkers = [make_walker(bodies, rng) for _ in range(args.people)]
         run_scene(sims, walkers, args.seconds, cfg, rng, args.noise_px, args.drop, tally)
     row = report(n_cams, ground, tally)
@@ -331,6 +333,12 @@ def main() -> int:
     ap.add_argument("--drop", type=float, default=0.1, help="share of joints dropped")
     ap.add_argument("--no-ground", action="store_true", help="lift without the ground prior")
     ap.add_argument("--calibrate", action="store_true", help="training subjects, not test")
+    ap.add_argument(
+        "--size-log-std",
+        type=float,
+        default=PipelineConfig.size_log_std,
+        help="placement.size_log_std (0: the lifter's body size)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--noise",

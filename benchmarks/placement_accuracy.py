@@ -19,8 +19,9 @@ The ground is the capture's own floor, so a standing ankle is where it really is
 temporal lifter and the per-track body size take part); the figures are the tracks' last
 frames.
 
-Besides the root: the median error of the absolute mean pose's joints (camera frame) and the
-slope of the predicted bone-chain stature (mean of K) regressed on the true one.
+Besides the root: the median error of the absolute mean pose's joints (camera frame), the
+slope of the predicted bone-chain stature (mean of K) regressed on the true one, and the RMS
+of log(predicted / true stature).
 """
 
 from __future__ import annotations
@@ -156,9 +157,10 @@ def main() -> int:
           f"told {pitch_deg + args.pitch_error_deg:g})\n")  # fmt: skip
     print(
         "| distance | ground prior | median root error | median depth error | 90th pct | "
-        "depth inside its 90 % interval | joint error (absolute) | stature slope |"
+        "depth inside its 90 % interval | joint error (absolute) | stature slope | "
+        "size error (log RMS) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     w = args.ground_weight
     priors = [  # (name, ankle height, weight, size log-std): off, until 2683ee5, as it is
         ("off", None, 0.0, 0.0),
@@ -205,10 +207,12 @@ def main() -> int:
             joint = np.linalg.norm(mean - gt[ok], axis=-1).mean(-1)
             pred_h, true_h = stature(mean - mean[:, :1]), stature(gt[ok])
             slope = np.polyfit(true_h, pred_h, 1)[0]
+            size_rms = np.sqrt(np.mean(np.log(pred_h / true_h) ** 2))
             print(f"| {dist:.0f} m | {name} | {np.median(err):.2f} m "
                   f"({100 * np.median(err) / dist:.1f} %) | {np.median(dz):.2f} m | "
                   f"{np.percentile(err, 90):.2f} m | {100 * inside:.0f} % | "
-                  f"{1000 * np.median(joint):.0f} mm | {slope:.2f} |")  # fmt: skip
+                  f"{1000 * np.median(joint):.0f} mm | {slope:.2f} | "
+                  f"{size_rms:.3f} |")  # fmt: skip
     return 0
 
 
