@@ -271,8 +271,9 @@ class Pipeline:
     # ------------------------------------------------------------------ helpers
     def _body_size(self, mean, kp_l, w, ground, g, tracks, lifted, camera_name, stamp_ns):
         """(n,) size factor and (n,) log-std of the body size: from the ground
-        (``size_log_std`` > 0; over the track's frames for tracked people), else 1 and the
-        lifter's ``size_std`` (a one-body lifter's K hypotheses share one size)."""
+        (``size_log_std`` > 0; over the track's frames for tracked people; the std no less
+        than the lifter's), else 1 and the lifter's ``size_std`` (a one-body lifter's K
+        hypotheses share one size)."""
         lifter_std = float(getattr(self.lifter, "size_std", 0.0))
         factor, size_std = np.ones(len(mean)), np.full(len(mean), lifter_std)
         prior = self.config.size_log_std
@@ -286,6 +287,11 @@ class Pipeline:
             log_sum, info = self._sizes.update(camera_name, stamp_ns, ids, measured)
         sized = info > 0
         f, s = size_posterior(log_sum, info, prior)
+        # the ground prior pins the sized pose with the same ground again: a spread narrowed
+        # by the ground's size as well would count it twice (measured: a 4-camera rig bag's
+        # fuser split one person into two tracks), so the size never claims more than the
+        # lifter's own; a child's reading widens it
+        s = np.maximum(s, lifter_std)
         return np.where(sized, f, factor), np.where(sized, s, size_std)
 
     def lift_people(

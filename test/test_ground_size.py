@@ -114,11 +114,11 @@ def test_the_pipeline_sizes_a_child_from_the_ground_and_keeps_one_body():
     truth = np.stack([_standing(0.7, -0.5, 6.0), _standing(0.7, 1.0, 10.0)])
     ground = dict(camera_height_m=1.5, camera_pitch_deg=0.0)
 
-    def run(size_log_std, **cfg):
+    def run(size_log_std, people=truth, **cfg):
         config = PipelineConfig(num_hypotheses=20, size_log_std=size_log_std, **cfg)
         pipe = Pipeline(None, lifter, config)
         for i in range(8):  # a tracked child, 10 Hz
-            px = cam.project(truth) + rng.normal(0, 1.0, (2, 17, 2))
+            px = cam.project(people) + rng.normal(0, 1.0, (2, 17, 2))
             out = pipe.lift_keypoints(px, np.full((2, 17), 0.9), cam, seed=i, tracks=[0, 1],
                                       camera_name="front", stamp_ns=i * 100_000_000)  # fmt: skip
         return out
@@ -134,6 +134,11 @@ def test_the_pipeline_sizes_a_child_from_the_ground_and_keeps_one_body():
     depth_err = np.abs(child.root_m[:, 2] - truth[:, 0, 2])
     assert (depth_err <= 1.645 * child.root_std_m[:, 2]).all()
     assert (depth_err < np.abs(adult.root_m[:, 2] - truth[:, 0, 2]) + 0.05).all()
+    # an adult: the pin already uses the ground, so the size must not narrow the root's
+    # spread below what the lifter's own size error gives
+    grown = np.stack([_standing(1.0, -0.5, 6.0), _standing(1.0, 1.0, 10.0)])
+    pinned, sized = run(0.0, grown, **ground), run(PipelineConfig.size_log_std, grown, **ground)
+    assert (sized.root_std_m[:, 2] >= 0.995 * pinned.root_std_m[:, 2]).all()  # 0.98 without
     # without a ground nothing is measured: the same answer as with sizing off
     rng = np.random.default_rng(0)
     off = run(0.0)
