@@ -78,13 +78,13 @@ SIZE_FOOT_STD_M = 0.095
 #: (``benchmarks/placement_accuracy.py --track-seconds 2``): the ground's size error, RMS
 #: 0.050 (log), is this and the frames' own 0.030 together.
 SIZE_BIAS_LOG_STD = 0.04
-#: The prior's second mode, children, in log size around the lifter's adult body (about
-#: 1.68 m): statures 1.0-1.55 m within two std of 1.25 m. Its weight: the share of people
-#: in that mode before anything is seen (0 = adults only).
 #: The prior's adult mode (``placement.size_log_std``): how far an adult's size strays from
 #: the lifter's estimate, its log error's RMS on the shared mocap's subjects (0.030-0.057 over
 #: the test and training subjects, ``benchmarks/placement_accuracy.py``'s last column).
 SIZE_LOG_STD = 0.05
+#: The prior's second mode, children, in log size around the lifter's adult body (about
+#: 1.68 m): statures 1.0-1.55 m within two std of 1.25 m. Its weight: the share of people
+#: in that mode before anything is seen (0 = adults only).
 CHILD_SIZE_LOG_MEAN = float(np.log(1.25 / 1.68))
 CHILD_SIZE_LOG_STD = 0.12
 CHILD_PRIOR_WEIGHT = 0.1
@@ -373,7 +373,8 @@ class TrackSizes:
             if prev_ns is not None and stamp_ns <= prev_ns:  # the same frame again, or older
                 log_sum[i], info[i] = prev_sum, prev_info
                 continue
-            dt = self.decorrelation_s if prev_ns is None else (stamp_ns - prev_ns) * 1e-9
+            # a track's first measurement counts whole (earlier frames may have seen no foot)
+            dt = self.decorrelation_s if prev_info == 0 else (stamp_ns - prev_ns) * 1e-9
             keep = min(1.0, dt / self.decorrelation_s)
             log_sum[i] = prev_sum + keep * log_sum[i]
             info[i] = prev_info + keep * info[i]

@@ -97,6 +97,10 @@ def test_a_track_gathers_its_frames_as_partly_independent_evidence():
     assert len(sizes) == 1  # the untracked person is not kept
     again = sizes.update("cam", 900_000_000, [3], GroundSize(np.zeros(1), np.full(1, 100.0)))
     np.testing.assert_allclose(again[1], info[:1])  # the same frame again adds nothing
+    # a track whose first frames saw no foot takes its first measurement whole
+    sizes.update("cam", 900_000_000, [7], GroundSize(np.zeros(1), np.zeros(1)))
+    first = sizes.update("cam", 1_000_000_000, [7], GroundSize(np.zeros(1), np.full(1, 100.0)))
+    np.testing.assert_allclose(first[1], 100.0)
     # a frame with no foot seen keeps what the track knows
     kept = sizes.update("cam", 1_000_000_000, [3], GroundSize(np.zeros(1), np.zeros(1)))
     np.testing.assert_allclose(kept[1], info[:1])
