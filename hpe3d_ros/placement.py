@@ -344,7 +344,10 @@ class TrackSizes:
     A body does not change along a track, but one frame's ground measurement is noisy (the
     lifted foot, the step). Each frame adds its measurement with its information scaled by
     ``min(1, dt / decorrelation_s)``: frames closer than about half a step apart are not
-    independent evidence. A track unseen for ``forget_s`` starts again.
+    independent evidence. As :class:`~hpe3d_ros.lifting.track_history.TrackHistory` keeps a
+    camera's tracks: one unseen for ``forget_s`` (by that camera's stamps) is forgotten, and
+    a stamp before the track's newest (a bag that loops, a clock that jumps back) starts it
+    over.
     """
 
     def __init__(self, decorrelation_s: float = 0.5, forget_s: float = 2.0) -> None:
@@ -363,16 +366,19 @@ class TrackSizes:
         log_sum = measured.info * measured.log_factor
         info = measured.info.copy()
         forget_ns = int(self.forget_s * 1e9)
-        for key in [k for k, v in self._state.items() if stamp_ns - v[2] > forget_ns]:
+        for key in [k for k, v in self._state.items()
+                    if k[0] == camera_name and stamp_ns - v[2] > forget_ns]:  # fmt: skip
             del self._state[key]
         for i, track in enumerate(tracks):
             if track < 0:
                 continue
             key = (camera_name, int(track))
             prev_sum, prev_info, prev_ns = self._state.get(key, (0.0, 0.0, None))
-            if prev_ns is not None and stamp_ns <= prev_ns:  # the same frame again, or older
+            if prev_ns is not None and stamp_ns == prev_ns:  # the same frame again
                 log_sum[i], info[i] = prev_sum, prev_info
                 continue
+            if prev_ns is not None and stamp_ns < prev_ns:  # time went backwards: start over
+                prev_sum, prev_info, prev_ns = 0.0, 0.0, None
             # a track's first measurement counts whole (earlier frames may have seen no foot)
             dt = self.decorrelation_s if prev_info == 0 else (stamp_ns - prev_ns) * 1e-9
             keep = min(1.0, dt / self.decorrelation_s)

@@ -104,11 +104,20 @@ def test_a_track_gathers_its_frames_as_partly_independent_evidence():
     # a frame with no foot seen keeps what the track knows
     kept = sizes.update("cam", 1_000_000_000, [3], GroundSize(np.zeros(1), np.zeros(1)))
     np.testing.assert_allclose(kept[1], info[:1])
+    # a camera's stamps forget only that camera's tracks
+    sizes.update("cam2", 9_000_000_000, [5], m)
+    kept = sizes.update("cam", 1_100_000_000, [3], m)
+    assert kept[1][0] > info[0]
     # unseen for longer than forget_s: it starts again; other cameras' tracks are apart
     fresh = sizes.update("cam", 4_000_000_000, [3], m)
     np.testing.assert_allclose(fresh[1], 100.0)
     other = sizes.update("cam2", 4_000_000_000, [3], m)
     np.testing.assert_allclose(other[1], 100.0)
+    # time going backwards (a bag that loops) starts the track over instead of freezing it
+    sizes.update("cam", 4_100_000_000, [3], m)
+    looped = sizes.update("cam", 0, [3], GroundSize(np.log([0.9]), np.full(1, 100.0)))
+    np.testing.assert_allclose(looped[1], 100.0)
+    np.testing.assert_allclose(looped[0] / looped[1], np.log(0.9))
 
 
 def test_the_pipeline_sizes_a_child_from_the_ground_and_keeps_one_body():
