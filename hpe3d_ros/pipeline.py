@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hpe3d_ros.body_size import SIZE_LOG_STD, TrackSizes, ground_size, size_posterior
 from hpe3d_ros.camera import CameraModel
 from hpe3d_ros.frames import ground_plane_optical
 from hpe3d_ros.interfaces import Detector, Lifter, Person2DLike, Smoother, Tracker
@@ -23,13 +24,9 @@ from hpe3d_ros.lifting.noise import detector_noise_std
 from hpe3d_ros.placement import (
     ANKLE_HEIGHT_M,
     GROUND_WEIGHT,
-    SIZE_LOG_STD,
     GroundPrior,
-    TrackSizes,
     ground_scale,
-    ground_size,
     ground_spread,
-    size_posterior,
     size_spread,
     solve_root_translation,
 )

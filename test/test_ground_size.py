@@ -6,20 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hpe3d_ros.camera import CameraModel
-from hpe3d_ros.lifting import load_lifter
-from hpe3d_ros.pipeline import Pipeline, PipelineConfig
-from hpe3d_ros.placement import (
+from hpe3d_ros.body_size import (
     CHILD_PRIOR_WEIGHT,
     SIZE_BIAS_LOG_STD,
     SIZE_FACTOR_RANGE,
     SIZE_FOOT_STD_M,
-    GroundPrior,
     GroundSize,
     TrackSizes,
     ground_size,
     size_posterior,
 )
+from hpe3d_ros.camera import CameraModel
+from hpe3d_ros.lifting import load_lifter
+from hpe3d_ros.pipeline import Pipeline, PipelineConfig
+from hpe3d_ros.placement import GroundPrior
 from hpe3d_ros.skeleton import H36M_PARENTS
 
 # an upright body in the optical frame (y down), root-relative: the ankles 0.9 m below
