@@ -245,22 +245,23 @@ class Pipeline:
             # with size_log_std > 0 the ground sizes the person too, over the track's frames
             # where tracked (one factor for all K hypotheses: they keep one body); the prior
             # then pins the scaled pose where a foot is seen
+            mean = rel.mean(axis=1)
             factor, size_std = self._body_size(
-                rel.mean(axis=1), kp_l, w, ground, g, tracks, lifted, camera_name, stamp_ns
+                mean, kp_l, w, ground, g, tracks, lifted, camera_name, stamp_ns
             )
             if (factor != 1.0).any():
                 rel = (rel * factor[:, None, None, None]).astype(rel.dtype)
-            mean = rel.mean(axis=1)
+                mean = rel.mean(axis=1)
             t = solve_root_translation(mean, kp_l, w, ground, ground_scale=g)
             # per-hypothesis roots measure how much body-size/pose ambiguity moves the person
             t_k = solve_root_translation(
                 rel, kp_l[:, None], w[:, None], ground, ground_scale=g[:, None]
             )
             root[lifted] = t
+            # the body-size error the shared-body hypotheses cannot show (0 for other lifters)
+            size_sd = size_spread(mean, kp_l, w, size_std, ground, g) if size_std.any() else 0.0
             root_std[lifted] = np.sqrt(
-                np.nanvar(t_k, axis=1)
-                + size_spread(mean, kp_l, w, size_std, ground, ground_scale=g) ** 2
-                + ground_spread(mean, kp_l, w, ground, g) ** 2
+                np.nanvar(t_k, axis=1) + size_sd**2 + ground_spread(mean, kp_l, w, ground, g) ** 2
             )
             hyps[lifted] = rel + t[:, None, None, :].astype(np.float32)
         return LiftedPeople(hyps, root, root_std, lifted, conf)
