@@ -54,14 +54,20 @@ def to_optical(p_level: np.ndarray, pitch: float) -> np.ndarray:
     return np.stack([-y, -z, x], axis=-1)
 
 
-def scenes(poses: np.ndarray, distance: float, height: float, pitch: float, rng) -> np.ndarray:
-    """(N, 17, 3) world poses (Z up) -> optical-frame poses at ``distance`` m, feet on ground."""
-    n = len(poses)
-    rel = poses - poses[:, :1]
+def headings(n: int, rng) -> np.ndarray:
+    """(n, 3, 3) rotations about the vertical by random headings."""
     yaw = rng.uniform(0, 2 * math.pi, n)
     c, s = np.cos(yaw), np.sin(yaw)
     rot = np.zeros((n, 3, 3))
     rot[:, 0, 0], rot[:, 0, 1], rot[:, 1, 0], rot[:, 1, 1], rot[:, 2, 2] = c, -s, s, c, 1
+    return rot
+
+
+def scenes(poses: np.ndarray, distance: float, height: float, pitch: float, rng) -> np.ndarray:
+    """(N, 17, 3) world poses (Z up) -> optical-frame poses at ``distance`` m, feet on ground."""
+    n = len(poses)
+    rel = poses - poses[:, :1]
+    rot = headings(n, rng)
     rel = np.einsum("nij,nkj->nki", rot, rel)
     # the capture's floor (z = 0) is the ground: feet on it, so a standing ankle is ~0.1 m up
     root = np.stack([np.full(n, distance), rng.uniform(-2, 2, n), poses[:, 0, 2] - height], -1)
@@ -75,10 +81,7 @@ def track_scenes(seqs: np.ndarray, distance: float, height: float, pitch: float,
     start = seqs[:, :1, :1].copy()
     start[..., 2] = 0.0  # keep heights: the floor stays the ground
     rel = seqs - start
-    yaw = rng.uniform(0, 2 * math.pi, n)
-    c, s = np.cos(yaw), np.sin(yaw)
-    rot = np.zeros((n, 3, 3))
-    rot[:, 0, 0], rot[:, 0, 1], rot[:, 1, 0], rot[:, 1, 1], rot[:, 2, 2] = c, -s, s, c, 1
+    rot = headings(n, rng)
     rel = np.einsum("nij,ntkj->ntki", rot, rel)
     where = np.stack([np.full(n, distance), rng.uniform(-2, 2, n), np.full(n, -height)], -1)
     return to_optical(rel + where[:, None, None], pitch).transpose(1, 0, 2, 3)
