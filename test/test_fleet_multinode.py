@@ -30,10 +30,20 @@ RAY = str(Path(sys.executable).with_name("ray"))
 pytestmark = pytest.mark.skipif(not DEFAULT_WEIGHTS.exists(), reason="no lifter weights yet")
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free on the loopback now and not handed out before by this module: Ray binds
+    some of its ports on another address, where a loopback bind does not see them (a CI run
+    gave the second node's metrics port the head's GCS port)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def _node_args(worker_ports: int) -> list[str]:
