@@ -31,6 +31,7 @@ import torch
 
 from hpe3d_ros import metrics
 from hpe3d_ros.lifting import load_lifter
+from hpe3d_ros.lifting.ensemble import load_ensemble
 from training.bodies import bone_lengths
 from training.conditions import CELLS, condition_views
 from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices
@@ -136,12 +137,16 @@ def evaluate(
     data: str = str(DEFAULT_DATA),
     data_orig: str = str(ORIG_DATA),
     log=print,
+    ensemble_spread: float = 1.0,
 ) -> dict:
     """All figures as a dict: ``[name][mode][cell name]`` summaries plus stature fits."""
     mocap = load_all_mocap(data, data_orig)
     idx = split_indices(mocap["subject"], split, "v2")[::stride]
     subjects = mocap["subject"][idx]
-    lifters = [load_lifter(w) for w in weights]
+    lifters = [
+        load_ensemble(w.split("+"), ensemble_spread) if "+" in w else load_lifter(w)
+        for w in weights
+    ]
     report: dict = {"split": split, "k": k, "seed": seed, "frames": len(idx), "models": {}}
     views = {}
     for ci, cell in enumerate(CELLS):
@@ -295,7 +300,15 @@ def merge_reports(reports: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", nargs="+")
+    parser.add_argument(
+        "--weights", nargs="+", help="checkpoints; a.pt+b.pt = their one-body ensemble"
+    )
+    parser.add_argument(
+        "--ensemble-spread",
+        type=float,
+        default=1.0,
+        help="scale on the latent noise of every ensemble member (hpe3d_ros.lifting.ensemble)",
+    )
     parser.add_argument("--names", nargs="+")
     parser.add_argument("--split", default="test", choices=["test", "val"])
     parser.add_argument("--k", type=int, default=200)
@@ -322,7 +335,14 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     names = args.names or [Path(w).stem for w in args.weights]
     report = evaluate(
-        args.weights, names, args.split, args.k, args.seed, args.stride, tuple(args.modes)
+        args.weights,
+        names,
+        args.split,
+        args.k,
+        args.seed,
+        args.stride,
+        tuple(args.modes),
+        ensemble_spread=args.ensemble_spread,
     )
     print_tables(report)
     if args.reference:

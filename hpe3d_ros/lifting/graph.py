@@ -58,6 +58,10 @@ class LifterGraph(nn.Module):
         else:
             (rotation,) = rest
             y = self.model.encode(features.to(dtype))[:, None, :]
+        return self.to_camera(y, rotation)
+
+    def to_camera(self, y: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+        """The network's (N, K, 48) output, (N, 3, 3) -> (N, K, 17, 3) camera-frame metres."""
         # (N, K, 48) metres, virtual camera frame
         y = y.float() * self.model.target_std.float() + self.target_mean
         # Root at 0 by a constant (48, 51) [0 | I] product: one MatMul, static shapes.
