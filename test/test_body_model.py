@@ -288,3 +288,36 @@ def test_size_std_widens_the_root_along_the_viewing_ray():
         assert (pinned.root_std_m[:, 2] < wide.root_std_m[:, 2]).all()
     finally:
         lifter.size_std = load_lifter().size_std
+
+
+def test_shape_loss_sees_proportions_and_not_size():
+    """``w_shape`` (issue 14): a body uniformly larger than the prediction has no proportions
+    error (the absolute bone term does see it); longer shins alone do; the term adds
+    ``w_shape * shape / sigma_m`` to the loss."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        arch="bodyvae", encoder="mlp", noise_input=True, width=32, n_blocks=1,
+        cond_dim=16, latent_dim=4, dec_width=16,
+    )  # fmt: skip
+    model = build_model(cfg).eval()
+    feats = torch.randn(6, N_FEATURES + N_NOISE_FEATURES)
+    with torch.no_grad():
+        lengths = model.body(model.cond_net(feats))
+    dirs = torch.nn.functional.normalize(torch.randn(6, 16, 3), dim=-1)
+    anc = torch.tensor(ancestor_matrix(), dtype=torch.float32)
+
+    def parts(scale, w_shape=0.0):
+        target = forward_kinematics(lengths * scale, dirs[:, None], anc)[:, 0].flatten(-2)
+        torch.manual_seed(1)
+        with torch.no_grad():
+            return model.losses(feats, target, w_shape=w_shape, w_bone=10.0)
+
+    bigger = parts(torch.full((16,), 1.2))
+    assert float(bigger["shape_log"]) < 1e-5 and float(bigger["bone_m"]) > 0.02
+    shins = torch.ones(16)
+    shins[[2, 5]] = 1.2
+    longer_shins = parts(shins)
+    assert float(longer_shins["shape_log"]) > 0.02
+    weighted = parts(shins, w_shape=3.0)
+    extra = 3.0 * float(longer_shins["shape_log"]) / 0.05
+    assert float(weighted["loss"]) == pytest.approx(float(longer_shins["loss"]) + extra, rel=1e-5)

@@ -49,6 +49,7 @@ class TrainConfig:
     n_mean: int = 8
     w_best: float = 0.0  # CVAE: weight of the best-of-n_mean prior-sample MPJPE
     w_bone: float = 10.0  # bodyvae: weight of the mean absolute bone-length error
+    w_shape: float = 0.0  # bodyvae: weight of the scale-free log bone-length (proportions) error
     conf_threshold: float = 0.2
     val_samples: int = 20
     fit_temperature: bool = True  # fit the latent noise calibration (temperature, dof)

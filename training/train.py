@@ -180,6 +180,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
                     n_mean=cfg.n_mean,
                     w_best=cfg.w_best,
                     w_bone=cfg.w_bone,
+                    w_shape=cfg.w_shape,
                 )
                 opt.zero_grad(set_to_none=True)
                 parts["loss"].backward()

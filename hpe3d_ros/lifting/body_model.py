@@ -152,9 +152,16 @@ class BodyCVAE(CVAELifter):
         n_mean: int = 8,
         w_best: float = 0.0,
         w_bone: float = 10.0,
+        w_shape: float = 0.0,
         **_: float,
     ) -> dict:
-        """As :meth:`CVAELifter.losses` on the FK output, plus the bone-length term."""
+        """As :meth:`CVAELifter.losses` on the FK output, plus the bone-length term.
+
+        ``w_shape``: weight of the body's *proportions* error, scale-free: the mean absolute
+        log-length error of the 16 bones after removing the person's mean log error. A
+        scale-free 2D pose shows proportions, not size; in the absolute bone term the size
+        error (the same sign on every bone) drowns the proportions' signal.
+        """
         c = self.cond_net(feats)
         mu_p, logvar_p = self._prior(c)
         lengths = self.body(c)
@@ -169,9 +176,12 @@ class BodyCVAE(CVAELifter):
         rec_p = inv2s2 * self.sq_err_m(pred_p, target[:, None]).mean()
         kl = gaussian_kl(mu_q, logvar_q, mu_p, logvar_p).mean()
         mean_err = self.mpjpe_m(pred_p.mean(1), target).mean()
-        bone_err = (lengths - bone_lengths_t(target.unflatten(-1, (N_BONES, 3)))).abs().mean()
+        true_lengths = bone_lengths_t(target.unflatten(-1, (N_BONES, 3)))
+        bone_err = (lengths - true_lengths).abs().mean()
+        log_err = lengths.log() - true_lengths.clamp_min(1e-3).log()
+        shape_err = (log_err - log_err.mean(-1, keepdim=True)).abs().mean()
         loss = (1.0 - alpha) * (rec_q + beta * kl) + alpha * rec_p
-        loss = loss + (w_mean * mean_err + w_bone * bone_err) / sigma_m
+        loss = loss + (w_mean * mean_err + w_bone * bone_err + w_shape * shape_err) / sigma_m
         if w_best:
             best_err = self.mpjpe_m(pred_p, target[:, None]).min(1).values.mean()
             loss = loss + w_best * best_err / sigma_m
@@ -181,6 +191,7 @@ class BodyCVAE(CVAELifter):
             "rec_p": rec_p,
             "kl": kl,
             "bone_m": bone_err,
+            "shape_log": shape_err,
             "mpjpe_m": self.mpjpe_m(pred_q, target).mean(),
             "mpjpe_mean_of_m_m": mean_err,
         }
