@@ -51,6 +51,12 @@ def bone_lengths(poses: np.ndarray) -> np.ndarray:
     return np.linalg.norm(p[..., CHILD, :] - p[..., _PARENTS[CHILD], :], axis=-1)
 
 
+def group_means(values: np.ndarray) -> np.ndarray:
+    """(..., 16) per-bone values -> (..., groups) their mean per :data:`BONE_GROUPS` group."""
+    v = np.asarray(values)
+    return np.stack([v[..., np.array(j) - 1].mean(-1) for j in BONE_GROUPS.values()], -1)
+
+
 def body_templates(
     poses: np.ndarray, subject: np.ndarray, body: np.ndarray
 ) -> dict[str, np.ndarray]:

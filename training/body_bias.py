@@ -15,44 +15,64 @@ import argparse
 
 import numpy as np
 
-from training.bodies import BONE_GROUPS, bone_lengths
-from training.conditions import CELLS, condition_views
+from training.bodies import BONE_GROUPS, bone_lengths, group_means
+from training.conditions import CELLS, Cell, condition_views
 from training.mocap import DEFAULT_DATA, ORIG_DATA, body_kind, load_all_mocap, split_indices
+
+
+def cell_by_name(name: str) -> Cell:
+    """The evaluation cell called ``name`` (an unknown name: ValueError listing them)."""
+    by_name = {c.name: c for c in CELLS}
+    if name not in by_name:
+        raise ValueError(f"unknown cell {name!r}: one of {', '.join(by_name)}")
+    return by_name[name]
+
+
+def lift_in_cell(
+    weights: str, poses_world: np.ndarray, cell: Cell, rng: np.random.Generator, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One view of each pose in ``cell``, lifted with one hypothesis (all K share the body):
+    (N, 16) the lifter's bone lengths and (N, 16) the true ones."""
+    from hpe3d_ros.lifting import load_lifter
+
+    views = condition_views(poses_world, cell, rng)
+    noise = views.noise_std if cell.noise_px else None
+    hyp = load_lifter(weights).sample(
+        views.kp_norm.astype(np.float32), views.conf.astype(np.float32), 1, seed, noise_std=noise
+    )
+    return bone_lengths(hyp[:, 0].astype(np.float64)), bone_lengths(views.pose_cam)
 
 
 def body_bias(
     weights: str, split: str = "val", cell: str = "exact@8-15m", stride: int = 1, seed: int = 0
 ) -> dict[tuple[int, str], np.ndarray]:
     """(subject, kind) -> (groups,) mean predicted minus true bone length per bone group (m)."""
-    from hpe3d_ros.lifting import load_lifter
-
-    by_name = {c.name: c for c in CELLS}
-    if cell not in by_name:
-        raise ValueError(f"unknown cell {cell!r}: one of {', '.join(by_name)}")
-    c = by_name[cell]
+    c = cell_by_name(cell)
     m = load_all_mocap(DEFAULT_DATA, ORIG_DATA)
     rows = split_indices(m["subject"], split, "v2")[::stride]
-    views = condition_views(m["poses"][rows], c, np.random.default_rng(seed))
-    noise = views.noise_std if c.noise_px else None
-    hyp = load_lifter(weights).sample(
-        views.kp_norm.astype(np.float32), views.conf.astype(np.float32), 1, seed, noise_std=noise
-    )
-    error = bone_lengths(hyp[:, 0].astype(np.float64)) - bone_lengths(views.pose_cam)
+    pred, true = lift_in_cell(weights, m["poses"][rows], c, np.random.default_rng(seed), seed)
+    error = group_means(pred - true)
     kinds = body_kind(m["source"][rows])
     out = {}
     for key in sorted(set(zip(m["subject"][rows].tolist(), kinds.tolist(), strict=True))):
         sel = (m["subject"][rows] == key[0]) & (kinds == key[1])
-        out[key] = np.array([error[sel][:, np.array(j) - 1].mean() for j in BONE_GROUPS.values()])
+        out[key] = error[sel].mean(0)
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def cell_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments the per-cell body tools share: weights, names, split, cell, stride."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--weights", nargs="+", required=True)
     ap.add_argument("--names", nargs="+")
     ap.add_argument("--split", default="val", choices=("train", "val", "test"))
     ap.add_argument("--cell", default="exact@8-15m")
     ap.add_argument("--stride", type=int, default=1)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = cell_parser(__doc__.split("\n")[0])
     args = ap.parse_args(argv)
     names = args.names or args.weights
     print(f"bone length minus the truth, mm, {args.split} subjects, {args.cell}\n")

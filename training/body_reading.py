@@ -19,13 +19,19 @@ validation and test subjects, to tell "never drawn in training" from "drawn, not
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
 import numpy as np
 
-from training.bodies import BONE_GROUPS, body_templates, bone_lengths, retarget, sample_lengths
-from training.conditions import CELLS, condition_views
+from training.bodies import (
+    BONE_GROUPS,
+    body_templates,
+    bone_lengths,
+    group_means,
+    retarget,
+    sample_lengths,
+)
+from training.body_bias import cell_by_name, cell_parser, lift_in_cell
 from training.conventions import is_cmu_convention, to_cmu_convention
 from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices
 
@@ -56,8 +62,7 @@ def _reading(true: np.ndarray, pred: np.ndarray) -> Reading:
 def proportions(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N, 16) bone lengths -> (N, groups) log(group mean length / size), (N,) size (m)."""
     size = lengths[:, SIZE_BONES].sum(1)
-    groups = np.stack([lengths[:, np.array(j) - 1].mean(1) for j in BONE_GROUPS.values()], 1)
-    return np.log(groups / size[:, None]), size
+    return np.log(group_means(lengths) / size[:, None]), size
 
 
 def training_templates(mocap: dict) -> dict[str, np.ndarray]:
@@ -91,22 +96,13 @@ def body_reading(
     mocap: dict | None = None,
 ) -> dict[str, Reading]:
     """Group name (and ``"size"``) -> :class:`Reading` of ``weights`` (module doc)."""
-    from hpe3d_ros.lifting import load_lifter
-
-    by_name = {c.name: c for c in CELLS}
-    if cell not in by_name:
-        raise ValueError(f"unknown cell {cell!r}: one of {', '.join(by_name)}")
-    c = by_name[cell]
+    c = cell_by_name(cell)
     m = mocap if mocap is not None else load_all_mocap(DEFAULT_DATA, ORIG_DATA)
     rng = np.random.default_rng(seed)
     poses, _ = drawn_bodies(m, split, rng, stride)
-    views = condition_views(poses, c, rng)
-    noise = views.noise_std if c.noise_px else None
-    hyp = load_lifter(weights).sample(
-        views.kp_norm.astype(np.float32), views.conf.astype(np.float32), 1, seed, noise_std=noise
-    )
-    pred_p, pred_size = proportions(bone_lengths(hyp[:, 0].astype(np.float64)))
-    true_p, true_size = proportions(bone_lengths(views.pose_cam))
+    pred, true = lift_in_cell(weights, poses, c, rng, seed)
+    pred_p, pred_size = proportions(pred)
+    true_p, true_size = proportions(true)
     out = {g: _reading(true_p[:, i], pred_p[:, i]) for i, g in enumerate(BONE_GROUPS)}
     out["size"] = _reading(true_size, pred_size)
     return out
@@ -118,20 +114,12 @@ def generator_ranges(
     """Group -> the training generator's ``pct`` range of the group's mean length (m), over
     real-template draws with the default spreads."""
     lengths = sample_lengths(training_templates(mocap), n, np.random.default_rng(seed), 1.0)
-    out = {}
-    for g, j in BONE_GROUPS.items():
-        x = lengths[:, np.array(j) - 1].mean(1)
-        out[g] = (float(np.percentile(x, pct[0])), float(np.percentile(x, pct[1])))
-    return out
+    lo, hi = np.percentile(group_means(lengths), pct, axis=0)
+    return {g: (float(lo[i]), float(hi[i])) for i, g in enumerate(BONE_GROUPS)}
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--weights", nargs="+", required=True)
-    ap.add_argument("--names", nargs="+")
-    ap.add_argument("--split", default="val", choices=("train", "val", "test"))
-    ap.add_argument("--cell", default="exact@8-15m")
-    ap.add_argument("--stride", type=int, default=1)
+    ap = cell_parser(__doc__.split("\n")[0])
     args = ap.parse_args(argv)
     names = args.names or args.weights
     if len(names) != len(args.weights):
@@ -146,9 +134,10 @@ def main(argv: list[str] | None = None) -> None:
     print("Generator 2-98 % range (mm) against the held-out real skeletons\n")
     print("| group | generator | " + " | ".join(sorted(held)) + " |")
     print("|---|---|" + "---|" * len(held))
-    for g, j in BONE_GROUPS.items():
+    held_groups = {k: group_means(v) for k, v in held.items()}
+    for g_i, g in enumerate(BONE_GROUPS):
         lo, hi = ranges[g]
-        vals = [1000 * held[k][np.array(j) - 1].mean() for k in sorted(held)]
+        vals = [1000 * held_groups[k][g_i] for k in sorted(held)]
         cols = " | ".join(
             f"{v:.0f}{'' if 1000 * lo <= v <= 1000 * hi else ' (out)'}" for v in vals
         )
