@@ -115,3 +115,35 @@ def test_real_skeletons_torso_and_neck_are_read_as_they_are():
     for s in (16, 131, 135):
         spine, nk = bias[(s, "real")][torso], bias[(s, "real")][neck]
         assert abs(spine) <= 0.020 and abs(nk) <= 0.035, (s, spine, nk)
+
+
+def test_the_shipped_noise_estimator_reads_the_noise_level_from_the_keypoints():
+    """Without ``noise_std`` the shipped lifter reads the level from the 2D pose itself
+    (hpe3d_ros.lifting.noise_estimate): on the test bodies its mean estimate per cell is
+    within 0.3 of the true noise-level feature at 2 and 5 px (measured: 0.01-0.15), and it
+    orders exact < 2 px < 5 px at 15-25 m (measured +0.04, +0.84, +1.35; a step of 0.5 is a
+    factor 2.1 in noise). Exact 2D reads as mild noise (about 0): the training views always
+    carry a pixel floor but in a tenth of them."""
+    import numpy as np
+
+    from hpe3d_ros.lifting.normalize import N_FEATURES, N_JOINTS, prepare_inputs
+    from training.conditions import CELLS, condition_views
+    from training.mocap import load_all_mocap, split_indices
+
+    m = load_all_mocap(DEFAULT_DATA, ORIG_DATA)
+    rows = split_indices(m["subject"], "test", "v2")[::12]
+    lifter = load_lifter()
+    assert lifter.noise_estimator is not None and load_lifter(BASELINE).noise_estimator
+    est, true = {}, {}
+    for cell in CELLS:
+        v = condition_views(m["poses"][rows], cell, np.random.default_rng(0))
+        f, _ = lifter.features(v.kp_norm, v.conf)
+        t, _ = prepare_inputs(v.kp_norm, v.conf, lifter.conf_threshold, v.noise_std, True)
+        seen = t[:, 2 * N_JOINTS : 3 * N_JOINTS]
+        assert (f[:, -1] == 1).all()  # the estimate stands in as a given level
+        est[cell.name] = float((f[:, N_FEATURES:-1] * seen).sum() / seen.sum())
+        true[cell.name] = float((t[:, N_FEATURES:-1] * seen).sum() / seen.sum())
+        if cell.noise_px:
+            assert abs(est[cell.name] - true[cell.name]) < 0.3, (cell.name, est, true)
+    far = [est[f"{n}@15-25m"] for n in ("exact", "2px", "5px")]
+    assert far[0] + 0.5 < far[1] < far[2] - 0.3, far

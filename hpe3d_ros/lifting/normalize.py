@@ -134,3 +134,13 @@ def to_virtual(points_cam: np.ndarray, R: np.ndarray) -> np.ndarray:
 def to_camera(points_virtual: np.ndarray, R: np.ndarray) -> np.ndarray:
     """Inverse of :func:`to_virtual`: (N, ..., 3) virtual-frame points -> camera frame."""
     return np.einsum("nji,n...j->n...i", R, points_virtual)
+
+
+def noise_level_from_features(levels: np.ndarray, plain: np.ndarray) -> np.ndarray:
+    """Per-joint noise-level features (N, 17) (an estimate, e.g.
+    :class:`~hpe3d_ros.lifting.noise_estimate.NoiseEstimator`) and the plain features they
+    belong to (N, :data:`N_FEATURES`) -> the (N, 18) noise inputs of a *given* level: the
+    levels where a joint is visible, 0 elsewhere, flag 1 (as :func:`noise_level_features`)."""
+    valid = np.asarray(plain)[:, 2 * N_JOINTS : 3 * N_JOINTS] > 0.5
+    level = np.where(valid, np.clip(levels, -3.0, 3.0), 0.0)
+    return np.concatenate([level, np.ones((len(level), 1))], axis=1).astype(np.float32)

@@ -28,7 +28,8 @@ import torch
 from hpe3d_ros.lifting.architectures import build_model
 from hpe3d_ros.lifting.graph import LifterGraph
 from hpe3d_ros.lifting.model import LifterBase, ModelConfig
-from hpe3d_ros.lifting.normalize import N_JOINTS, prepare_inputs
+from hpe3d_ros.lifting.noise_estimate import NoiseEstimator
+from hpe3d_ros.lifting.normalize import N_FEATURES, N_JOINTS, prepare_inputs
 from hpe3d_ros.skeleton import H36M_JOINT_NAMES, H36M_PARENTS
 
 CHECKPOINT_FORMAT = "hpe3d_lifter/1"
@@ -137,6 +138,8 @@ class Lifter:
         self.latent_dim = self.model.latent_dim
         self.noise_aware = bool(self.cfg.noise_input)
         self.size_std = float(checkpoint.get("size_std", 0.0))
+        entry = checkpoint.get("noise_estimator")
+        self.noise_estimator = NoiseEstimator(entry) if entry and self.noise_aware else None
         self._graph = LifterGraph(self)
 
     # ------------------------------------------------------------------ public API
@@ -154,8 +157,10 @@ class Lifter:
         ``seed`` makes the draw reproducible; the noise is :meth:`noise` ``(N, k, seed)``.
         ``noise_std`` (optional): the 2D keypoints' noise standard deviation in the units of
         ``keypoints_norm`` (pixels / focal length in pixels), a scalar, (N,) or (N, 17);
-        noise-aware lifters widen their hypotheses with it; None = unknown (the lifter
-        judges from the keypoints and confidences alone). Others ignore it.
+        noise-aware lifters widen their hypotheses with it; None (or a NaN row) = unknown:
+        the lifter's noise estimator (:mod:`~hpe3d_ros.lifting.noise_estimate`, where the
+        checkpoint has one) reads the level from the keypoints themselves, else the lifter
+        judges from the keypoints and confidences alone. Others ignore it.
         """
         n = np.asarray(keypoints_norm).reshape(-1, N_JOINTS, 2).shape[0]
         noise = self.noise(n, k, seed)
@@ -212,9 +217,15 @@ class Lifter:
                 else np.asarray(noise_std, dtype=np.float64),
                 (n, N_JOINTS),
             )
-        return prepare_inputs(
+        feats, R = prepare_inputs(
             keypoints_norm, confidence, self.conf_threshold, noise_std, self.cfg.noise_input
         )
+        if self.noise_estimator is not None:
+            unknown = feats[:, -1] < 0.5  # the "level given" flag
+            if unknown.any():
+                plain = feats[unknown, :N_FEATURES]
+                feats[unknown, N_FEATURES:] = self.noise_estimator.features(plain)
+        return feats, R
 
     def _run(self, feats: np.ndarray, noise: np.ndarray | None, rot: np.ndarray) -> np.ndarray:
         """The network graph (:class:`LifterGraph`) in torch: -> (N, K, 17, 3) camera frame.
