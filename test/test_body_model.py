@@ -31,14 +31,15 @@ def _people(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return kp, rng.uniform(0.4, 1.0, size=(n, 17))
 
 
-def _body_lifter(tmp_path, encoder: str = "mlp", noise_input: bool = True):
+def _body_lifter(tmp_path, encoder: str = "mlp", noise_input: bool = True, body_width: int = 0):
     torch.manual_seed(0)
     cfg = ModelConfig(
         arch="bodyvae", encoder=encoder, noise_input=noise_input, width=32, n_blocks=1,
         cond_dim=16, latent_dim=4, dec_width=16, gcn_channels=8, gcn_blocks=1,
+        body_width=body_width,
     )  # fmt: skip
     model = build_model(cfg)
-    path = tmp_path / f"body_{encoder}.pt"
+    path = tmp_path / f"body_{encoder}{body_width or ''}.pt"
     torch.save(make_checkpoint(model, np.zeros(48), 0.2, temperature=2.0, latent_dof=4.0), path)
     return load_lifter(path), model
 
@@ -56,9 +57,9 @@ def test_forward_kinematics_matches_the_joint_tree():
     torch.testing.assert_close(bone_lengths_t(joints), lengths[:, None].expand(3, 2, 16))
 
 
-@pytest.mark.parametrize("encoder", ["mlp", "gcn"])
-def test_every_hypothesis_has_the_same_body_within_the_limits(tmp_path, encoder):
-    lifter, _ = _body_lifter(tmp_path, encoder)
+@pytest.mark.parametrize(("encoder", "body_width"), [("mlp", 0), ("gcn", 0), ("gcn", 24)])
+def test_every_hypothesis_has_the_same_body_within_the_limits(tmp_path, encoder, body_width):
+    lifter, _ = _body_lifter(tmp_path, encoder, body_width=body_width)
     kp, conf = _people(6)
     kp[0] *= 40.0  # absurd inputs still give bodies inside the limits
     hyps = lifter.sample(kp, conf, k=64, seed=0)
@@ -118,12 +119,12 @@ def test_graph_encoder_uses_the_skeleton_graph():
     assert (a[~adj] < 1e-6).all()  # messages only along skeleton edges
 
 
-@pytest.mark.parametrize("encoder", ["mlp", "gcn"])
-def test_onnx_export_reproduces_the_body_lifter(tmp_path, encoder):
+@pytest.mark.parametrize(("encoder", "body_width"), [("mlp", 0), ("gcn", 0), ("gcn", 24)])
+def test_onnx_export_reproduces_the_body_lifter(tmp_path, encoder, body_width):
     pytest.importorskip("onnxruntime")
     from hpe3d_ros.backends.export import export_lifter, verify_lifter_onnx
 
-    lifter, _ = _body_lifter(tmp_path, encoder)
+    lifter, _ = _body_lifter(tmp_path, encoder, body_width=body_width)
     path = export_lifter(lifter, tmp_path / "lifter.onnx")
     assert verify_lifter_onnx(lifter, path) < 1e-5
 
@@ -321,3 +322,29 @@ def test_shape_loss_sees_proportions_and_not_size():
     weighted = parts(shins, w_shape=3.0)
     extra = 3.0 * float(longer_shins["shape_log"]) / 0.05
     assert float(weighted["loss"]) == pytest.approx(float(longer_shins["loss"]) + extra, rel=1e-5)
+
+
+def test_body_branch_reads_the_lengths_from_the_2d_features():
+    """``body_width`` > 0: the person's bone lengths come from the body's own 2D MLP (its
+    output moves them, the code's length head does not), inside the limits, and the loss
+    trains that branch; 0 keeps the code's head (the shipped checkpoints)."""
+    torch.manual_seed(0)
+    kw = dict(arch="bodyvae", noise_input=True, width=32, n_blocks=1, cond_dim=16,
+              latent_dim=4, dec_width=16)  # fmt: skip
+    model = build_model(ModelConfig(**kw, body_width=24)).eval()
+    feats = torch.randn(5, N_FEATURES + N_NOISE_FEATURES)
+    with torch.no_grad():
+        before = model.encode(feats)[3]
+        model.length_head.bias.add_(1.0)
+        assert torch.equal(model.encode(feats)[3], before)
+        model.body_net[-1].bias[2] += 1.0  # the left shin's logit
+        after = model.encode(feats)[3]
+    assert (after[:, 2] > before[:, 2] + 0.01).all()
+    torch.testing.assert_close(after[:, [0, 1, 3]], before[:, [0, 1, 3]])
+    assert (after >= torch.tensor(BONE_LIMITS_M[:, 0], dtype=after.dtype) - 1e-6).all()
+    model.train()
+    target = model.encode(feats)[0].new_zeros(5, 48) + 0.1
+    model.losses(feats, target)["loss"].backward()
+    assert model.body_net[0].weight.grad.abs().sum() > 0
+    plain = build_model(ModelConfig(**kw))
+    assert not hasattr(plain, "body_net")

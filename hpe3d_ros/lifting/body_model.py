@@ -2,9 +2,11 @@
 
 Per person (once): the 2D encoder (MLP or graph network) gives a code ``c``; a length
 head maps ``c`` to 16 bone lengths inside the hard limits of
-:data:`~hpe3d_ros.lifting.body.BONE_LIMITS_M`; the learned prior p(z | 2D) gives the latent
-mean and spread; a per-person temperature factor comes from the input's 2D noise level
-(:meth:`BodyCVAE.temperature_scale`, fitted on validation, 1 until calibrated).
+:data:`~hpe3d_ros.lifting.body.BONE_LIMITS_M` (``body_width`` > 0: a separate MLP reads the
+lengths from the 2D features themselves, so the body has its own network and gradients);
+the learned prior p(z | 2D) gives the latent mean and spread; a per-person temperature
+factor comes from the input's 2D noise level (:meth:`BodyCVAE.temperature_scale`, fitted on
+validation, 1 until calibrated).
 
 Per hypothesis: the split decoder maps (c, z) to 16 bone *directions* (normalised 3-vectors)
 and forward kinematics with the person's lengths gives the 16 non-root joints in metres,
@@ -65,6 +67,12 @@ class BodyCVAE(CVAELifter):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
         self.length_head = nn.Linear(cfg.cond_dim, N_BONES)
+        if cfg.body_width > 0:  # the body's own 2D -> lengths branch (no dropout)
+            w = cfg.body_width
+            self.body_net = nn.Sequential(
+                nn.Linear(cfg.n_in, w), nn.GELU(), nn.Linear(w, w), nn.GELU(),
+                nn.Linear(w, w), nn.GELU(), nn.Linear(w, N_BONES),
+            )  # fmt: skip
         lo, hi = BONE_LIMITS_M[:, 0], BONE_LIMITS_M[:, 1]
         self.register_buffer("len_lo", torch.tensor(lo, dtype=torch.float32))
         self.register_buffer("len_span", torch.tensor(hi - lo, dtype=torch.float32))
@@ -73,6 +81,9 @@ class BodyCVAE(CVAELifter):
             frac = (TYPICAL_BONES_M - lo) / (hi - lo)
             self.length_head.bias.copy_(torch.tensor(np.log(frac / (1 - frac))))
             self.length_head.weight.mul_(0.1)
+            if cfg.body_width > 0:
+                self.body_net[-1].bias.copy_(self.length_head.bias)
+                self.body_net[-1].weight.mul_(0.1)
         # per-condition temperature factors (training.calibrate fits them; 1 = as trained)
         self.register_buffer("calib_knots", torch.tensor(CALIB_KNOTS, dtype=torch.float32))
         self.register_buffer("calib_values", torch.ones(len(CALIB_KNOTS)))
@@ -83,6 +94,13 @@ class BodyCVAE(CVAELifter):
     def body(self, c: torch.Tensor) -> torch.Tensor:
         """Per-person code (N, C) -> (N, 16) bone lengths in metres, within the limits."""
         return self.len_lo + self.len_span * torch.sigmoid(self.length_head(c))
+
+    def person_body(self, feats: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """The person's (N, 16) bone lengths: from the 2D features' own branch where the
+        lifter has one (``body_width``), else from the code (:meth:`body`)."""
+        if self.cfg.body_width > 0:
+            return self.len_lo + self.len_span * torch.sigmoid(self.body_net(feats))
+        return self.body(c)
 
     def temperature_scale(self, feats: torch.Tensor) -> torch.Tensor:
         """(N, F) features -> (N,) factor on the temperature for the input's noise level.
@@ -120,7 +138,7 @@ class BodyCVAE(CVAELifter):
     def encode(self, feats: torch.Tensor) -> tuple[torch.Tensor, ...]:
         c = self.cond_net(feats)
         mu, logvar = self._prior(c)
-        return c, mu, logvar, self.body(c), self.temperature_scale(feats)
+        return c, mu, logvar, self.person_body(feats, c), self.temperature_scale(feats)
 
     # ----------------------------------------------------------------- per hypothesis
     def directions(self, c: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -164,7 +182,7 @@ class BodyCVAE(CVAELifter):
         """
         c = self.cond_net(feats)
         mu_p, logvar_p = self._prior(c)
-        lengths = self.body(c)
+        lengths = self.person_body(feats, c)
         mu_q, logvar_q = _split_gaussian(self.posterior(torch.cat([feats, target], -1)))
         z_q = mu_q + (0.5 * logvar_q).exp() * torch.randn_like(mu_q)
         pred_q = self.pose(c, z_q[:, None], lengths)[:, 0]

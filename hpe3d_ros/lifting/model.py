@@ -50,6 +50,7 @@ class ModelConfig:
     encoder: str = "mlp"  # 2D encoder / baseline body: "mlp" (Martinez trunk) or "gcn"
     gcn_channels: int = 128  # gcn: channels per joint
     gcn_blocks: int = 3  # gcn: residual blocks of two graph convolutions
+    body_width: int = 0  # bodyvae: 0 = bone lengths from the code; >0 = own 2D->lengths MLP
 
     def __post_init__(self) -> None:
         if self.noise_input and self.n_in == N_FEATURES:
