@@ -44,6 +44,12 @@ def _targets(lengths: np.ndarray) -> np.ndarray:
     return np.concatenate([p, np.log(size)[:, None]], 1).astype(np.float32)
 
 
+def _given_level_features(views) -> np.ndarray:
+    """A cell's views (:func:`condition_views`) -> features with their noise level given
+    (``noise_std`` is 0 for exact 2D, so exact reads as a given exact level)."""
+    return prepare_inputs(views.kp_norm, views.conf, 0.2, views.noise_std, True)[0]
+
+
 def observability(
     views: str = "cell",
     cell: str = "exact@8-15m",
@@ -62,9 +68,7 @@ def observability(
     rows = split_indices(m["subject"], "train", cfg.split)
     rng = np.random.default_rng(seed)
     poses_v, lengths_v = drawn_bodies(m, "val", np.random.default_rng(seed + 1))
-    v = condition_views(poses_v, c, np.random.default_rng(seed + 2))
-    noise = v.noise_std if c.noise_px else np.zeros_like(v.noise_std)
-    x_val, _ = prepare_inputs(v.kp_norm, v.conf, 0.2, noise, True)
+    x_val = _given_level_features(condition_views(poses_v, c, np.random.default_rng(seed + 2)))
     y_val = _targets(lengths_v)
 
     def draw() -> tuple[np.ndarray, np.ndarray]:
@@ -73,9 +77,7 @@ def observability(
                          None, 6, templates, True)  # fmt: skip
             return b.feats, _targets(bone_lengths(b.pose_cam.astype(np.float64)))
         poses, lengths = drawn_bodies(m, "train", rng)
-        w = condition_views(poses, c, rng)
-        n = w.noise_std if c.noise_px else np.zeros_like(w.noise_std)
-        return prepare_inputs(w.kp_norm, w.conf, 0.2, n, True)[0], _targets(lengths)
+        return _given_level_features(condition_views(poses, c, rng)), _targets(lengths)
 
     x0, y0 = draw()
     mu, sd = y0.mean(0), y0.std(0)

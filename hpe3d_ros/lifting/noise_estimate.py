@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from hpe3d_ros.lifting.normalize import N_FEATURES, N_JOINTS, noise_level_from_features
-
-#: The noise-level feature's clip range (``normalize.noise_level_features``).
-LEVEL_RANGE = (-3.0, 3.0)
+from hpe3d_ros.lifting.normalize import (
+    N_FEATURES,
+    N_JOINTS,
+    NOISE_LEVEL_RANGE,
+    noise_level_from_features,
+)
 
 
 class NoiseEstimator:
@@ -50,7 +52,7 @@ class NoiseEstimator:
             h = h @ w + b
             if i < len(self.weights) - 1:
                 h = np.maximum(h, 0.0)
-        return np.clip(h, *LEVEL_RANGE)
+        return np.clip(h, *NOISE_LEVEL_RANGE)
 
     def features(self, plain: np.ndarray) -> np.ndarray:
         """(N, :data:`N_FEATURES`) -> the (N, 18) noise inputs of a given level."""

@@ -28,6 +28,8 @@ EXACT_NOISE_LEVEL = float(np.log(_NOISE_REL_MIN / _NOISE_REL_CENTRE) / _NOISE_RE
 DEFAULT_CONF_THRESHOLD = 0.2
 _MIN_SPREAD = 1e-4
 _LOG_SPREAD_CENTRE, _LOG_SPREAD_SCALE = -3.0, 1.5
+#: The noise-level feature's range (given or estimated levels are clipped to it).
+NOISE_LEVEL_RANGE = (-3.0, 3.0)
 
 
 def visibility(kp_norm: np.ndarray, confidence: np.ndarray, threshold: float) -> np.ndarray:
@@ -122,7 +124,7 @@ def noise_level_features(
     given = np.isfinite(std).all(axis=1)
     rel = np.where(np.isfinite(std), np.abs(std), 0.0) / spread[:, None]
     level = np.log(np.maximum(rel, _NOISE_REL_MIN) / _NOISE_REL_CENTRE) / _NOISE_REL_SCALE
-    level = np.where(valid & given[:, None], np.clip(level, -3.0, 3.0), 0.0)
+    level = np.where(valid & given[:, None], np.clip(level, *NOISE_LEVEL_RANGE), 0.0)
     return np.concatenate([level, given[:, None].astype(np.float64)], axis=1)
 
 
@@ -142,5 +144,5 @@ def noise_level_from_features(levels: np.ndarray, plain: np.ndarray) -> np.ndarr
     belong to (N, :data:`N_FEATURES`) -> the (N, 18) noise inputs of a *given* level: the
     levels where a joint is visible, 0 elsewhere, flag 1 (as :func:`noise_level_features`)."""
     valid = np.asarray(plain)[:, 2 * N_JOINTS : 3 * N_JOINTS] > 0.5
-    level = np.where(valid, np.clip(levels, -3.0, 3.0), 0.0)
+    level = np.where(valid, np.clip(levels, *NOISE_LEVEL_RANGE), 0.0)
     return np.concatenate([level, np.ones((len(level), 1))], axis=1).astype(np.float32)
