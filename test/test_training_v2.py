@@ -224,6 +224,35 @@ def test_evaluate_cells_end_to_end(tmp_path, capsys):
         evaluate_cells.main(["--from-json", str(tmp_path / "a.json"), str(tmp_path / "c.json")])
 
 
+def test_error_budget_reposes_hypotheses_on_the_true_body(mocap_all):
+    from training import evaluate_cells
+    from training.bodies import bone_lengths
+
+    rng = np.random.default_rng(1)
+    gt = mocap_all["poses"][:4] - mocap_all["poses"][:4, :1]
+    # hypotheses: the truth with every joint moved, so lengths and directions are both off
+    hyps = gt[:, None] + rng.normal(scale=0.03, size=(4, 6, 17, 3))
+    true = evaluate_cells.on_body(hyps, gt, "true")
+    np.testing.assert_allclose(
+        bone_lengths(true), np.broadcast_to(bone_lengths(gt)[:, None], (4, 6, 16))
+    )
+    np.testing.assert_allclose(true[..., 0, :], hyps[..., 0, :])  # the root stays
+    child, parent = evaluate_cells.CHILD, evaluate_cells._PARENT_OF_CHILD
+    d_h = hyps[..., child, :] - hyps[..., parent, :]
+    d_t = true[..., child, :] - true[..., parent, :]
+    cos = (d_h * d_t).sum(-1) / np.linalg.norm(d_h, axis=-1) / np.linalg.norm(d_t, axis=-1)
+    np.testing.assert_allclose(cos, 1.0, atol=1e-9)  # the directions stay
+    size = evaluate_cells.on_body(hyps, gt, "true-size")
+    ratio = bone_lengths(size) / bone_lengths(hyps)  # one factor per hypothesis
+    np.testing.assert_allclose(ratio, ratio[..., :1] * np.ones(16), rtol=1e-9)
+    np.testing.assert_allclose(
+        bone_lengths(size).sum(-1), bone_lengths(gt).sum(-1)[:, None] * np.ones(6)
+    )
+    assert evaluate_cells.on_body(hyps, gt, "estimated") is hyps
+    with pytest.raises(ValueError, match="body"):
+        evaluate_cells.on_body(hyps, gt, "made-up")
+
+
 @needs_both
 def test_size_std_is_fitted_on_validation_depths_with_a_floor(tmp_path):
     """``fit_size_std``: validation people placed without a ground prior; the size error that

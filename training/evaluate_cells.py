@@ -18,6 +18,12 @@ cells (slope of the least-squares line of predicted on true; per-subject medians
 bone-chain stature (ankle-knee-hip-pelvis-thorax-nose-head top, left/right averaged: the
 body alone) and the standing height per frame (head top above the lower ankle: body and
 pose, the shared data README's stature).
+
+``--body true`` (an error budget, not a lifter): every hypothesis keeps its bone directions
+and takes the true person's bone lengths (:func:`on_body`), so what is left is the error of
+the pose alone; ``--body true-size`` keeps the estimated proportions and takes only the true
+size (the sum of the bone lengths). Deterministic lifters are treated the same way, so the
+ratios stay between equals. Shows how much of each figure the per-person body costs.
 """
 
 from __future__ import annotations
@@ -31,12 +37,39 @@ import torch
 
 from hpe3d_ros import metrics
 from hpe3d_ros.lifting import load_lifter
+from hpe3d_ros.lifting.body import ancestor_matrix
 from hpe3d_ros.lifting.ensemble import load_ensemble
-from training.bodies import bone_lengths
+from hpe3d_ros.skeleton import H36M_PARENTS
+from training.bodies import CHILD, bone_lengths
 from training.conditions import CELLS, condition_views
 from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices
 
 JOINTS = 17
+BODIES = ("estimated", "true", "true-size")
+_PARENT_OF_CHILD = np.array(H36M_PARENTS)[CHILD]
+
+
+def on_body(hyps: np.ndarray, gt: np.ndarray, body: str) -> np.ndarray:
+    """(N, K, 17, 3) hypotheses re-posed on the true person's body (module docstring).
+
+    ``body``: "estimated" (unchanged), "true" (each bone the true length, direction kept) or
+    "true-size" (the estimated lengths scaled so their sum is the true sum).
+    """
+    if body == "estimated":
+        return hyps
+    vec = hyps[..., CHILD, :] - hyps[..., _PARENT_OF_CHILD, :]  # (N, K, 16, 3)
+    length = np.linalg.norm(vec, axis=-1)
+    true = bone_lengths(gt)[:, None]  # (N, 1, 16)
+    if body == "true":
+        new = np.broadcast_to(true, length.shape)
+    elif body == "true-size":
+        new = length * (true.sum(-1, keepdims=True) / length.sum(-1, keepdims=True))
+    else:
+        raise ValueError(f"body {body!r} not in {BODIES}")
+    vec = vec * (new / np.maximum(length, 1e-9))[..., None]
+    out = hyps.copy()
+    out[..., 1:, :] = hyps[..., :1, :] + np.einsum("jb,nkbd->nkjd", ancestor_matrix(), vec)
+    return out
 
 
 def stature(poses: np.ndarray) -> np.ndarray:
@@ -63,7 +96,9 @@ def covered_flags(hyps: np.ndarray, gt: np.ndarray, level: float = 0.9) -> np.nd
     return np.linalg.norm(gt - centre, axis=-1) <= radius
 
 
-def run_cell(lifter, batch, k: int, seed: int, noise_given: bool, chunk: int = 128) -> dict:
+def run_cell(
+    lifter, batch, k: int, seed: int, noise_given: bool, chunk: int = 128, body: str = "estimated"
+) -> dict:
     """Per-person figures of one lifter on one cell's views (see module docstring)."""
     out: dict[str, list] = {}
     k_eff = k if lifter.latent_dim else 1
@@ -71,8 +106,8 @@ def run_cell(lifter, batch, k: int, seed: int, noise_given: bool, chunk: int = 1
         sl = slice(i, i + chunk)
         ns = batch.noise_std[sl] if noise_given else None
         hyps = lifter.sample(batch.kp_norm[sl], batch.conf[sl], k_eff, seed + i, noise_std=ns)
-        hyps = hyps.astype(np.float64)
         gt = batch.pose_cam[sl].astype(np.float64)
+        hyps = on_body(hyps.astype(np.float64), gt, body)
         mean = hyps.mean(axis=1)
         bones = bone_lengths(hyps)  # (n, K, 16)
         cols = {
@@ -138,6 +173,7 @@ def evaluate(
     data_orig: str = str(ORIG_DATA),
     log=print,
     ensemble_spread: float = 1.0,
+    body: str = "estimated",
 ) -> dict:
     """All figures as a dict: ``[name][mode][cell name]`` summaries plus stature fits."""
     mocap = load_all_mocap(data, data_orig)
@@ -148,6 +184,8 @@ def evaluate(
         for w in weights
     ]
     report: dict = {"split": split, "k": k, "seed": seed, "frames": len(idx), "models": {}}
+    if body != "estimated":
+        report["body"] = body
     views = {}
     for ci, cell in enumerate(CELLS):
         views[cell.name] = condition_views(
@@ -159,7 +197,7 @@ def evaluate(
         for mode in modes if noise_aware else ("unknown",):
             cells, exact = {}, []
             for cell in CELLS:
-                res = run_cell(lifter, views[cell.name], k, seed, mode == "given")
+                res = run_cell(lifter, views[cell.name], k, seed, mode == "given", body=body)
                 cells[cell.name] = summarise(res, subjects)
                 if cell.noise_px == 0:
                     exact.append(res)
@@ -292,6 +330,9 @@ def merge_reports(reports: list[dict]) -> dict:
     K, seed and frames must agree; a later run's model of the same name wins)."""
     first = reports[0]
     same = ("split", "k", "seed", "frames")
+    bodies = {r.get("body", "estimated") for r in reports}
+    if len(bodies) > 1:
+        raise SystemExit(f"runs with different bodies: {sorted(bodies)}")
     for r in reports[1:]:
         if any(r[key] != first[key] for key in same):
             raise SystemExit(f"runs on different views: {[(k, r[k], first[k]) for k in same]}")
@@ -316,6 +357,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stride", type=int, default=1, help="every n-th frame")
     parser.add_argument("--modes", nargs="+", default=["given", "unknown"])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--body",
+        default="estimated",
+        choices=BODIES,
+        help="re-pose every hypothesis on the true bone lengths or size (an error budget)",
+    )
     parser.add_argument("--json", help="write all figures here")
     parser.add_argument("--reference", help="name of the model the ratio tables divide by")
     parser.add_argument(
@@ -343,6 +390,7 @@ def main(argv: list[str] | None = None) -> None:
         args.stride,
         tuple(args.modes),
         ensemble_spread=args.ensemble_spread,
+        body=args.body,
     )
     print_tables(report)
     if args.reference:
