@@ -105,6 +105,34 @@ def test_sampled_bodies_keep_the_motion_and_vary_the_skeleton(mocap_all):
     np.testing.assert_allclose(dirs(new), dirs(poses), atol=1e-5)  # same motion
 
 
+def test_part_mixing_puts_another_frames_legs_under_the_upper_body(mocap_all):
+    from training.bodies import bone_lengths
+    from training.data import LEG_JOINTS, mix_parts
+
+    poses = mocap_all["poses"][::97][:200].astype(np.float64)
+    rng = np.random.default_rng(5)
+    state = rng.bit_generator.state
+    assert mix_parts(poses, 0.0, rng) is poses and rng.bit_generator.state == state
+    out = mix_parts(poses, 1.0, np.random.default_rng(5))
+    donors = np.random.default_rng(5)
+    donors.random(len(poses))
+    donor = poses[donors.integers(len(poses), size=len(poses))]
+    upper = np.r_[0, 7:17]
+    lift = (donor[:, 0, 2] - poses[:, 0, 2])[:, None]
+    np.testing.assert_allclose(out[:, upper, :2], poses[:, upper, :2])  # upper body kept
+    np.testing.assert_allclose(out[:, upper, 2], poses[:, upper, 2] + lift)  # at donor height
+    np.testing.assert_allclose(bone_lengths(out)[:, :6], bone_lengths(donor)[:, :6])
+    np.testing.assert_allclose(out[:, LEG_JOINTS, 2] - out[:, :1, 2],
+                               donor[:, LEG_JOINTS, 2] - donor[:, :1, 2], atol=1e-9)  # fmt: skip
+
+    def heading(p):
+        return np.arctan2(p[:, 4, 1] - p[:, 1, 1], p[:, 4, 0] - p[:, 1, 0])
+
+    turn = np.angle(np.exp(1j * (heading(out) - heading(poses))))
+    np.testing.assert_allclose(turn, 0.0, atol=1e-9)  # the hips face where the body's did
+    assert not np.allclose(out[:, LEG_JOINTS], poses[:, LEG_JOINTS])
+
+
 def test_one_bone_group_can_vary_more_than_the_others_and_the_default_draws_as_before():
     """``group_log_std_by_group`` widens one group's factor (e.g. hip width) alone; without it
     the draws are those of the plain ``group_log_std`` (same numbers, same order)."""

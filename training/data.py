@@ -73,6 +73,9 @@ class AugmentConfig:
     noise_px_max: float = 0.0  # >0: noise floor ~ U(noise_px_min, noise_px_max) px
     exact_prob: float = 0.0  # fraction of people with exact 2D (no jitter, no gross errors)
     noise_known_prob: float = 1.0  # noise-aware lifters: noise level given (else unknown)
+    # fraction of training poses whose legs come from another frame (mix_parts): new
+    # combinations of real leg and upper-body poses, for motions unlike the captured ones
+    part_mix_prob: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -117,6 +120,7 @@ def augment_bodies(
     (:mod:`training.bodies`).
     """
     n = len(poses)
+    poses = mix_parts(poses, cfg.part_mix_prob, rng)
     if cfg.body_model == "sampled":
         if not templates:
             raise ValueError("body_model 'sampled' needs body templates")
@@ -132,6 +136,45 @@ def augment_bodies(
     else:
         raise ValueError(f"unknown body_model {cfg.body_model!r}")
     return _mirror_and_turn(out, cfg, rng)
+
+
+LEG_JOINTS = np.arange(1, 7)  # right hip, knee, ankle, left hip, knee, ankle
+
+
+def mix_parts(poses: np.ndarray, prob: float, rng: np.random.Generator) -> np.ndarray:
+    """(N, 17, 3) world poses (Z up) -> a ``prob`` fraction with another row's legs.
+
+    Row i keeps its pelvis, spine, head and arms; its six leg joints become those of a random
+    row j, taken relative to j's pelvis and turned about the vertical so that j's hips face
+    where i's did (the heading of the hip line). The result stands at j's pelvis height, the
+    height the legs carry. Each part is a real captured pose, as gravity saw it; the pair is
+    new (a kick under a guard, a dance step under a reach). The lengths of the legs are j's:
+    the sampled bodies (:func:`training.bodies.retarget`) keep only the directions.
+    """
+    n = len(poses)
+    if prob <= 0:
+        return poses  # no draws: the training stream stays as it was
+    rows = np.flatnonzero(rng.random(n) < prob)
+    if rows.size == 0:
+        return poses
+    donors = rng.integers(n, size=rows.size)
+    out = poses.copy()
+    a, b = poses[rows], poses[donors]
+
+    def heading(p: np.ndarray) -> np.ndarray:
+        hip = p[:, 4, :2] - p[:, 1, :2]  # left hip - right hip, on the ground plane
+        return np.arctan2(hip[:, 1], hip[:, 0])
+
+    turn = heading(a) - heading(b)
+    c, s_ = np.cos(turn)[:, None], np.sin(turn)[:, None]
+    legs = b[:, LEG_JOINTS] - b[:, :1]
+    x, y = legs[..., 0].copy(), legs[..., 1].copy()
+    legs[..., 0], legs[..., 1] = c * x - s_ * y, s_ * x + c * y
+    mixed = a.copy()
+    mixed[:, LEG_JOINTS] = a[:, :1] + legs
+    mixed[..., 2] += b[:, :1, 2] - a[:, :1, 2]  # stand at the donor's pelvis height
+    out[rows] = mixed
+    return out
 
 
 def _scale_bodies(poses: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
@@ -368,6 +411,7 @@ def _no_body_change(cfg: AugmentConfig) -> AugmentConfig:
         global_scale=(1.0, 1.0),
         thorax_shift=(1.0, 1.0),
         mirror_prob=0.0,
+        part_mix_prob=0.0,
     )
     return AugmentConfig(**d)
 
