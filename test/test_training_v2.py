@@ -319,3 +319,31 @@ def test_size_std_is_fitted_on_validation_depths_with_a_floor(tmp_path):
     calibrate(tmp_path / "raw.pt", tmp_path / "sized.pt", size_only=True)
     sized = torch.load(tmp_path / "sized.pt", weights_only=True)
     assert sized["size_std"] > fit["size_std"] and sized["metrics"]["val_size"]["fitted"] > 0.1
+
+
+def test_point_estimates_median_and_cell_figures(tmp_path, mocap_all):
+    import torch
+
+    from hpe3d_ros.lifting import load_lifter
+    from hpe3d_ros.lifting.architectures import build_model
+    from hpe3d_ros.lifting.model import ModelConfig
+    from hpe3d_ros.lifting.runtime import make_checkpoint
+    from training.conditions import CELLS, condition_views
+    from training.point_estimates import ESTIMATES, cell_estimates, geometric_median
+
+    # three points on a line: the median is the middle one, the mean is pulled away
+    pts = np.zeros((1, 3, 1, 3))
+    pts[0, :, 0, 0] = [0.0, 1.0, 10.0]
+    np.testing.assert_allclose(geometric_median(pts)[0, 0], [1.0, 0.0, 0.0], atol=1e-3)
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="bodyvae", noise_input=True, width=32, n_blocks=1, cond_dim=16,
+                      latent_dim=4, dec_width=16)  # fmt: skip
+    path = tmp_path / "body.pt"
+    torch.save(make_checkpoint(build_model(cfg), np.zeros(48), 0.2), path)
+    lifter = load_lifter(str(path))
+    batch = condition_views(mocap_all["poses"][:300:30], CELLS[-1], np.random.default_rng(0))
+    est = cell_estimates(lifter, batch, k=16, seed=3, chunk=4)
+    assert set(est) == set(ESTIMATES)
+    assert all(v.shape == (10,) and np.isfinite(v).all() for v in est.values())
+    # each estimate is its own pose: the mean of 16 is not the decode at the prior mean
+    assert not np.allclose(est["mean"], est["prior mean"])
