@@ -165,11 +165,7 @@ def mix_parts(poses: np.ndarray, prob: float, rng: np.random.Generator) -> np.nd
         hip = p[:, 4, :2] - p[:, 1, :2]  # left hip - right hip, on the ground plane
         return np.arctan2(hip[:, 1], hip[:, 0])
 
-    turn = heading(a) - heading(b)
-    c, s_ = np.cos(turn)[:, None], np.sin(turn)[:, None]
-    legs = b[:, LEG_JOINTS] - b[:, :1]
-    x, y = legs[..., 0].copy(), legs[..., 1].copy()
-    legs[..., 0], legs[..., 1] = c * x - s_ * y, s_ * x + c * y
+    legs = _turn_about_vertical(b[:, LEG_JOINTS] - b[:, :1], heading(a) - heading(b))
     mixed = a.copy()
     mixed[:, LEG_JOINTS] = a[:, :1] + legs
     mixed[..., 2] += b[:, :1, 2] - a[:, :1, 2]  # stand at the donor's pelvis height
@@ -206,12 +202,16 @@ def _mirror_and_turn(out: np.ndarray, cfg: AugmentConfig, rng: np.random.Generat
     n = len(out)
     flip = rng.random(n) < cfg.mirror_prob
     out[flip] = mirror_h36m(out[flip])
-    yaw = rng.uniform(-np.pi, np.pi, size=n)
-    c, s = np.cos(yaw), np.sin(yaw)
-    x, y = out[..., 0].copy(), out[..., 1].copy()
-    out[..., 0] = c[:, None] * x - s[:, None] * y
-    out[..., 1] = s[:, None] * x + c[:, None] * y
-    return out
+    return _turn_about_vertical(out, rng.uniform(-np.pi, np.pi, size=n))
+
+
+def _turn_about_vertical(points: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """(N, J, 3) points (Z up) turned by (N,) angles about the Z axis, in place."""
+    c, s = np.cos(angle)[:, None], np.sin(angle)[:, None]
+    x, y = points[..., 0].copy(), points[..., 1].copy()
+    points[..., 0] = c * x - s * y
+    points[..., 1] = s * x + c * y
+    return points
 
 
 # ---------------------------------------------------------------------- virtual cameras
