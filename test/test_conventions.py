@@ -70,7 +70,8 @@ def test_source_convention_draws_exactly_as_before():
     """The default keeps every earlier config's data: the same bodies as lengths drawn and
     retargeted by hand."""
     from training.bodies import retarget
-    from training.data import AugmentConfig, augment_bodies, sampled_lengths
+    from training.body_augment import augment_bodies, sampled_lengths
+    from training.data import AugmentConfig
 
     rng_t = np.random.default_rng(5)
     base = rig_pose()[None].repeat(64, 0) + rng_t.normal(0, 0.01, (64, 17, 3))
@@ -89,7 +90,8 @@ def test_source_convention_draws_exactly_as_before():
 
 def test_template_convention_follows_the_drawn_skeleton():
     from hpe3d_ros.lifting.body_model import TYPICAL_BONES_M
-    from training.data import AugmentConfig, augment_bodies
+    from training.body_augment import augment_bodies
+    from training.data import AugmentConfig
 
     base = rig_pose()[None].repeat(400, 0)
     temps = {"real_1": TYPICAL_BONES_M, "rig_daz": 1.15 * TYPICAL_BONES_M}

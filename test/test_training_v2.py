@@ -107,7 +107,7 @@ def test_sampled_bodies_keep_the_motion_and_vary_the_skeleton(mocap_all):
 
 def test_part_mixing_puts_another_frames_legs_under_the_upper_body(mocap_all):
     from training.bodies import bone_lengths
-    from training.data import LEG_JOINTS, mix_parts
+    from training.body_augment import LEG_JOINTS, mix_parts
 
     poses = mocap_all["poses"][::97][:200].astype(np.float64)
     rng = np.random.default_rng(5)
@@ -137,7 +137,8 @@ def test_one_bone_group_can_vary_more_than_the_others_and_the_default_draws_as_b
     """``group_log_std_by_group`` widens one group's factor (e.g. hip width) alone; without it
     the draws are those of the plain ``group_log_std`` (same numbers, same order)."""
     from training.bodies import BONE_GROUPS, sample_lengths
-    from training.data import AugmentConfig, sampled_lengths
+    from training.body_augment import sampled_lengths
+    from training.data import AugmentConfig
 
     base = np.full(16, 0.3)
     base[[0, 3]] = 0.09  # hip width

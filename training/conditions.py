@@ -20,7 +20,8 @@ import numpy as np
 
 from hpe3d_ros.camera import CameraModel
 from hpe3d_ros.lifting.normalize import prepare_inputs, to_virtual
-from training.data import AugmentConfig, Batch, augment_bodies, place_in_cameras
+from training.body_augment import augment_bodies
+from training.data import AugmentConfig, Batch, place_in_cameras
 
 NOISE_PX = (0.0, 2.0, 5.0)
 DISTANCES_M = ((3.0, 8.0), (8.0, 15.0), (15.0, 25.0))

@@ -34,14 +34,9 @@ from hpe3d_ros.lifting.sequence_loss import Chunks
 from hpe3d_ros.lifting.track_window import grid_weights
 from hpe3d_ros.skeleton import mirror_h36m
 from training.bodies import retarget
+from training.body_augment import convention_mask, sampled_lengths
 from training.conventions import convention_draws, to_cmu_convention
-from training.data import (
-    AugmentConfig,
-    convention_mask,
-    place_in_cameras,
-    random_intrinsics,
-    sampled_lengths,
-)
+from training.data import AugmentConfig, place_in_cameras, random_intrinsics
 
 MOCAP_HZ = 30.0
 
