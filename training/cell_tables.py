@@ -22,7 +22,7 @@ def one_line(row: dict) -> str:
 
 
 def print_tables(report: dict) -> None:
-    """Markdown tables of :func:`evaluate`'s report."""
+    """Markdown tables of a report of :func:`training.evaluate_cells.evaluate`."""
     cells = [c.name for c in CELLS]
     for key, fmt in (("MPJPE", "{:.1f}"), ("best-of-K", "{:.1f}"), ("cov90", "{:.3f}"),
                      ("cov90 min joint", "{:.2f}")):  # fmt: skip
@@ -121,8 +121,9 @@ def print_ratios(report: dict, reference: str) -> None:
 
 
 def merge_reports(reports: list[dict]) -> dict:
-    """One report of the models of several :func:`evaluate` runs on the same views (split,
-    K, seed and frames must agree; a later run's model of the same name wins)."""
+    """One report of the models of several :func:`training.evaluate_cells.evaluate` runs on
+    the same views (split, K, seed and frames must agree; a later run's model of the same name
+    wins)."""
     first = reports[0]
     same = ("split", "k", "seed", "frames")
     bodies = {r.get("body", "estimated") for r in reports}
