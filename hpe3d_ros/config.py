@@ -17,7 +17,7 @@ from hpe3d_ros.fusion.driver import VehicleConfig
 from hpe3d_ros.fusion.extrinsics import ExtrinsicsError, extrinsics_from_flat, optical_frame_id
 from hpe3d_ros.fusion.transforms import Transform
 from hpe3d_ros.param_schema import MAX_DETECTOR_TILE_UNITS, ConfigError, resolve
-from hpe3d_ros.pipeline import PipelineConfig
+from hpe3d_ros.pipeline_config import PipelineConfig
 
 
 @dataclass(frozen=True)
