@@ -128,6 +128,17 @@ def noise_level_features(
     return np.concatenate([level, given[:, None].astype(np.float64)], axis=1)
 
 
+def noise_std_from_features(feats: np.ndarray) -> np.ndarray:
+    """Features with noise inputs (N, :data:`N_FEATURES` + :data:`N_NOISE_FEATURES`) -> (N, 17)
+    the 2D noise std (normalised units) their per-joint levels stand for, the inverse of
+    :func:`noise_level_features` (to the level's floor and clip); an unknown level (flag 0,
+    no estimate) reads as the level feature's centre."""
+    feats = np.asarray(feats, dtype=np.float64)
+    level = feats[:, N_FEATURES : N_FEATURES + N_JOINTS]
+    spread = np.exp(feats[:, N_FEATURES - 1] * _LOG_SPREAD_SCALE + _LOG_SPREAD_CENTRE)
+    return _NOISE_REL_CENTRE * np.exp(level * _NOISE_REL_SCALE) * spread[:, None]
+
+
 def to_virtual(points_cam: np.ndarray, R: np.ndarray) -> np.ndarray:
     """Camera-frame points (N, ..., 3) -> virtual-camera frame with rotations R (N, 3, 3)."""
     return np.einsum("nij,n...j->n...i", R, points_cam)

@@ -26,10 +26,16 @@ import numpy as np
 import torch
 
 from hpe3d_ros.lifting.architectures import build_model
+from hpe3d_ros.lifting.evidence import EvidenceConfig, evidence_weights, keep, reprojection_chi2
 from hpe3d_ros.lifting.graph import LifterGraph
 from hpe3d_ros.lifting.model import LifterBase, ModelConfig
 from hpe3d_ros.lifting.noise_estimate import NoiseEstimator
-from hpe3d_ros.lifting.normalize import N_FEATURES, N_JOINTS, prepare_inputs
+from hpe3d_ros.lifting.normalize import (
+    N_FEATURES,
+    N_JOINTS,
+    noise_std_from_features,
+    prepare_inputs,
+)
 from hpe3d_ros.skeleton import H36M_JOINT_NAMES, H36M_PARENTS
 
 CHECKPOINT_FORMAT = "hpe3d_lifter/1"
@@ -42,6 +48,8 @@ DEFAULT_WEIGHTS = WEIGHTS_DIR / "lifter_default.pt"
 #: with metre-long bones (measured: 0.14 % of dof-3 hypotheses had a bone over 1.2 m, the
 #: longest 8.8 m, uncapped).
 MAX_LATENT_SCALE = 2.5
+#: Second word of the seed of the evidence selection's draw (the latent noise uses the first).
+_EVIDENCE_STREAM = 0x2D
 
 
 def latent_noise(
@@ -140,6 +148,9 @@ class Lifter:
         self.size_std = float(checkpoint.get("size_std", 0.0))
         entry = checkpoint.get("noise_estimator")
         self.noise_estimator = NoiseEstimator(entry) if entry and self.noise_aware else None
+        evidence = checkpoint.get("evidence")
+        use = evidence and self.latent_dim and self.noise_aware
+        self.evidence = EvidenceConfig.from_entry(evidence) if use else None
         self._graph = LifterGraph(self)
 
     # ------------------------------------------------------------------ public API
@@ -161,10 +172,16 @@ class Lifter:
         the lifter's noise estimator (:mod:`~hpe3d_ros.lifting.noise_estimate`, where the
         checkpoint has one) reads the level from the keypoints themselves, else the lifter
         judges from the keypoints and confidences alone. Others ignore it.
+
+        A checkpoint with an ``"evidence"`` entry (none of the shipped ones) draws
+        ``oversample x k`` wider candidates and keeps k by how well they reproject onto the
+        keypoints (:mod:`~hpe3d_ros.lifting.evidence`); ``seed`` then also fixes that draw.
         """
         n = np.asarray(keypoints_norm).reshape(-1, N_JOINTS, 2).shape[0]
-        noise = self.noise(n, k, seed)
-        return self.sample_with_noise(keypoints_norm, confidence, noise, noise_std)
+        if self.evidence is None or n == 0 or k <= 0:
+            noise = self.noise(n, k, seed)
+            return self.sample_with_noise(keypoints_norm, confidence, noise, noise_std)
+        return self._sample_on_evidence(keypoints_norm, confidence, k, seed, noise_std)
 
     def noise(self, n: int, k: int, seed: int | None = None) -> np.ndarray:
         """The latent noise :meth:`sample` feeds the network: (n, k, latent_dim) float32."""
@@ -186,9 +203,29 @@ class Lifter:
         if noise.ndim != 3 or noise.shape[2] != self.latent_dim:
             raise ValueError(f"noise must be (N, k, {self.latent_dim}), got {noise.shape}")
         feats, R = self.features(keypoints_norm, confidence, noise_std)
+        if noise.shape[0] != len(feats):
+            raise ValueError(f"noise is for {noise.shape[0]} people, keypoints for {len(feats)}")
+        return self._decode(feats, R, noise)
+
+    def _sample_on_evidence(self, keypoints_norm, confidence, k, seed, noise_std) -> np.ndarray:
+        """K of ``oversample x K`` wider candidates, kept by how well they reproject onto the
+        keypoints (:mod:`~hpe3d_ros.lifting.evidence`)."""
+        ev = self.evidence
+        feats, R = self.features(keypoints_norm, confidence, noise_std)
+        n = len(feats)
+        noise = self.noise(n, k * ev.oversample, seed) * np.float32(ev.spread)
+        cands = self._decode(feats, R, noise)
+        valid = feats[:, 2 * N_JOINTS : 3 * N_JOINTS] > 0.5
+        kp = np.asarray(keypoints_norm, dtype=np.float64).reshape(n, N_JOINTS, 2)
+        chi2 = reprojection_chi2(cands, kp, valid, noise_std_from_features(feats))
+        weights = evidence_weights(chi2, ev.ess_floor, ev.tau0)
+        rng = np.random.default_rng(None if seed is None else [int(seed), _EVIDENCE_STREAM])
+        idx = keep(weights, k, rng)
+        return np.take_along_axis(cands, idx[:, :, None, None], axis=1)
+
+    def _decode(self, feats: np.ndarray, R: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        """Features, rotations (:meth:`features`) and latent noise -> (N, k, 17, 3) float32."""
         n, k = feats.shape[0], noise.shape[1]
-        if noise.shape[0] != n:
-            raise ValueError(f"noise is for {noise.shape[0]} people, keypoints for {n}")
         if n == 0 or k == 0:  # engines and some providers reject empty tensors
             return np.zeros((n, k, N_JOINTS, 3), dtype=np.float32)
         rot = R.astype(np.float32)

@@ -1,0 +1,137 @@
+"""Hypotheses that explain the 2D evidence: oversample, weigh by reprojection, keep K.
+
+A conditional VAE's decoder is amortised: one network maps (2D pose, noise) to a 3D pose for
+every input, and its samples do not all reproject onto the keypoints they were drawn for
+(some bend a limb sideways in the image, not only in depth). The keypoints can check that
+at run time. :class:`~hpe3d_ros.lifting.runtime.Lifter` draws ``oversample x K`` candidates
+from a slightly wider latent (``spread``), and for each candidate
+
+1. fits the root translation that best reprojects it (linear least squares in the
+   normalised camera: ``x (Z + tz) = X + tx``; the candidate's own size sets its distance,
+   so a large and a small body that both fit the image are equally good),
+2. scores the visible joints' reprojection error against the 2D noise level the lifter
+   already uses (given by the caller or read by its noise estimator): ``chi2 = sum r^2 / s^2``,
+3. weighs it by ``exp(-chi2 / (2 tau))`` with ``tau >= tau0`` and, per person, ``tau`` raised
+   until the weights' effective sample size is at least ``ess_floor`` of the candidates
+   (exact 2D would otherwise trust one candidate: the decoder's own error is not 2D noise),
+4. and keeps K candidates drawn without replacement with probability following the weights
+   (Gumbel top-k), so the K hypotheses stay distinct and each is still one body.
+
+The wider latent and the selection are one calibration, fitted on validation views
+(``training/MODEL_CARD.md``, "Hypotheses that explain the 2D"): the kept set covers the
+truth at its nominal rate while its mean moves toward the evidence. Checkpoint entry
+``"evidence"``: :meth:`EvidenceConfig.to_entry`; absent = off (every older lifter).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+_LOG2_TAU_MAX = 16.0  # the bisection's upper end
+_TAU_STEPS = 24
+
+
+@dataclass(frozen=True)
+class EvidenceConfig:
+    """How many candidates, how much wider, how the 2D weighs them (module docstring)."""
+
+    oversample: int = 4
+    spread: float = 1.5
+    ess_floor: float = 0.1
+    tau0: float = 4.0
+
+    def __post_init__(self) -> None:
+        if int(self.oversample) < 1:
+            raise ValueError(f"evidence: oversample must be >= 1, got {self.oversample}")
+        if not (self.spread > 0 and 0 < self.ess_floor <= 1 and self.tau0 > 0):
+            raise ValueError(f"evidence: spread, tau0 > 0 and ess_floor in (0, 1]: {self}")
+
+    @classmethod
+    def from_entry(cls, entry: dict | None) -> EvidenceConfig | None:
+        if not entry:
+            return None
+        return cls(
+            **{k: entry[k] for k in ("oversample", "spread", "ess_floor", "tau0") if k in entry}
+        )
+
+    def to_entry(self) -> dict:
+        return {k: (int(v) if k == "oversample" else float(v)) for k, v in asdict(self).items()}
+
+
+def reprojection_chi2(
+    hyps: np.ndarray, kp_norm: np.ndarray, valid: np.ndarray, sigma: np.ndarray
+) -> np.ndarray:
+    """(N, M, J, 3) root-relative camera-frame hypotheses, (N, J, 2) normalised keypoints,
+    (N, J) bool usable joints, (N, J) 2D noise std (normalised units) -> (N, M) chi-square of
+    each hypothesis' reprojection at its own best root translation; inf where it cannot be
+    placed in front of the camera."""
+    h = np.asarray(hyps, dtype=np.float64)
+    x = np.where(valid[..., None], np.nan_to_num(np.asarray(kp_norm, np.float64)), 0.0)
+    w = valid.astype(np.float64)[:, None, :, None]  # (N, 1, J, 1)
+    xb = x[:, None]  # (N, 1, J, 2)
+    # Per joint: tx - x tz = x Z - X, ty - y tz = y Z - Y. Normal equations, closed form.
+    z = h[..., 2:3]
+    rhs = (xb * z - h[..., :2]) * w  # (N, M, J, 2)
+    n_vis = w.sum(axis=2)[..., 0]  # (N, 1)
+    sx = (xb * w).sum(axis=2)  # (N, 1, 2): sum of x, y
+    sxx = ((xb**2) * w).sum(axis=(2, 3))  # (N, 1)
+    ata = np.zeros((*h.shape[:2], 3, 3))
+    ata[..., 0, 0] = ata[..., 1, 1] = n_vis
+    ata[..., 0, 2] = ata[..., 2, 0] = -sx[..., 0]
+    ata[..., 1, 2] = ata[..., 2, 1] = -sx[..., 1]
+    ata[..., 2, 2] = sxx
+    atb = np.stack(
+        [rhs[..., 0].sum(-1), rhs[..., 1].sum(-1), -(xb * rhs).sum(axis=(2, 3))], axis=-1
+    )
+    t = np.linalg.solve(ata + 1e-12 * np.eye(3), atb[..., None])[..., 0]  # (N, M, 3)
+    p = h + t[:, :, None, :]
+    depth = p[..., 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = ((p[..., :2] / depth[..., None] - xb) ** 2).sum(-1) / np.maximum(sigma, 1e-12)[
+            :, None
+        ] ** 2
+    behind = (valid[:, None] & ~(depth > 1e-3)).any(axis=-1)
+    chi2 = np.where(valid[:, None], r2, 0.0).sum(-1)
+    return np.where(behind | ~np.isfinite(chi2), np.inf, chi2)
+
+
+def evidence_weights(chi2: np.ndarray, ess_floor: float, tau0: float) -> np.ndarray:
+    """(N, M) chi-square -> (N, M) normalised weights ``exp(-chi2 / 2 tau)``, ``tau >= tau0``
+    and per row large enough that the effective sample size is >= ``ess_floor * M``.
+    A row with no finite chi-square weighs its candidates equally."""
+    chi2 = np.asarray(chi2, dtype=np.float64)
+    m = chi2.shape[1]
+    finite = np.isfinite(chi2)
+    best = np.where(finite, chi2, np.inf).min(axis=1, keepdims=True)
+    c = np.where(finite, chi2 - np.where(np.isfinite(best), best, 0.0), 0.0)
+
+    def weigh(log2_tau: np.ndarray) -> np.ndarray:
+        w = np.where(finite, np.exp(-0.5 * c / np.exp2(log2_tau)[:, None]), 0.0)
+        total = w.sum(axis=1, keepdims=True)
+        return np.where(total > 0, w / np.where(total > 0, total, 1.0), 1.0 / m)
+
+    target = ess_floor * np.maximum(finite.sum(axis=1), 1)
+
+    def enough(log2_tau: np.ndarray) -> np.ndarray:
+        return 1.0 / (weigh(log2_tau) ** 2).sum(axis=1) >= target
+
+    lo = np.full(len(c), np.log2(tau0))
+    hi = np.full(len(c), max(_LOG2_TAU_MAX, float(np.log2(tau0))))
+    at_floor = enough(lo)
+    for _ in range(_TAU_STEPS):  # the smallest tau (sharpest weights) with enough ESS
+        mid = 0.5 * (lo + hi)
+        ok = enough(mid)
+        hi, lo = np.where(ok, mid, hi), np.where(ok, lo, mid)
+    return weigh(np.where(at_floor, np.log2(tau0), hi))
+
+
+def keep(weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """(N, M) weights -> (N, k) indices drawn without replacement, probability following the
+    weights (Gumbel top-k), in ascending order. Zero-weight candidates come last."""
+    w = np.asarray(weights, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        keys = np.log(w) + rng.gumbel(size=w.shape)
+    idx = np.argsort(-keys, axis=1, kind="stable")[:, :k]
+    return np.sort(idx, axis=1)
