@@ -7,6 +7,7 @@ import pytest
 
 from hpe3d_ros.lifting import load_lifter
 from hpe3d_ros.lifting.evidence import (
+    WIDTH_JOINTS,
     EvidenceConfig,
     evidence_weights,
     keep,
@@ -57,6 +58,25 @@ def test_a_hypothesis_that_reprojects_scores_zero_whatever_its_size_and_depth():
     assert (
         reprojection_chi2(hyps, np.where(valid[..., None], kp, np.nan), valid, sigma)[0, 2] < 1e-6
     )
+
+
+def test_the_widths_joints_are_not_scored():
+    """A body whose hips and shoulders sit wider than the truth's (a wrong width, which all K
+    hypotheses of a person share) costs nothing once they are skipped; a bent knee still does."""
+    rng = np.random.default_rng(11)
+    pose, root = _person(rng), np.array([0.3, 0.1, 7.0])
+    kp = _project(pose, root)[None]
+    wide, bent = pose.copy(), pose.copy()
+    wide[list(WIDTH_JOINTS), 0] *= 1.4
+    bent[2, 0] += 0.12
+    valid = EvidenceConfig().scored(np.ones((1, 17), bool))
+    assert not valid[0, list(WIDTH_JOINTS)].any() and valid.sum() == 13
+    chi2 = reprojection_chi2(np.stack([wide, bent])[None], kp, valid, np.full((1, 17), 2e-3))[0]
+    assert chi2[0] < 1e-6 and chi2[1] > 30.0
+    full = reprojection_chi2(
+        np.stack([wide])[None], kp, np.ones((1, 17), bool), np.full((1, 17), 2e-3)
+    )
+    assert full[0, 0] > 30.0
 
 
 def test_a_hypothesis_that_cannot_stand_in_front_of_the_camera_gets_no_weight():
@@ -115,6 +135,11 @@ def test_config_entry_round_trip_and_checks():
     ev = EvidenceConfig(4, 1.5)
     assert EvidenceConfig.from_entry({**ev.to_entry(), "info": {"x": 1}}) == ev
     assert EvidenceConfig.from_entry(None) is None
+    assert ev.skip_joints == WIDTH_JOINTS == (1, 4, 11, 14)  # hips, shoulders
+    none = EvidenceConfig.from_entry({"oversample": 2, "spread": 1.4, "skip_joints": []})
+    assert none.skip_joints == () and EvidenceConfig.from_entry(none.to_entry()) == none
+    with pytest.raises(ValueError):
+        EvidenceConfig(4, 1.5, skip_joints=(17,))
     with pytest.raises(ValueError):
         EvidenceConfig(0, 1.5)
     with pytest.raises(ValueError):

@@ -215,7 +215,7 @@ class Lifter:
         n = len(feats)
         noise = self.noise(n, k * ev.oversample, seed) * np.float32(ev.spread)
         cands = self._decode(feats, R, noise)
-        valid = feats[:, 2 * N_JOINTS : 3 * N_JOINTS] > 0.5
+        valid = ev.scored(feats[:, 2 * N_JOINTS : 3 * N_JOINTS] > 0.5)
         kp = np.asarray(keypoints_norm, dtype=np.float64).reshape(n, N_JOINTS, 2)
         chi2 = reprojection_chi2(cands, kp, valid, noise_std_from_features(feats))
         weights = evidence_weights(chi2, ev.ess_floor, ev.tau0)
