@@ -14,17 +14,8 @@ from hpe3d_ros.lifting.evidence import (
     reprojection_chi2,
 )
 from hpe3d_ros.lifting.normalize import noise_std_from_features, prepare_inputs
+from test.helpers.standing import POSE
 
-# A standing person, root-relative, optical frame (y down), metres (H36M-17 order).
-POSE = np.array(
-    [
-        [0.00, 0.00, 0.00], [-0.13, 0.00, 0.02], [-0.14, 0.44, 0.05], [-0.15, 0.86, 0.08],
-        [0.13, 0.00, 0.02], [0.15, 0.44, -0.02], [0.16, 0.86, 0.0], [0.00, -0.25, 0.0],
-        [0.00, -0.50, 0.02], [0.00, -0.62, -0.05], [0.00, -0.75, 0.0], [0.18, -0.47, 0.02],
-        [0.22, -0.20, 0.08], [0.24, 0.03, 0.05], [-0.18, -0.47, 0.02], [-0.25, -0.21, -0.05],
-        [-0.28, 0.02, -0.10],
-    ]
-)  # fmt: skip
 PARENTS = [-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15]
 
 

@@ -16,20 +16,10 @@ from hpe3d_ros.placement import (
     ground_spread,
     solve_root_translation,
 )
+from test.helpers.standing import POSE
 
 K = np.array([[700.0, 0.0, 640.0], [0.0, 700.0, 360.0], [0.0, 0.0, 1.0]])
 CAMERA = CameraModel(1280, 720, K, [-0.25, 0.08, 0.0005, -0.0003, -0.01], "plumb_bob")
-
-# A standing person, root-relative, optical frame (y down), metres (H36M-17 order).
-POSE = np.array(
-    [
-        [0.00, 0.00, 0.00], [-0.13, 0.00, 0.02], [-0.14, 0.44, 0.05], [-0.15, 0.86, 0.08],
-        [0.13, 0.00, 0.02], [0.15, 0.44, -0.02], [0.16, 0.86, 0.0], [0.00, -0.25, 0.0],
-        [0.00, -0.50, 0.02], [0.00, -0.62, -0.05], [0.00, -0.75, 0.0], [0.18, -0.47, 0.02],
-        [0.22, -0.20, 0.08], [0.24, 0.03, 0.05], [-0.18, -0.47, 0.02], [-0.25, -0.21, -0.05],
-        [-0.28, 0.02, -0.10],
-    ]
-)  # fmt: skip
 
 
 @dataclass
