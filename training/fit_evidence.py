@@ -52,7 +52,7 @@ def grid_figures(lifter, baseline, views, settings, k: int, seed: int) -> list[d
 
 def row_line(row: dict) -> str:
     s = row["setting"]
-    name = "off" if s is None else f"x{s.oversample} spread {s.spread:g}"
+    name = "off" if s is None else f"x{s.oversample} spread {s.spread:g}" + " shift" * s.shift
     r, b, c = (np.asarray(row[key]) for key in ("ratio", "best", "coverage"))
     return (
         f"| {name} | {r.mean():.3f} ({r.min():.3f}-{r.max():.3f}) | {b.mean():.3f} "
@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--oversample", type=int, nargs="+", default=[2, 4])
     ap.add_argument("--spread", type=float, nargs="+", default=[1.4, 1.5, 1.6])
     ap.add_argument("--band", type=float, nargs=2, default=[0.85, 0.95])
+    ap.add_argument(
+        "--shift", action="store_true", help="latent shift instead of keeping K candidates"
+    )
     ap.add_argument("--k", type=int, default=200)
     ap.add_argument("--stride", type=int, default=3, help="every n-th validation frame")
     ap.add_argument("--seed", type=int, default=2026)
@@ -94,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
         for ci, cell in enumerate(CELLS)
     ]
     settings = [None] + [
-        EvidenceConfig(o, s) for o, s in itertools.product(args.oversample, args.spread)
+        EvidenceConfig(o, s, shift=args.shift)
+        for o, s in itertools.product(args.oversample, args.spread)
     ]
     print("| setting | mean of K / baseline | best-of-K / baseline | cov90 range |")
     print("|---|---|---|---|")

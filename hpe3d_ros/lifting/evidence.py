@@ -16,7 +16,9 @@ from a slightly wider latent (``spread``), and for each candidate
    until the weights' effective sample size is at least ``ess_floor`` of the candidates
    (exact 2D would otherwise trust one candidate: the decoder's own error is not 2D noise),
 4. and keeps K candidates drawn without replacement with probability following the weights
-   (Gumbel top-k), so the K hypotheses stay distinct and each is still one body.
+   (Gumbel top-k), so the K hypotheses stay distinct and each is still one body; or, with
+   ``shift``, moves the centre of the usual calibrated latent draw to the candidates'
+   weighted mean latent and decodes the K hypotheses there (:func:`latent_shift`).
 
 The wider latent and the selection are one calibration, fitted on validation views
 (``training/MODEL_CARD.md``, "Hypotheses that explain the 2D"): the kept set covers the
@@ -45,13 +47,17 @@ WIDTH_JOINTS = (1, 4, 11, 14)
 @dataclass(frozen=True)
 class EvidenceConfig:
     """How many candidates, how much wider, how the 2D weighs them (module docstring);
-    ``skip_joints``: joints left out of the chi-square (default :data:`WIDTH_JOINTS`)."""
+    ``skip_joints``: joints left out of the chi-square (default :data:`WIDTH_JOINTS`);
+    ``shift``: instead of keeping K candidates, move the latent draw's centre to the
+    candidates' weighted mean latent and decode the K calibrated hypotheses around it
+    (:func:`latent_shift`)."""
 
     oversample: int = 4
     spread: float = 1.5
     ess_floor: float = 0.1
     tau0: float = 4.0
     skip_joints: tuple[int, ...] = WIDTH_JOINTS
+    shift: bool = False
 
     def __post_init__(self) -> None:
         if int(self.oversample) < 1:
@@ -75,6 +81,7 @@ class EvidenceConfig:
             "ess_floor": float(self.ess_floor),
             "tau0": float(self.tau0),
             "skip_joints": list(self.skip_joints),
+            "shift": bool(self.shift),
         }
 
     def scored(self, valid: np.ndarray) -> np.ndarray:
@@ -84,7 +91,7 @@ class EvidenceConfig:
         return out
 
 
-_FIELDS = ("oversample", "spread", "ess_floor", "tau0", "skip_joints")
+_FIELDS = ("oversample", "spread", "ess_floor", "tau0", "skip_joints", "shift")
 
 
 def reprojection_chi2(
@@ -162,3 +169,11 @@ def keep(weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
         keys = np.log(w) + rng.gumbel(size=w.shape)
     idx = np.argsort(-keys, axis=1, kind="stable")[:, :k]
     return np.sort(idx, axis=1)
+
+
+def latent_shift(weights: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """(N, M) weights, (N, M, D) the candidates' latent noise -> (N, D) their weighted mean:
+    the centre the K hypotheses are then drawn around (``EvidenceConfig.shift``). The cloud
+    keeps its calibrated shape and only moves toward what the keypoints favour, so coverage
+    holds, and with one seed per track the hypotheses stay coherent over time."""
+    return np.einsum("nm,nmd->nd", np.asarray(weights, np.float64), candidates).astype(np.float32)

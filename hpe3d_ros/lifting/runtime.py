@@ -26,7 +26,13 @@ import numpy as np
 import torch
 
 from hpe3d_ros.lifting.architectures import build_model
-from hpe3d_ros.lifting.evidence import EvidenceConfig, evidence_weights, keep, reprojection_chi2
+from hpe3d_ros.lifting.evidence import (
+    EvidenceConfig,
+    evidence_weights,
+    keep,
+    latent_shift,
+    reprojection_chi2,
+)
 from hpe3d_ros.lifting.graph import LifterGraph
 from hpe3d_ros.lifting.model import LifterBase, ModelConfig
 from hpe3d_ros.lifting.noise_estimate import NoiseEstimator
@@ -213,14 +219,19 @@ class Lifter:
         ev = self.evidence
         feats, R = self.features(keypoints_norm, confidence, noise_std)
         n = len(feats)
-        noise = self.noise(n, k * ev.oversample, seed) * np.float32(ev.spread)
+        stream = None if seed is None else [int(seed), _EVIDENCE_STREAM]
+        # shift: the candidates get their own stream, the K hypotheses the plain draw's noise
+        noise = self.noise(n, k * ev.oversample, stream if ev.shift else seed)
+        noise *= np.float32(ev.spread)
         cands = self._decode(feats, R, noise)
         valid = ev.scored(feats[:, 2 * N_JOINTS : 3 * N_JOINTS] > 0.5)
         kp = np.asarray(keypoints_norm, dtype=np.float64).reshape(n, N_JOINTS, 2)
         chi2 = reprojection_chi2(cands, kp, valid, noise_std_from_features(feats))
         weights = evidence_weights(chi2, ev.ess_floor, ev.tau0)
-        rng = np.random.default_rng(None if seed is None else [int(seed), _EVIDENCE_STREAM])
-        idx = keep(weights, k, rng)
+        if ev.shift:
+            centre = latent_shift(weights, noise)
+            return self._decode(feats, R, centre[:, None, :] + self.noise(n, k, seed))
+        idx = keep(weights, k, np.random.default_rng(stream))
         return np.take_along_axis(cands, idx[:, :, None, None], axis=1)
 
     def _decode(self, feats: np.ndarray, R: np.ndarray, noise: np.ndarray) -> np.ndarray:
