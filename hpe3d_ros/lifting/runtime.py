@@ -59,7 +59,7 @@ _EVIDENCE_STREAM = 0x2D
 
 
 def latent_noise(
-    n: int, k: int, dim: int, seed: int | None = None, dof: float = math.inf
+    n: int, k: int, dim: int, seed: int | list[int] | None = None, dof: float = math.inf
 ) -> np.ndarray:
     """(n, k, dim) float32 latent noise: antithetic pairs, Student-t with ``dof`` (see module).
 
@@ -189,7 +189,7 @@ class Lifter:
             return self.sample_with_noise(keypoints_norm, confidence, noise, noise_std)
         return self._sample_on_evidence(keypoints_norm, confidence, k, seed, noise_std)
 
-    def noise(self, n: int, k: int, seed: int | None = None) -> np.ndarray:
+    def noise(self, n: int, k: int, seed: int | list[int] | None = None) -> np.ndarray:
         """The latent noise :meth:`sample` feeds the network: (n, k, latent_dim) float32."""
         return latent_noise(n, k, self.latent_dim, seed, self.latent_dof)
 
