@@ -96,3 +96,13 @@ def condition_views(
         noise_std,
         pts[:, 0].copy(),
     )
+
+
+def evaluation_views(poses_world: np.ndarray, seed: int) -> dict[str, Batch]:
+    """One view of every pose in every cell of :data:`CELLS`, by cell name, cell ``i`` drawn
+    with ``numpy.random.default_rng(seed + 1000 * i)``: the views :mod:`training.evaluate_cells`
+    scores, so any tool that draws them here reports on the same frames."""
+    return {
+        cell.name: condition_views(poses_world, cell, np.random.default_rng(seed + 1000 * ci))
+        for ci, cell in enumerate(CELLS)
+    }

@@ -42,7 +42,7 @@ from hpe3d_ros.lifting.ensemble import load_ensemble
 from hpe3d_ros.skeleton import H36M_PARENTS
 from training.bodies import CHILD, bone_lengths
 from training.cell_tables import merge_reports, one_line, print_ratios, print_tables
-from training.conditions import CELLS, condition_views
+from training.conditions import CELLS, evaluation_views
 from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices
 
 JOINTS = 17
@@ -187,11 +187,7 @@ def evaluate(
     report: dict = {"split": split, "k": k, "seed": seed, "frames": len(idx), "models": {}}
     if body != "estimated":
         report["body"] = body
-    views = {}
-    for ci, cell in enumerate(CELLS):
-        views[cell.name] = condition_views(
-            mocap["poses"][idx], cell, np.random.default_rng(seed + 1000 * ci)
-        )
+    views = evaluation_views(mocap["poses"][idx], seed)
     for name, lifter in zip(names, lifters, strict=True):
         noise_aware = bool(getattr(lifter.cfg, "noise_input", False))
         entry: dict = {}

@@ -22,7 +22,7 @@ import torch
 
 from hpe3d_ros import metrics
 from hpe3d_ros.lifting import load_lifter
-from training.conditions import CELLS, condition_views
+from training.conditions import CELLS, evaluation_views
 from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices
 
 ESTIMATES = ("mean", "median", "prior mean", "gaussian", "narrow")
@@ -84,10 +84,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"{args.weights} is deterministic: nothing to choose between")
     print(f"| cell | baseline | {' | '.join(ESTIMATES)} |")
     print("|---|---|" + "---|" * len(ESTIMATES))
-    for ci, cell in enumerate(CELLS):  # the views of training.evaluate_cells
-        batch = condition_views(
-            mocap["poses"][idx], cell, np.random.default_rng(args.seed + 1000 * ci)
-        )
+    views = evaluation_views(mocap["poses"][idx], args.seed)  # those of training.evaluate_cells
+    for cell in CELLS:
+        batch = views[cell.name]
         base = baseline.sample(batch.kp_norm, batch.conf, 1, args.seed, batch.noise_std)[:, 0]
         ref = float(metrics.mpjpe(base, batch.pose_cam).mean())
         est = cell_estimates(lifter, batch, args.k, args.seed)
