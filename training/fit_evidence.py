@@ -8,10 +8,11 @@ cells of :mod:`training.conditions` (validation subjects, exact / 2 px / 5 px x 
 noise level given and not given) and chooses, among the settings whose nominal 90 % coverage
 lies in ``--band`` in every one of the 18 (cell, mode) pairs, the one with the lowest mean of
 K relative to the deterministic baseline (averaged over the pairs). The test subjects are
-never read.
+never read. ``--shift`` fits the other mode (the calibrated draw moved to the candidates'
+weighted mean latent, ``EvidenceConfig.shift``). No shipped file carries the entry.
 
     python -m training.fit_evidence --weights hpe3d_ros/weights/lifter_default.pt \\
-        --out hpe3d_ros/weights/lifter_default.pt
+        --shift --out runs/evidence/lifter.pt
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 
 from hpe3d_ros.lifting import load_lifter
 from hpe3d_ros.lifting.evidence import EvidenceConfig
-from training.conditions import CELLS, condition_views
+from training.conditions import evaluation_views
 from training.evaluate_cells import run_cell
 from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices
 
@@ -92,10 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"{args.weights}: evidence selection needs a noise-aware VAE lifter")
     mocap = load_all_mocap(str(DEFAULT_DATA), str(ORIG_DATA))
     idx = split_indices(mocap["subject"], "val", "v2")[:: args.stride]
-    views = [
-        condition_views(mocap["poses"][idx], cell, np.random.default_rng(args.seed + 1000 * ci))
-        for ci, cell in enumerate(CELLS)
-    ]
+    views = list(evaluation_views(mocap["poses"][idx], args.seed).values())
     settings = [None] + [
         EvidenceConfig(o, s, shift=args.shift)
         for o, s in itertools.product(args.oversample, args.spread)
