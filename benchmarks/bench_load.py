@@ -52,6 +52,27 @@ def spin_for(node, seconds: float, step_s: float) -> None:
         rclpy.spin_once(node, timeout_sec=step_s)
 
 
+def _counters(diag: DiagnosticArray) -> dict[str, tuple[int, ...]]:
+    keys = ("received", "processed", "dropped", "failed")
+    out = {}
+    for s in diag.status:
+        v = {kv.key: kv.value for kv in s.values}
+        out[s.hardware_id] = tuple(int(v[k]) for k in keys)
+    return out
+
+
+def _settled(diags: list[DiagnosticArray], published: dict[str, int]) -> bool:
+    """The last two diagnostics agree, count every published frame as received, and every
+    received frame as processed, dropped or failed (none still in the worker)."""
+    if len(diags) < 2:
+        return False
+    last, before = _counters(diags[-1]), _counters(diags[-2])
+    return last == before and all(
+        name in last and last[name][0] >= n and last[name][0] == sum(last[name][1:])
+        for name, n in published.items()
+    )
+
+
 def run_load(cameras: int, rate_hz: float, seconds: float, log_path: Path | None = None) -> dict:
     names = [f"cam{i}" for i in range(cameras)]
     params = {
@@ -130,8 +151,14 @@ def run_load(cameras: int, rate_hz: float, seconds: float, log_path: Path | None
                 last_rss = now
                 rss.append((now - t0, rss_mb(proc.pid)))
             rclpy.spin_once(node, timeout_sec=max(0.0, min(0.002, next_t - time.monotonic())))
-        # drain: the last frame in each slot gets processed, then counters settle
-        spin_for(node, 6.0, 0.1)
+        # drain: the last frame in each slot gets processed, then counters settle. Under
+        # reliable QoS the frames not yet taken wait in the node's reader queue (depth 10):
+        # on a loaded machine that takes longer than a few seconds, so wait until every
+        # published frame is counted as received and two reports agree (at most 60 s)
+        spin_for(node, 3.0, 0.1)
+        settle_until = time.monotonic() + 60.0
+        while time.monotonic() < settle_until and not _settled(diags, published):
+            spin_for(node, 1.0, 0.1)
         alive = proc.poll() is None
     finally:
         node.destroy_node()
