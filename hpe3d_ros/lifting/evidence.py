@@ -32,8 +32,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hpe3d_ros.lifting.normalize import N_JOINTS, noise_std_from_features
+
 _LOG2_TAU_MAX = 16.0  # the bisection's upper end
 _TAU_STEPS = 24
+
+
+#: The candidates' random stream: a seeded call draws them with ``[seed, CANDIDATE_STREAM]``,
+#: apart from the plain draw's ``seed`` (the hypotheses' own noise under ``shift``).
+CANDIDATE_STREAM = 0x2D
 
 
 #: Joints whose image position the body's widths set (right and left hip, left and right
@@ -50,7 +57,10 @@ class EvidenceConfig:
     ``skip_joints``: joints left out of the chi-square (default :data:`WIDTH_JOINTS`);
     ``shift``: instead of keeping K candidates, move the latent draw's centre to the
     candidates' weighted mean latent and decode the K calibrated hypotheses around it
-    (:func:`latent_shift`)."""
+    (:func:`latent_shift`); ``memory_s``: the temporal model's candidates are the same
+    latents at every frame of a track, so their evidence accumulates: each candidate's
+    chi-square is averaged over the track with this time constant (0: the last frame only;
+    the single-frame lifter has no track and ignores it)."""
 
     oversample: int = 4
     spread: float = 1.5
@@ -58,12 +68,17 @@ class EvidenceConfig:
     tau0: float = 4.0
     skip_joints: tuple[int, ...] = WIDTH_JOINTS
     shift: bool = False
+    memory_s: float = 0.0
 
     def __post_init__(self) -> None:
         if int(self.oversample) < 1:
             raise ValueError(f"evidence: oversample must be >= 1, got {self.oversample}")
-        if not (self.spread > 0 and 0 < self.ess_floor <= 1 and self.tau0 > 0):
-            raise ValueError(f"evidence: spread, tau0 > 0 and ess_floor in (0, 1]: {self}")
+        if not (
+            self.spread > 0 and 0 < self.ess_floor <= 1 and self.tau0 > 0 and self.memory_s >= 0
+        ):
+            raise ValueError(
+                f"evidence: spread, tau0 > 0, memory_s >= 0 and ess_floor in (0, 1]: {self}"
+            )
         object.__setattr__(self, "skip_joints", tuple(int(j) for j in self.skip_joints))
         if any(not 0 <= j < 17 for j in self.skip_joints):
             raise ValueError(f"evidence: skip_joints must be joint indices 0-16: {self}")
@@ -82,6 +97,7 @@ class EvidenceConfig:
             "tau0": float(self.tau0),
             "skip_joints": list(self.skip_joints),
             "shift": bool(self.shift),
+            "memory_s": float(self.memory_s),
         }
 
     def scored(self, valid: np.ndarray) -> np.ndarray:
@@ -90,8 +106,19 @@ class EvidenceConfig:
         out[:, list(self.skip_joints)] = False
         return out
 
+    def chi2(self, candidates: np.ndarray, kp_norm: np.ndarray, feats: np.ndarray) -> np.ndarray:
+        """(N, M, 17, 3) candidates, (N, 17, 2) their people's keypoints and (N, F) lifter
+        features with a noise level (its mask says which joints are usable) -> (N, M)
+        chi-square (steps 1-2 of the module docstring)."""
+        valid = self.scored(feats[:, 2 * N_JOINTS : 3 * N_JOINTS] > 0.5)
+        return reprojection_chi2(candidates, kp_norm, valid, noise_std_from_features(feats))
 
-_FIELDS = ("oversample", "spread", "ess_floor", "tau0", "skip_joints", "shift")
+    def weigh(self, candidates: np.ndarray, kp_norm: np.ndarray, feats: np.ndarray) -> np.ndarray:
+        """As :meth:`chi2`, -> (N, M) weights (step 3)."""
+        return evidence_weights(self.chi2(candidates, kp_norm, feats), self.ess_floor, self.tau0)
+
+
+_FIELDS = ("oversample", "spread", "ess_floor", "tau0", "skip_joints", "shift", "memory_s")
 
 
 def reprojection_chi2(

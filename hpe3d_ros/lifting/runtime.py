@@ -26,20 +26,13 @@ import numpy as np
 import torch
 
 from hpe3d_ros.lifting.architectures import build_model
-from hpe3d_ros.lifting.evidence import (
-    EvidenceConfig,
-    evidence_weights,
-    keep,
-    latent_shift,
-    reprojection_chi2,
-)
+from hpe3d_ros.lifting.evidence import CANDIDATE_STREAM, EvidenceConfig, keep, latent_shift
 from hpe3d_ros.lifting.graph import LifterGraph
 from hpe3d_ros.lifting.model import LifterBase, ModelConfig
 from hpe3d_ros.lifting.noise_estimate import NoiseEstimator
 from hpe3d_ros.lifting.normalize import (
     N_FEATURES,
     N_JOINTS,
-    noise_std_from_features,
     prepare_inputs,
 )
 from hpe3d_ros.skeleton import H36M_JOINT_NAMES, H36M_PARENTS
@@ -54,8 +47,6 @@ DEFAULT_WEIGHTS = WEIGHTS_DIR / "lifter_default.pt"
 #: with metre-long bones (measured: 0.14 % of dof-3 hypotheses had a bone over 1.2 m, the
 #: longest 8.8 m, uncapped).
 MAX_LATENT_SCALE = 2.5
-#: Second word of the seed of the evidence selection's draw (the latent noise uses the first).
-_EVIDENCE_STREAM = 0x2D
 
 
 def latent_noise(
@@ -219,15 +210,13 @@ class Lifter:
         ev = self.evidence
         feats, R = self.features(keypoints_norm, confidence, noise_std)
         n = len(feats)
-        stream = None if seed is None else [int(seed), _EVIDENCE_STREAM]
+        stream = None if seed is None else [int(seed), CANDIDATE_STREAM]
         # shift: the candidates get their own stream, the K hypotheses the plain draw's noise
         noise = self.noise(n, k * ev.oversample, stream if ev.shift else seed)
         noise *= np.float32(ev.spread)
         cands = self._decode(feats, R, noise)
-        valid = ev.scored(feats[:, 2 * N_JOINTS : 3 * N_JOINTS] > 0.5)
         kp = np.asarray(keypoints_norm, dtype=np.float64).reshape(n, N_JOINTS, 2)
-        chi2 = reprojection_chi2(cands, kp, valid, noise_std_from_features(feats))
-        weights = evidence_weights(chi2, ev.ess_floor, ev.tau0)
+        weights = ev.weigh(cands, kp, feats)
         if ev.shift:
             centre = latent_shift(weights, noise)
             return self._decode(feats, R, centre[:, None, :] + self.noise(n, k, seed))

@@ -24,8 +24,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from hpe3d_ros.lifting.evidence import (
+    CANDIDATE_STREAM,
+    EvidenceConfig,
+    evidence_weights,
+    latent_shift,
+)
 from hpe3d_ros.lifting.graph import LifterGraph
-from hpe3d_ros.lifting.normalize import N_JOINTS, prepare_inputs, visibility
+from hpe3d_ros.lifting.normalize import (
+    N_FEATURES,
+    N_JOINTS,
+    N_NOISE_FEATURES,
+    prepare_inputs,
+    visibility,
+)
 from hpe3d_ros.lifting.runtime import Lifter, float_state, latent_noise
 from hpe3d_ros.lifting.temporal import build_temporal
 from hpe3d_ros.lifting.temporal_checkpoint import complete_entry
@@ -59,6 +71,10 @@ class TemporalGraph(LifterGraph):
         rot = torch.eye(3).expand(n, 3, 3).contiguous()
         return feats, torch.randn(n, k, self.latent_dim, generator=gen), rot
 
+
+#: A candidate's chi-square where it cannot stand in front of the camera (inf) is held at
+#: this before it is averaged over a track, so a later frame can still redeem it.
+_CHI2_CAP = 1e6
 
 #: Tracks whose codes (and seeds whose noise) the sampler remembers at most (the oldest are
 #: forgotten first).
@@ -111,9 +127,20 @@ class TemporalSampler:
         self.latent_dof = float(entry.get("latent_dof", math.inf))
         self.latent_dim = int(self.model.cfg.latent_dim)
         self.target_mean = torch.zeros(3 * (N_JOINTS - 1), device=self.device)
+        self.evidence = EvidenceConfig.from_entry(entry.get("evidence"))
+        if self.evidence is not None and not self.evidence.shift:
+            raise ValueError(
+                "temporal evidence: only 'shift' keeps a track's hypotheses coherent; "
+                "keeping candidates would change them from frame to frame"
+            )
+        #: reads an unknown 2D noise level for the evidence's chi-square (the single-frame
+        #: lifter's estimator; :class:`TemporalLifter` sets it). The network's own input
+        #: stays "unknown", as it was trained.
+        self.noise_estimator = None
         self._graph = TemporalGraph(self)
         self._codes: dict = {}  # track key -> {"in": its frames' inputs, "out": their arrays}
-        self._noise: dict = {}  # (k, seed, latent_dim, latent_dof) -> a track's noise
+        self._noise: dict = {}  # (k, seed, stream, latent_dim, latent_dof) -> a track's noise
+        self._evidence: dict = {}  # track key -> its candidates' averaged chi-square
 
     @property
     def horizon_s(self) -> float:
@@ -124,17 +151,20 @@ class TemporalSampler:
         """Forget remembered codes and noise (e.g. when a bag restarts)."""
         self._codes.clear()
         self._noise.clear()
+        self._evidence.clear()
 
-    def track_noise(self, k: int, seed: int | None) -> np.ndarray:
+    def track_noise(self, k: int, seed: int | None, stream: int | None = None) -> np.ndarray:
         """(k, latent_dim) float32: one track's noise, reused at every frame (module doc).
         For a seed it is drawn once and remembered (read-only; the newest
-        :data:`MAX_CACHED_TRACKS` seeds), since every frame of the track asks for it."""
+        :data:`MAX_CACHED_TRACKS` seeds), since every frame of the track asks for it.
+        ``stream``: a second, independent draw for the same seed (the evidence candidates)."""
         if seed is None:
             return latent_noise(1, k, self.latent_dim, None, self.latent_dof)[0]
-        key = (int(k), int(seed), self.latent_dim, self.latent_dof)
+        key = (int(k), int(seed), stream, self.latent_dim, self.latent_dof)
         noise = self._noise.get(key)
         if noise is None:
-            noise = latent_noise(1, k, self.latent_dim, seed, self.latent_dof)[0]
+            rng_seed = int(seed) if stream is None else [int(seed), int(stream)]
+            noise = latent_noise(1, k, self.latent_dim, rng_seed, self.latent_dof)[0]
             noise.flags.writeable = False
             self._noise[key] = noise
             _forget_oldest(self._noise)
@@ -247,8 +277,72 @@ class TemporalSampler:
         if n == 0 or k == 0:
             return np.zeros((n, k, N_JOINTS, 3), dtype=np.float32)
         packed, rot = self.packed(tracks, window)
+        last = np.stack(
+            [
+                np.asarray(tr.kp_norm, dtype=np.float64).reshape(-1, N_JOINTS, 2)[-1]
+                for tr in tracks
+            ]
+        )
+        ends = [(tr.key, float(np.asarray(tr.stamps_s).reshape(-1)[-1])) for tr in tracks]
+        return self._hypotheses(packed, rot, last, k, seeds, ends)
+
+    def _hypotheses(self, packed, rot, kp_last, k: int, seeds, ends) -> np.ndarray:
+        """Per track its K hypotheses for the packed last frame: the track's own noise
+        decoded, around the centre its evidence favours where the checkpoint has one.
+
+        Evidence (``shift`` only): ``oversample x K`` candidates, from the track's second
+        noise stream (the same latents at every frame: candidate m is one way the track
+        moves), widened by ``spread``, scored by how well they reproject onto the last
+        frame's keypoints (:meth:`EvidenceConfig.chi2`); a track with a key averages each
+        candidate's chi-square over its frames (``memory_s``), so the centre follows the
+        evidence, not each frame's 2D noise. ``ends``: per track (key, last stamp)."""
         noise = np.stack([self.track_noise(k, s) for s in seeds])
-        return self._run(packed, noise, rot)
+        ev = self.evidence
+        if ev is None:
+            return self._run(packed, noise, rot)
+        m = k * ev.oversample
+        cands = np.stack([self.track_noise(m, s, CANDIDATE_STREAM) for s in seeds])
+        cands = cands * np.float32(ev.spread)
+        feats = self._evidence_features(packed[:, : N_FEATURES + N_NOISE_FEATURES])
+        chi2 = ev.chi2(self._run(packed, cands, rot), kp_last, feats)
+        chi2 = np.stack(
+            [self._remember(key, t, c) for (key, t), c in zip(ends, chi2, strict=True)]
+        )
+        centre = latent_shift(evidence_weights(chi2, ev.ess_floor, ev.tau0), cands)
+        return self._run(packed, centre[:, None, :] + noise, rot)
+
+    def _remember(self, key, stamp: float, chi2: np.ndarray) -> np.ndarray:
+        """A track's candidates' chi-square averaged over its frames (exponentially, time
+        constant ``evidence.memory_s``); the same frame asked again is averaged from the
+        same state as the first time (idempotent), a stamp before the last restarts."""
+        chi2 = np.minimum(chi2, _CHI2_CAP)  # a candidate that cannot stand there: very unlikely
+        memory = self.evidence.memory_s
+        if key is None or memory <= 0:
+            return chi2
+        state = self._evidence.pop(key, None)
+        base = None
+        if state is not None and state["avg"].shape == chi2.shape:
+            if abs(stamp - state["stamp"]) <= STAMP_TOL_S:
+                base = state["base"]  # this frame again
+            elif stamp > state["stamp"]:
+                base = (state["stamp"], state["avg"])
+        avg = chi2
+        if base is not None:
+            a = math.exp(-(stamp - base[0]) / memory)
+            avg = a * base[1] + (1.0 - a) * chi2
+        self._evidence[key] = {"stamp": stamp, "avg": avg, "base": base}
+        _forget_oldest(self._evidence)
+        return avg
+
+    def _evidence_features(self, feats: np.ndarray) -> np.ndarray:
+        """The last frames' features with an unknown noise level read by the estimator
+        (a copy; only the chi-square sees it)."""
+        unknown = feats[:, -1] < 0.5  # the "level given" flag
+        if self.noise_estimator is None or not unknown.any():
+            return feats
+        feats = feats.copy()
+        feats[unknown, N_FEATURES:] = self.noise_estimator.features(feats[unknown, :N_FEATURES])
+        return feats
 
     def sample_sequence(
         self,
@@ -290,11 +384,13 @@ class TemporalSampler:
             for i in range(t)
         ]
         out = np.empty((t, k, N_JOINTS, 3), dtype=np.float32)
-        noise = self.track_noise(k, seed)
+        if seed is None:  # one draw for the whole track
+            seed = int(np.random.default_rng().integers(2**63))
         for i, tr in enumerate(tracks):
             packed, rot = self.packed([tr])
-            out[i] = self._run(packed, noise[None], rot)[0]
+            out[i] = self._hypotheses(packed, rot, kp[i : i + 1], k, [seed], [(key, stamps[i])])[0]
         self._codes.pop(key, None)
+        self._evidence.pop(key, None)
         return out
 
     def _run(self, packed: np.ndarray, noise: np.ndarray, rot: np.ndarray) -> np.ndarray:
@@ -319,6 +415,7 @@ class TemporalLifter(Lifter):
     def __init__(self, checkpoint: dict, device: str = "cpu") -> None:
         super().__init__(checkpoint, device)
         self.temporal = TemporalSampler(complete_entry(checkpoint), device)
+        self.temporal.noise_estimator = self.noise_estimator
         self.window = self.temporal.window
         self.rate_hz = self.temporal.rate_hz
 
@@ -349,8 +446,8 @@ def temporal_part(lifter) -> TemporalSampler | None:
     if isinstance(part, TemporalSampler):
         return part
     checkpoint = getattr(lifter, "checkpoint", None) or {}
-    return (
-        TemporalSampler(copy.copy(complete_entry(checkpoint)))
-        if "temporal" in checkpoint
-        else None
-    )
+    if "temporal" not in checkpoint:
+        return None
+    part = TemporalSampler(copy.copy(complete_entry(checkpoint)))
+    part.noise_estimator = getattr(lifter, "noise_estimator", None)
+    return part
