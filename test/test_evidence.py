@@ -341,3 +341,21 @@ def test_the_evidence_memory_is_per_track_stepwise_as_the_sequence_and_idempoten
     np.testing.assert_allclose(step(12, "b"), step(12, None), atol=1e-6)
     sampler.clear_cache()
     assert not sampler._evidence
+
+
+def test_a_fixed_candidate_count_under_shift_whatever_k():
+    ev = EvidenceConfig(4, 1.45, shift=True, candidates=96)
+    assert ev.count(50) == ev.count(200) == 96
+    assert EvidenceConfig(4, 1.45, shift=True).count(50) == 200
+    assert EvidenceConfig.from_entry(ev.to_entry()) == ev
+    with pytest.raises(ValueError, match="candidates"):
+        EvidenceConfig(4, 1.45, candidates=96)  # keep needs at least K candidates
+    lif = load_lifter()
+    rng = np.random.default_rng(4)
+    kp = np.stack([_project(_person(rng), np.array([x, 0.2, 8.0])) for x in (-1.0, 1.0)])
+    lif.evidence = ev
+    calls = []
+    run = lif._run
+    lif._run = lambda f, noise, r: calls.append(noise.shape[1]) or run(f, noise, r)
+    out = lif.sample(kp, np.ones((2, 17)), 30, seed=1, noise_std=1.0 / 1100)
+    assert out.shape == (2, 30, 17, 3) and calls == [96, 30]  # candidates, then hypotheses

@@ -53,7 +53,8 @@ def grid_figures(lifter, baseline, views, settings, k: int, seed: int) -> list[d
 
 def row_line(row: dict) -> str:
     s = row["setting"]
-    name = "off" if s is None else f"x{s.oversample} spread {s.spread:g}" + " shift" * s.shift
+    size = f"{s.candidates} candidates" if s and s.candidates else f"x{s.oversample}" if s else ""
+    name = "off" if s is None else f"{size} spread {s.spread:g}" + " shift" * s.shift
     r, b, c = (np.asarray(row[key]) for key in ("ratio", "best", "coverage"))
     return (
         f"| {name} | {r.mean():.3f} ({r.min():.3f}-{r.max():.3f}) | {b.mean():.3f} "
@@ -78,6 +79,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", help="write the checkpoint with the chosen setting here")
     ap.add_argument("--oversample", type=int, nargs="+", default=[2, 4])
     ap.add_argument("--spread", type=float, nargs="+", default=[1.4, 1.5, 1.6])
+    ap.add_argument(
+        "--candidates",
+        type=int,
+        nargs="+",
+        help="with --shift: these fixed candidate counts per person instead of --oversample",
+    )
     ap.add_argument("--band", type=float, nargs=2, default=[0.85, 0.95])
     ap.add_argument(
         "--shift", action="store_true", help="latent shift instead of keeping K candidates"
@@ -94,9 +101,13 @@ def main(argv: list[str] | None = None) -> None:
     mocap = load_all_mocap(str(DEFAULT_DATA), str(ORIG_DATA))
     idx = split_indices(mocap["subject"], "val", "v2")[:: args.stride]
     views = list(evaluation_views(mocap["poses"][idx], args.seed).values())
+    if args.candidates and not args.shift:
+        ap.error("--candidates counts only with --shift")
     settings = [None] + [
-        EvidenceConfig(o, s, shift=args.shift)
-        for o, s in itertools.product(args.oversample, args.spread)
+        EvidenceConfig(o, s, shift=args.shift, candidates=c)
+        for c, o, s in itertools.product(
+            args.candidates or [0], [1] if args.candidates else args.oversample, args.spread
+        )
     ]
     print("| setting | mean of K / baseline | best-of-K / baseline | cov90 range |")
     print("|---|---|---|---|")

@@ -60,7 +60,9 @@ class EvidenceConfig:
     (:func:`latent_shift`); ``memory_s``: the temporal model's candidates are the same
     latents at every frame of a track, so their evidence accumulates: each candidate's
     chi-square is averaged over the track with this time constant (0: the last frame only;
-    the single-frame lifter has no track and ignores it)."""
+    the single-frame lifter has no track and ignores it); ``candidates``: under ``shift``,
+    this many candidates per person whatever K (0: ``oversample x K``): the centre is one
+    latent, and its estimate need not cost more as K grows."""
 
     oversample: int = 4
     spread: float = 1.5
@@ -69,6 +71,7 @@ class EvidenceConfig:
     skip_joints: tuple[int, ...] = WIDTH_JOINTS
     shift: bool = False
     memory_s: float = 0.0
+    candidates: int = 0
 
     def __post_init__(self) -> None:
         if int(self.oversample) < 1:
@@ -79,6 +82,9 @@ class EvidenceConfig:
             raise ValueError(
                 f"evidence: spread, tau0 > 0, memory_s >= 0 and ess_floor in (0, 1]: {self}"
             )
+        if int(self.candidates) < 0 or (self.candidates and not self.shift):
+            raise ValueError(f"evidence: candidates (>= 0) counts only under shift: {self}")
+        object.__setattr__(self, "candidates", int(self.candidates))
         object.__setattr__(self, "skip_joints", tuple(int(j) for j in self.skip_joints))
         if any(not 0 <= j < 17 for j in self.skip_joints):
             raise ValueError(f"evidence: skip_joints must be joint indices 0-16: {self}")
@@ -98,7 +104,12 @@ class EvidenceConfig:
             "skip_joints": list(self.skip_joints),
             "shift": bool(self.shift),
             "memory_s": float(self.memory_s),
+            "candidates": int(self.candidates),
         }
+
+    def count(self, k: int) -> int:
+        """Candidates per person for K hypotheses."""
+        return self.candidates or int(self.oversample) * int(k)
 
     def scored(self, valid: np.ndarray) -> np.ndarray:
         """(N, 17) usable joints -> those the chi-square scores (``skip_joints`` removed)."""
@@ -118,7 +129,16 @@ class EvidenceConfig:
         return evidence_weights(self.chi2(candidates, kp_norm, feats), self.ess_floor, self.tau0)
 
 
-_FIELDS = ("oversample", "spread", "ess_floor", "tau0", "skip_joints", "shift", "memory_s")
+_FIELDS = (
+    "oversample",
+    "spread",
+    "ess_floor",
+    "tau0",
+    "skip_joints",
+    "shift",
+    "memory_s",
+    "candidates",
+)
 
 
 def reprojection_chi2(

@@ -212,7 +212,7 @@ class Lifter:
         n = len(feats)
         stream = None if seed is None else [int(seed), CANDIDATE_STREAM]
         # shift: the candidates get their own stream, the K hypotheses the plain draw's noise
-        noise = self.noise(n, k * ev.oversample, stream if ev.shift else seed)
+        noise = self.noise(n, ev.count(k), stream if ev.shift else seed)
         noise *= np.float32(ev.spread)
         cands = self._decode(feats, R, noise)
         kp = np.asarray(keypoints_norm, dtype=np.float64).reshape(n, N_JOINTS, 2)

@@ -290,9 +290,9 @@ class TemporalSampler:
         """Per track its K hypotheses for the packed last frame: the track's own noise
         decoded, around the centre its evidence favours where the checkpoint has one.
 
-        Evidence (``shift`` only): ``oversample x K`` candidates, from the track's second
-        noise stream (the same latents at every frame: candidate m is one way the track
-        moves), widened by ``spread``, scored by how well they reproject onto the last
+        Evidence (``shift`` only): :meth:`EvidenceConfig.count` candidates, from the track's
+        second noise stream (the same latents at every frame: candidate m is one way the
+        track moves), widened by ``spread``, scored by how well they reproject onto the last
         frame's keypoints (:meth:`EvidenceConfig.chi2`); a track with a key averages each
         candidate's chi-square over its frames (``memory_s``), so the centre follows the
         evidence, not each frame's 2D noise. ``ends``: per track (key, last stamp)."""
@@ -300,7 +300,7 @@ class TemporalSampler:
         ev = self.evidence
         if ev is None:
             return self._run(packed, noise, rot)
-        m = k * ev.oversample
+        m = ev.count(k)
         cands = np.stack([self.track_noise(m, s, CANDIDATE_STREAM) for s in seeds])
         cands = cands * np.float32(ev.spread)
         feats = self._evidence_features(packed[:, : N_FEATURES + N_NOISE_FEATURES])
