@@ -152,32 +152,35 @@ def reprojection_chi2(
     The translation is the linear step of :func:`hpe3d_ros.placement.solve_root_translation`
     (unit weights, no ground, no Gauss-Newton refinement, no depth floor), solved here in
     closed form because all M candidates of a person share its keypoints and so one normal
-    matrix: 28 against 67 ms for 10 people x 800 candidates, measured."""
+    matrix, inverted once per person: 5 against 10 ms for 10 people x 256 candidates
+    (the batched solve per candidate before), 28 against 67 ms for
+    ``solve_root_translation`` at 10 x 800, measured."""
     h = np.asarray(hyps, dtype=np.float64)
     x = np.where(valid[..., None], np.nan_to_num(np.asarray(kp_norm, np.float64)), 0.0)
-    w = valid.astype(np.float64)[:, None, :, None]  # (N, 1, J, 1)
-    xb = x[:, None]  # (N, 1, J, 2)
-    # Per joint: tx - x tz = x Z - X, ty - y tz = y Z - Y. Normal equations, closed form.
-    z = h[..., 2:3]
-    rhs = (xb * z - h[..., :2]) * w  # (N, M, J, 2)
-    n_vis = w.sum(axis=2)[..., 0]  # (N, 1)
-    sx = (xb * w).sum(axis=2)  # (N, 1, 2): sum of x, y
-    sxx = ((xb**2) * w).sum(axis=(2, 3))  # (N, 1)
-    ata = np.zeros((*h.shape[:2], 3, 3))
-    ata[..., 0, 0] = ata[..., 1, 1] = n_vis
-    ata[..., 0, 2] = ata[..., 2, 0] = -sx[..., 0]
-    ata[..., 1, 2] = ata[..., 2, 1] = -sx[..., 1]
-    ata[..., 2, 2] = sxx
-    atb = np.stack(
-        [rhs[..., 0].sum(-1), rhs[..., 1].sum(-1), -(xb * rhs).sum(axis=(2, 3))], axis=-1
-    )
-    t = np.linalg.solve(ata + 1e-12 * np.eye(3), atb[..., None])[..., 0]  # (N, M, 3)
-    p = h + t[:, :, None, :]
-    depth = p[..., 2]
+    # Per joint: tx - x tz = x Z - X, ty - y tz = y Z - Y. Normal equations, closed form; the
+    # normal matrix depends on the keypoints only, the right-hand side on the candidate.
+    w = valid.astype(np.float64)  # (N, J)
+    n_vis = w.sum(axis=1)
+    sx = (x * w[..., None]).sum(axis=1)  # (N, 2)
+    sxx = ((x**2) * w[..., None]).sum(axis=(1, 2))
+    ata = np.zeros((len(h), 3, 3))
+    ata[:, 0, 0] = ata[:, 1, 1] = n_vis
+    ata[:, 0, 2] = ata[:, 2, 0] = -sx[:, 0]
+    ata[:, 1, 2] = ata[:, 2, 1] = -sx[:, 1]
+    ata[:, 2, 2] = sxx
+    inv = np.linalg.inv(ata + 1e-12 * np.eye(3))  # (N, 3, 3): one per person, not candidate
+    xu, xv = x[:, None, :, 0], x[:, None, :, 1]  # (N, 1, J)
+    z = h[..., 2]
+    wb = w[:, None]
+    ru = (xu * z - h[..., 0]) * wb
+    rv = (xv * z - h[..., 1]) * wb
+    atb = np.stack([ru.sum(-1), rv.sum(-1), -(xu * ru + xv * rv).sum(-1)], axis=-1)  # (N, M, 3)
+    t = np.einsum("nij,nmj->nmi", inv, atb)
+    depth = z + t[..., 2:3]
     with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = ((p[..., :2] / depth[..., None] - xb) ** 2).sum(-1) / np.maximum(sigma, 1e-12)[
-            :, None
-        ] ** 2
+        du = (h[..., 0] + t[..., 0:1]) / depth - xu
+        dv = (h[..., 1] + t[..., 1:2]) / depth - xv
+        r2 = (du * du + dv * dv) / (np.maximum(sigma, 1e-12)[:, None] ** 2)
     behind = (valid[:, None] & ~(depth > 1e-3)).any(axis=-1)
     chi2 = np.where(valid[:, None], r2, 0.0).sum(-1)
     return np.where(behind | ~np.isfinite(chi2), np.inf, chi2)
