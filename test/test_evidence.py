@@ -354,8 +354,40 @@ def test_a_fixed_candidate_count_under_shift_whatever_k():
     rng = np.random.default_rng(4)
     kp = np.stack([_project(_person(rng), np.array([x, 0.2, 8.0])) for x in (-1.0, 1.0)])
     lif.evidence = ev
-    calls = []
-    run = lif._run
-    lif._run = lambda f, noise, r: calls.append(noise.shape[1]) or run(f, noise, r)
+    calls, make = [], lif._decoder
+
+    def counting(feats, rot):  # records how many latents each draw decodes
+        decode = make(feats, rot)
+        return lambda noise: calls.append(noise.shape[1]) or decode(noise)
+
+    lif._decoder = counting
     out = lif.sample(kp, np.ones((2, 17)), 30, seed=1, noise_std=1.0 / 1100)
     assert out.shape == (2, 30, 17, 3) and calls == [96, 30]  # candidates, then hypotheses
+
+
+def test_two_draws_share_one_encoding_and_backends_run_the_whole_graph_per_draw():
+    """The evidence path draws twice for the same people: the torch graph encodes them once
+    (``_decoder``), a lifter whose ``_run`` is replaced (the backends' hook) runs its whole
+    graph per draw; both give what two plain graph runs give."""
+    from hpe3d_ros.lifting.runtime import Lifter
+
+    lif = load_lifter()
+    rng = np.random.default_rng(5)
+    kp = np.stack([_project(_person(rng), np.array([x, 0.2, 8.0])) for x in (-1.0, 1.0)])
+    feats, rot = lif.features(kp, np.ones((2, 17)), 1.0 / 1100)
+    noise = lif.noise(2, 7, 3)
+    split = lif._decoder(feats, rot)
+    np.testing.assert_array_equal(split(noise), lif._decode(feats, rot, noise))
+    np.testing.assert_array_equal(split(noise[:, :2]), lif._decode(feats, rot, noise[:, :2]))
+
+    class Replaced(Lifter):
+        runs = 0
+
+        def _run(self, f, n, r):
+            Replaced.runs += 1
+            return super()._run(f, n, r)
+
+    other = Replaced(lif.checkpoint)
+    draw = other._decoder(feats, rot)
+    np.testing.assert_array_equal(draw(noise), split(noise))
+    assert Replaced.runs == 1

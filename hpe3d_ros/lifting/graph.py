@@ -50,15 +50,22 @@ class LifterGraph(nn.Module):
 
     def forward(self, features: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
         """(N, F), [(N, K, L)], (N, 3, 3) -> (N, K, 17, 3); K = 1 for the baseline."""
-        dtype = torch.float16 if self.half else features.dtype
         if self.latent_dim:
             noise, rotation = rest
-            cond = self.model.encode(features.to(dtype))
-            y = self.model.decode(cond, noise.to(dtype), self.temperature)
-        else:
-            (rotation,) = rest
-            y = self.model.encode(features.to(dtype))[:, None, :]
-        return self.to_camera(y, rotation)
+            return self.hypotheses(self.condition(features), noise, rotation)
+        (rotation,) = rest
+        return self.to_camera(self.condition(features)[:, None, :], rotation)
+
+    def condition(self, features: torch.Tensor):
+        """The per-person half: (N, F) features -> the encoder's output (a VAE's condition,
+        the baseline's pose). Drawing twice for the same people (run-time evidence) encodes
+        them once and calls :meth:`hypotheses` twice."""
+        return self.model.encode(features.to(torch.float16 if self.half else features.dtype))
+
+    def hypotheses(self, cond, noise: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+        """The per-hypothesis half of a VAE: condition, (N, K, L), (N, 3, 3) -> poses."""
+        dtype = torch.float16 if self.half else noise.dtype
+        return self.to_camera(self.model.decode(cond, noise.to(dtype), self.temperature), rotation)
 
     def to_camera(self, y: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
         """The network's (N, K, 48) output, (N, 3, 3) -> (N, K, 17, 3) camera-frame metres."""

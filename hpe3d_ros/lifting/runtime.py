@@ -214,14 +214,36 @@ class Lifter:
         # shift: the candidates get their own stream, the K hypotheses the plain draw's noise
         noise = self.noise(n, ev.count(k), stream if ev.shift else seed)
         noise *= np.float32(ev.spread)
-        cands = self._decode(feats, R, noise)
+        decode = self._decoder(feats, R)
+        cands = decode(noise)
         kp = np.asarray(keypoints_norm, dtype=np.float64).reshape(n, N_JOINTS, 2)
         weights = ev.weigh(cands, kp, feats)
         if ev.shift:
             centre = latent_shift(weights, noise)
-            return self._decode(feats, R, centre[:, None, :] + self.noise(n, k, seed))
+            return decode(centre[:, None, :] + self.noise(n, k, seed))
         idx = keep(weights, k, np.random.default_rng(stream))
         return np.take_along_axis(cands, idx[:, :, None, None], axis=1)
+
+    def _decoder(self, feats: np.ndarray, R: np.ndarray):
+        """``noise -> hypotheses`` (as :meth:`_decode`) for these people, for more than one
+        draw: the torch graph encodes them once (:meth:`LifterGraph.condition`). A lifter
+        whose :meth:`_run` is replaced (the deployment backends) runs its graph per draw."""
+        if type(self)._run is not Lifter._run or not self.latent_dim or len(feats) == 0:
+            return lambda noise: self._decode(feats, R, noise)
+        with torch.inference_mode():
+            f = torch.from_numpy(feats).to(self.device)
+            rot = torch.from_numpy(R.astype(np.float32)).to(self.device)
+            cond = self._graph.condition(f)
+
+        def decode(noise: np.ndarray) -> np.ndarray:
+            if noise.shape[1] == 0:
+                return np.zeros((len(feats), 0, N_JOINTS, 3), dtype=np.float32)
+            z = torch.from_numpy(np.ascontiguousarray(noise, dtype=np.float32)).to(self.device)
+            with torch.inference_mode():
+                poses = self._graph.hypotheses(cond, z, rot).cpu().numpy()
+            return np.nan_to_num(poses, nan=0.0, posinf=0.0, neginf=0.0)
+
+        return decode
 
     def _decode(self, feats: np.ndarray, R: np.ndarray, noise: np.ndarray) -> np.ndarray:
         """Features, rotations (:meth:`features`) and latent noise -> (N, k, 17, 3) float32."""

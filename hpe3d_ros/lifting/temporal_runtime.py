@@ -304,12 +304,28 @@ class TemporalSampler:
         cands = np.stack([self.track_noise(m, s, CANDIDATE_STREAM) for s in seeds])
         cands = cands * np.float32(ev.spread)
         feats = self._evidence_features(packed[:, : N_FEATURES + N_NOISE_FEATURES])
-        chi2 = ev.chi2(self._run(packed, cands, rot), kp_last, feats)
+        decode = self._decoder(packed, rot)
+        chi2 = ev.chi2(decode(cands), kp_last, feats)
         chi2 = np.stack(
             [self._remember(key, t, c) for (key, t), c in zip(ends, chi2, strict=True)]
         )
         centre = latent_shift(evidence_weights(chi2, ev.ess_floor, ev.tau0), cands)
-        return self._run(packed, centre[:, None, :] + noise, rot)
+        return decode(centre[:, None, :] + noise)
+
+    def _decoder(self, packed: np.ndarray, rot: np.ndarray):
+        """``noise -> hypotheses`` (as :meth:`_run`) for these tracks, encoded once."""
+        f = torch.tensor(np.asarray(packed, dtype=np.float32), device=self.device)
+        r = torch.tensor(np.asarray(rot, dtype=np.float32), device=self.device)
+        with torch.inference_mode():
+            cond = self._graph.condition(f)
+
+        def decode(noise: np.ndarray) -> np.ndarray:
+            z = torch.tensor(np.asarray(noise, dtype=np.float32), device=self.device)
+            with torch.inference_mode():
+                out = self._graph.hypotheses(cond, z, r).cpu().numpy()
+            return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+        return decode
 
     def _remember(self, key, stamp: float, chi2: np.ndarray) -> np.ndarray:
         """A track's candidates' chi-square averaged over its frames (exponentially, time
