@@ -9,15 +9,17 @@ noise level given and not given) and chooses, among the settings whose nominal 9
 lies in ``--band`` in every one of the 18 (cell, mode) pairs, the one with the lowest mean of
 K relative to the deterministic baseline (averaged over the pairs). The test subjects are
 never read. ``--shift`` fits the other mode (the calibrated draw moved to the candidates'
-weighted mean latent, ``EvidenceConfig.shift``). No shipped file carries the entry.
+weighted mean latent, ``EvidenceConfig.shift``; ``--candidates``: a fixed count per person;
+``--temporal-memory``: the bundled temporal model shifts too).
 
     python -m training.fit_evidence --weights hpe3d_ros/weights/lifter_default.pt \\
-        --shift --out runs/evidence/lifter.pt
+        --shift --candidates 256 --spread 1.45 --temporal-memory 0.3 --out runs/evidence/lifter.pt
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 from pathlib import Path
 
@@ -87,6 +89,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--band", type=float, nargs=2, default=[0.85, 0.95])
     ap.add_argument(
+        "--temporal-memory",
+        type=float,
+        metavar="SECONDS",
+        help="with --shift: the checkpoint's temporal model gets the chosen setting too, each "
+        "candidate's chi-square averaged over a track with this time constant (its figures: "
+        "training.evaluate_temporal)",
+    )
+    ap.add_argument(
         "--shift", action="store_true", help="latent shift instead of keeping K candidates"
     )
     ap.add_argument("--k", type=int, default=200)
@@ -101,8 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     mocap = load_all_mocap(str(DEFAULT_DATA), str(ORIG_DATA))
     idx = split_indices(mocap["subject"], "val", "v2")[:: args.stride]
     views = list(evaluation_views(mocap["poses"][idx], args.seed).values())
-    if args.candidates and not args.shift:
-        ap.error("--candidates counts only with --shift")
+    if (args.candidates or args.temporal_memory is not None) and not args.shift:
+        ap.error("--candidates and --temporal-memory count only with --shift")
     settings = [None] + [
         EvidenceConfig(o, s, shift=args.shift, candidates=c)
         for c, o, s in itertools.product(
@@ -125,6 +135,10 @@ def main(argv: list[str] | None = None) -> None:
             "band": list(args.band),
         }
         ck["evidence"] = {**chosen["setting"].to_entry(), "info": info}
+        if args.temporal_memory is not None and "temporal" in ck:
+            setting = dataclasses.replace(chosen["setting"], memory_s=args.temporal_memory)
+            ck["temporal"] = {**ck["temporal"], "evidence": setting.to_entry()}
+            print(f"the temporal model shifts too, chi-square memory {args.temporal_memory:g} s")
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         torch.save(ck, args.out)
         print(f"wrote {args.out}")
