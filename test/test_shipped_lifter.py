@@ -43,6 +43,10 @@ def test_the_shipped_default_is_a_noise_aware_one_body_lifter():
     lifter = load_lifter()
     assert lifter.cfg.arch == "bodyvae" and lifter.cfg.noise_input and lifter.latent_dim
     assert load_lifter(BASELINE).latent_dim == 0
+    # run-time evidence: both models move their calibrated draw toward the keypoints
+    # (training.fit_evidence --shift --candidates 256 --spread 1.45 --temporal-memory 0.3)
+    assert lifter.evidence.shift and lifter.evidence.candidates == 256
+    assert lifter.temporal.evidence.shift and lifter.temporal.evidence.memory_s == 0.3
 
 
 @pytest.mark.parametrize("mode", ["given", "unknown"])

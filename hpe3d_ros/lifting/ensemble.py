@@ -102,7 +102,10 @@ class EnsembleLifter:
         seed: int | None = None,
         noise_std: np.ndarray | float | None = None,
     ) -> np.ndarray:
-        """K hypotheses per person on one shared skeleton: (N, 17, 2), (N, 17) -> (N, k, 17, 3)."""
+        """K hypotheses per person on one shared skeleton: (N, 17, 2), (N, 17) -> (N, k, 17, 3).
+
+        The members' run-time evidence (a checkpoint's ``"evidence"`` entry) is not applied:
+        each member draws plainly around the shared skeleton."""
         feats, rot = self.features(keypoints_norm, confidence, noise_std)
         n = feats.shape[0]
         if n == 0 or k == 0:

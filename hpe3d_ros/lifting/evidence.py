@@ -47,7 +47,7 @@ CANDIDATE_STREAM = 0x2D
 #: shoulder, H36M-17 order). One body per person gives all K hypotheses the same widths, so
 #: scoring these joints picks the torso turn that makes a wrong width fit the image: on the
 #: validation subjects the worst joint's coverage is 0.72 with them scored, 0.75 without
-#: (shipped lifter, no selection: 0.82; ``training/MODEL_CARD.md``, "evidence selection").
+#: (the same lifter without selection: 0.82; ``training/MODEL_CARD.md``, "evidence selection").
 WIDTH_JOINTS = (1, 4, 11, 14)
 
 

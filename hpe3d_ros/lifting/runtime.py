@@ -170,9 +170,11 @@ class Lifter:
         checkpoint has one) reads the level from the keypoints themselves, else the lifter
         judges from the keypoints and confidences alone. Others ignore it.
 
-        A checkpoint with an ``"evidence"`` entry (none of the shipped ones) draws
-        ``oversample x k`` wider candidates and keeps k by how well they reproject onto the
-        keypoints (:mod:`~hpe3d_ros.lifting.evidence`); ``seed`` then also fixes that draw.
+        A checkpoint with an ``"evidence"`` entry (the shipped default has one) first draws
+        wider candidates and scores how well they reproject onto the keypoints
+        (:mod:`~hpe3d_ros.lifting.evidence`): under ``shift`` the k hypotheses are the usual
+        draw moved to the latent the candidates favour, otherwise k candidates are kept;
+        ``seed`` then also fixes the candidates.
         """
         n = np.asarray(keypoints_norm).reshape(-1, N_JOINTS, 2).shape[0]
         if self.evidence is None or n == 0 or k <= 0:
