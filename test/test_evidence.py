@@ -342,6 +342,10 @@ def test_the_evidence_memory_is_per_track_stepwise_as_the_sequence_and_idempoten
     np.testing.assert_allclose(step(12, "b"), step(12, None), atol=1e-6)
     sampler.clear_cache()
     assert not sampler._evidence
+    # without a seed the candidates are new at every frame: nothing is averaged
+    sampler.evidence = EvidenceConfig(2, 1.5, shift=True, memory_s=0.5)
+    sampler.sample_tracks([TrackInput(t, kp, conf, None, "c")], 4, [None])
+    assert "c" not in sampler._evidence
 
 
 def test_a_fixed_candidate_count_under_shift_whatever_k():

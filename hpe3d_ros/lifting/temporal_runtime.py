@@ -306,8 +306,12 @@ class TemporalSampler:
         feats = self._evidence_features(packed[:, : N_FEATURES + N_NOISE_FEATURES])
         decode = self._decoder(packed, rot)
         chi2 = ev.chi2(decode(cands), kp_last, feats)
+        # a track without a seed draws new candidates every frame: nothing to average
         chi2 = np.stack(
-            [self._remember(key, t, c) for (key, t), c in zip(ends, chi2, strict=True)]
+            [
+                self._remember(key if s is not None else None, t, c)
+                for (key, t), s, c in zip(ends, seeds, chi2, strict=True)
+            ]
         )
         centre = latent_shift(evidence_weights(chi2, ev.ess_floor, ev.tau0), cands)
         return decode(centre[:, None, :] + noise)
