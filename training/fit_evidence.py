@@ -55,8 +55,11 @@ def grid_figures(lifter, baseline, views, settings, k: int, seed: int) -> list[d
 
 def row_line(row: dict) -> str:
     s = row["setting"]
-    size = f"{s.candidates} candidates" if s and s.candidates else f"x{s.oversample}" if s else ""
-    name = "off" if s is None else f"{size} spread {s.spread:g}" + " shift" * s.shift
+    if s is None:
+        name = "off"
+    else:
+        size = f"{s.candidates} candidates" if s.candidates else f"x{s.oversample}"
+        name = f"{size} spread {s.spread:g}" + " shift" * s.shift
     r, b, c = (np.asarray(row[key]) for key in ("ratio", "best", "coverage"))
     return (
         f"| {name} | {r.mean():.3f} ({r.min():.3f}-{r.max():.3f}) | {b.mean():.3f} "
@@ -104,6 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
+    if (args.candidates or args.temporal_memory is not None) and not args.shift:
+        ap.error("--candidates and --temporal-memory count only with --shift")
     torch.set_num_threads(args.threads)
     lifter, baseline = load_lifter(args.weights), load_lifter(args.baseline)
     if not (lifter.latent_dim and lifter.noise_aware):
@@ -111,8 +116,6 @@ def main(argv: list[str] | None = None) -> None:
     mocap = load_all_mocap(str(DEFAULT_DATA), str(ORIG_DATA))
     idx = split_indices(mocap["subject"], "val", "v2")[:: args.stride]
     views = list(evaluation_views(mocap["poses"][idx], args.seed).values())
-    if (args.candidates or args.temporal_memory is not None) and not args.shift:
-        ap.error("--candidates and --temporal-memory count only with --shift")
     settings = [None] + [
         EvidenceConfig(o, s, shift=args.shift, candidates=c)
         for c, o, s in itertools.product(
