@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -66,6 +67,25 @@ class LifterGraph(nn.Module):
         """The per-hypothesis half of a VAE: condition, (N, K, L), (N, 3, 3) -> poses."""
         dtype = torch.float16 if self.half else noise.dtype
         return self.to_camera(self.model.decode(cond, noise.to(dtype), self.temperature), rotation)
+
+    def decoder(self, features, rotation, device: torch.device):
+        """numpy (N, F) features and (N, 3, 3) rotations -> ``noise -> poses``: the people
+        encoded once, each call decodes (N, K, L) numpy noise into (N, K, 17, 3) float32
+        camera-frame poses (non-finite values 0), as many times as the caller draws."""
+        f = torch.as_tensor(np.asarray(features, dtype=np.float32), device=device)
+        r = torch.as_tensor(np.asarray(rotation, dtype=np.float32), device=device)
+        with torch.inference_mode():
+            cond = self.condition(f)
+
+        def decode(noise) -> np.ndarray:
+            if noise.shape[1] == 0:
+                return np.zeros((len(f), 0, N_JOINTS, 3), dtype=np.float32)
+            z = torch.as_tensor(np.ascontiguousarray(noise, dtype=np.float32), device=device)
+            with torch.inference_mode():
+                poses = self.hypotheses(cond, z, r).cpu().numpy()
+            return np.nan_to_num(poses, nan=0.0, posinf=0.0, neginf=0.0)
+
+        return decode
 
     def to_camera(self, y: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
         """The network's (N, K, 48) output, (N, 3, 3) -> (N, K, 17, 3) camera-frame metres."""

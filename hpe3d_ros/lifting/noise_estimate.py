@@ -58,6 +58,14 @@ class NoiseEstimator:
         """(N, :data:`N_FEATURES`) -> the (N, 18) noise inputs of a given level."""
         return noise_level_from_features(self.levels(plain), plain)
 
+    def fill_unknown(self, feats: np.ndarray) -> np.ndarray:
+        """Noise-aware features (N, F + 18), in place: the rows whose level is unknown (the
+        "given" flag, the last column, 0) get this estimate as a given level; ``feats``."""
+        unknown = feats[:, -1] < 0.5
+        if unknown.any():
+            feats[unknown, N_FEATURES:] = self.features(feats[unknown, :N_FEATURES])
+        return feats
+
     def to_entry(self) -> dict:
         """The checkpoint entry (``torch.save``-able) of this estimator."""
         import torch

@@ -31,7 +31,6 @@ from hpe3d_ros.lifting.graph import LifterGraph
 from hpe3d_ros.lifting.model import LifterBase, ModelConfig
 from hpe3d_ros.lifting.noise_estimate import NoiseEstimator
 from hpe3d_ros.lifting.normalize import (
-    N_FEATURES,
     N_JOINTS,
     prepare_inputs,
 )
@@ -232,20 +231,7 @@ class Lifter:
         whose :meth:`_run` is replaced (the deployment backends) runs its graph per draw."""
         if type(self)._run is not Lifter._run or not self.latent_dim or len(feats) == 0:
             return lambda noise: self._decode(feats, R, noise)
-        with torch.inference_mode():
-            f = torch.from_numpy(feats).to(self.device)
-            rot = torch.from_numpy(R.astype(np.float32)).to(self.device)
-            cond = self._graph.condition(f)
-
-        def decode(noise: np.ndarray) -> np.ndarray:
-            if noise.shape[1] == 0:
-                return np.zeros((len(feats), 0, N_JOINTS, 3), dtype=np.float32)
-            z = torch.from_numpy(np.ascontiguousarray(noise, dtype=np.float32)).to(self.device)
-            with torch.inference_mode():
-                poses = self._graph.hypotheses(cond, z, rot).cpu().numpy()
-            return np.nan_to_num(poses, nan=0.0, posinf=0.0, neginf=0.0)
-
-        return decode
+        return self._graph.decoder(feats, R, self.device)
 
     def _decode(self, feats: np.ndarray, R: np.ndarray, noise: np.ndarray) -> np.ndarray:
         """Features, rotations (:meth:`features`) and latent noise -> (N, k, 17, 3) float32."""
@@ -282,10 +268,7 @@ class Lifter:
             keypoints_norm, confidence, self.conf_threshold, noise_std, self.cfg.noise_input
         )
         if self.noise_estimator is not None:
-            unknown = feats[:, -1] < 0.5  # the "level given" flag
-            if unknown.any():
-                plain = feats[unknown, :N_FEATURES]
-                feats[unknown, N_FEATURES:] = self.noise_estimator.features(plain)
+            self.noise_estimator.fill_unknown(feats)
         return feats, R
 
     def _run(self, feats: np.ndarray, noise: np.ndarray | None, rot: np.ndarray) -> np.ndarray:

@@ -303,8 +303,12 @@ class TemporalSampler:
         m = ev.count(k)
         cands = np.stack([self.track_noise(m, s, CANDIDATE_STREAM) for s in seeds])
         cands = cands * np.float32(ev.spread)
-        feats = self._evidence_features(packed[:, : N_FEATURES + N_NOISE_FEATURES])
-        decode = self._decoder(packed, rot)
+        # the last frames' features; an unknown noise level read by the estimator (a copy:
+        # only the chi-square sees it, the network's input stays "unknown")
+        feats = packed[:, : N_FEATURES + N_NOISE_FEATURES].copy()
+        if self.noise_estimator is not None:
+            self.noise_estimator.fill_unknown(feats)
+        decode = self._graph.decoder(packed, rot, self.device)
         chi2 = ev.chi2(decode(cands), kp_last, feats)
         # a track without a seed draws new candidates every frame: nothing to average
         chi2 = np.stack(
@@ -315,21 +319,6 @@ class TemporalSampler:
         )
         centre = latent_shift(evidence_weights(chi2, ev.ess_floor, ev.tau0), cands)
         return decode(centre[:, None, :] + noise)
-
-    def _decoder(self, packed: np.ndarray, rot: np.ndarray):
-        """``noise -> hypotheses`` (as :meth:`_run`) for these tracks, encoded once."""
-        f = torch.tensor(np.asarray(packed, dtype=np.float32), device=self.device)
-        r = torch.tensor(np.asarray(rot, dtype=np.float32), device=self.device)
-        with torch.inference_mode():
-            cond = self._graph.condition(f)
-
-        def decode(noise: np.ndarray) -> np.ndarray:
-            z = torch.tensor(np.asarray(noise, dtype=np.float32), device=self.device)
-            with torch.inference_mode():
-                out = self._graph.hypotheses(cond, z, r).cpu().numpy()
-            return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
-
-        return decode
 
     def _remember(self, key, stamp: float, chi2: np.ndarray) -> np.ndarray:
         """A track's candidates' chi-square averaged over its frames (exponentially, time
@@ -353,16 +342,6 @@ class TemporalSampler:
         self._evidence[key] = {"stamp": stamp, "avg": avg, "base": base}
         _forget_oldest(self._evidence)
         return avg
-
-    def _evidence_features(self, feats: np.ndarray) -> np.ndarray:
-        """The last frames' features with an unknown noise level read by the estimator
-        (a copy; only the chi-square sees it)."""
-        unknown = feats[:, -1] < 0.5  # the "level given" flag
-        if self.noise_estimator is None or not unknown.any():
-            return feats
-        feats = feats.copy()
-        feats[unknown, N_FEATURES:] = self.noise_estimator.features(feats[unknown, :N_FEATURES])
-        return feats
 
     def sample_sequence(
         self,
