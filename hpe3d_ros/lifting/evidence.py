@@ -28,11 +28,13 @@ truth at its nominal rate while its mean moves toward the evidence. Checkpoint e
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from hpe3d_ros.lifting.normalize import N_JOINTS, noise_std_from_features
+from hpe3d_ros.lifting.track_window import STAMP_TOL_S
 
 _LOG2_TAU_MAX = 16.0  # the bisection's upper end
 _TAU_STEPS = 24
@@ -184,6 +186,38 @@ def reprojection_chi2(
     behind = (valid[:, None] & ~(depth > 1e-3)).any(axis=-1)
     chi2 = np.where(valid[:, None], r2, 0.0).sum(-1)
     return np.where(behind | ~np.isfinite(chi2), np.inf, chi2)
+
+
+#: A candidate's chi-square where it cannot stand in front of the camera (inf) is held at
+#: this before it is averaged over a track, so a later frame can still redeem it.
+CHI2_CAP = 1e6
+
+
+def average_over_track(
+    states: dict, key, stamp: float, chi2: np.ndarray, config: EvidenceConfig
+) -> np.ndarray:
+    """(M,) one track's candidates' chi-square at ``stamp`` (s) -> averaged over the track's
+    frames, exponentially with time constant ``config.memory_s``; ``states`` (key -> the
+    track's state) is the caller's memory, updated here. The same frame asked again is
+    averaged from the same state as the first time (idempotent); a stamp before the last, or
+    another candidate count, restarts. ``key`` None or ``memory_s`` 0: the frame alone."""
+    chi2 = np.minimum(chi2, CHI2_CAP)  # a candidate that cannot stand there: very unlikely
+    memory = config.memory_s
+    if key is None or memory <= 0:
+        return chi2
+    state = states.pop(key, None)
+    base = None
+    if state is not None and state["avg"].shape == chi2.shape:
+        if abs(stamp - state["stamp"]) <= STAMP_TOL_S:
+            base = state["base"]  # this frame again
+        elif stamp > state["stamp"]:
+            base = (state["stamp"], state["avg"])
+    avg = chi2
+    if base is not None:
+        a = math.exp(-(stamp - base[0]) / memory)
+        avg = a * base[1] + (1.0 - a) * chi2
+    states[key] = {"stamp": stamp, "avg": avg, "base": base}  # the newest last
+    return avg
 
 
 def evidence_weights(chi2: np.ndarray, ess_floor: float, tau0: float) -> np.ndarray:

@@ -27,6 +27,7 @@ import torch
 from hpe3d_ros.lifting.evidence import (
     CANDIDATE_STREAM,
     EvidenceConfig,
+    average_over_track,
     evidence_weights,
     latent_shift,
 )
@@ -71,10 +72,6 @@ class TemporalGraph(LifterGraph):
         rot = torch.eye(3).expand(n, 3, 3).contiguous()
         return feats, torch.randn(n, k, self.latent_dim, generator=gen), rot
 
-
-#: A candidate's chi-square where it cannot stand in front of the camera (inf) is held at
-#: this before it is averaged over a track, so a later frame can still redeem it.
-_CHI2_CAP = 1e6
 
 #: Tracks whose codes (and seeds whose noise) the sampler remembers at most (the oldest are
 #: forgotten first).
@@ -313,35 +310,13 @@ class TemporalSampler:
         # a track without a seed draws new candidates every frame: nothing to average
         chi2 = np.stack(
             [
-                self._remember(key if s is not None else None, t, c)
+                average_over_track(self._evidence, key if s is not None else None, t, c, ev)
                 for (key, t), s, c in zip(ends, seeds, chi2, strict=True)
             ]
         )
+        _forget_oldest(self._evidence)
         centre = latent_shift(evidence_weights(chi2, ev.ess_floor, ev.tau0), cands)
         return decode(centre[:, None, :] + noise)
-
-    def _remember(self, key, stamp: float, chi2: np.ndarray) -> np.ndarray:
-        """A track's candidates' chi-square averaged over its frames (exponentially, time
-        constant ``evidence.memory_s``); the same frame asked again is averaged from the
-        same state as the first time (idempotent), a stamp before the last restarts."""
-        chi2 = np.minimum(chi2, _CHI2_CAP)  # a candidate that cannot stand there: very unlikely
-        memory = self.evidence.memory_s
-        if key is None or memory <= 0:
-            return chi2
-        state = self._evidence.pop(key, None)
-        base = None
-        if state is not None and state["avg"].shape == chi2.shape:
-            if abs(stamp - state["stamp"]) <= STAMP_TOL_S:
-                base = state["base"]  # this frame again
-            elif stamp > state["stamp"]:
-                base = (state["stamp"], state["avg"])
-        avg = chi2
-        if base is not None:
-            a = math.exp(-(stamp - base[0]) / memory)
-            avg = a * base[1] + (1.0 - a) * chi2
-        self._evidence[key] = {"stamp": stamp, "avg": avg, "base": base}
-        _forget_oldest(self._evidence)
-        return avg
 
     def sample_sequence(
         self,
