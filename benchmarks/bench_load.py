@@ -52,13 +52,16 @@ def spin_for(node, seconds: float, step_s: float) -> None:
         rclpy.spin_once(node, timeout_sec=step_s)
 
 
+COUNTERS = ("received", "processed", "dropped", "failed")
+
+
+def _values(diag: DiagnosticArray) -> dict[str, dict[str, str]]:
+    """Per camera (``hardware_id``) its diagnostic key-value pairs."""
+    return {s.hardware_id: {kv.key: kv.value for kv in s.values} for s in diag.status}
+
+
 def _counters(diag: DiagnosticArray) -> dict[str, tuple[int, ...]]:
-    keys = ("received", "processed", "dropped", "failed")
-    out = {}
-    for s in diag.status:
-        v = {kv.key: kv.value for kv in s.values}
-        out[s.hardware_id] = tuple(int(v[k]) for k in keys)
-    return out
+    return {cam: tuple(int(v[k]) for k in COUNTERS) for cam, v in _values(diag).items()}
 
 
 def _settled(diags: list[DiagnosticArray], published: dict[str, int]) -> bool:
@@ -166,15 +169,15 @@ def run_load(cameras: int, rate_hz: float, seconds: float, log_path: Path | None
             rclpy.try_shutdown()
         proc.terminate()
         proc.wait(timeout=20)
-    per_cam = {}
-    for s in diags[-1].status:
-        v = {kv.key: kv.value for kv in s.values}
-        per_cam[s.hardware_id] = {
-            "published": published[s.hardware_id],
-            **{k: int(v[k]) for k in ("received", "processed", "dropped", "failed")},
+    per_cam = {
+        cam: {
+            "published": published[cam],
+            **{k: int(v[k]) for k in COUNTERS},
             "latency_p50_ms": float(v["latency_p50_ms"]),
             "latency_p95_ms": float(v["latency_p95_ms"]),
         }
+        for cam, v in _values(diags[-1]).items()
+    }
     warm = [m for t, m in rss if t >= seconds / 3]
     return {
         "alive": alive,
