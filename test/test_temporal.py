@@ -131,7 +131,7 @@ def test_frames_are_resampled_to_the_model_rate(rate):
 
 
 def test_a_tracks_noise_is_drawn_once_per_seed_and_bounded(lifter, monkeypatch):
-    from hpe3d_ros.lifting import temporal_runtime
+    from hpe3d_ros.lifting import frame_cache
     from hpe3d_ros.lifting.runtime import latent_noise
 
     sampler = lifter.temporal
@@ -144,7 +144,7 @@ def test_a_tracks_noise_is_drawn_once_per_seed_and_bounded(lifter, monkeypatch):
     n = len(sampler._noise)
     assert not np.array_equal(sampler.track_noise(6, None), sampler.track_noise(6, None))
     assert len(sampler._noise) == n  # no seed: fresh noise, nothing remembered
-    monkeypatch.setattr(temporal_runtime, "MAX_CACHED_TRACKS", 5)
+    monkeypatch.setattr(frame_cache, "MAX_CACHED_TRACKS", 5)
     for seed in range(20):
         sampler.track_noise(6, seed)
     assert len(sampler._noise) == 5

@@ -31,6 +31,7 @@ from hpe3d_ros.lifting.evidence import (
     evidence_weights,
     latent_shift,
 )
+from hpe3d_ros.lifting.frame_cache import FrameCache, forget_oldest
 from hpe3d_ros.lifting.graph import LifterGraph
 from hpe3d_ros.lifting.normalize import (
     N_FEATURES,
@@ -73,39 +74,6 @@ class TemporalGraph(LifterGraph):
         return feats, torch.randn(n, k, self.latent_dim, generator=gen), rot
 
 
-#: Tracks whose codes (and seeds whose noise) the sampler remembers at most (the oldest are
-#: forgotten first).
-MAX_CACHED_TRACKS = 512
-
-
-def _forget_oldest(cache: dict) -> None:
-    """Drop the oldest entries of ``cache`` (insertion order) beyond MAX_CACHED_TRACKS."""
-    while len(cache) > MAX_CACHED_TRACKS:
-        cache.pop(next(iter(cache)))
-
-
-def _cache_rows(cached: dict | None, stamps, kp, conf, noise) -> np.ndarray:
-    """(T,) per frame of a track its row in the track's cached arrays, -1 where the cache
-    does not hold that stamp with the same inputs (NaN equal to NaN)."""
-    rows = np.full(len(stamps), -1)
-    if cached is None:
-        return rows
-    c_stamps, c_kp, c_conf, c_noise = cached["in"]
-    if len(c_stamps) == 0:
-        return rows
-    pos = np.clip(np.searchsorted(c_stamps, stamps), 0, len(c_stamps) - 1)
-    match = c_stamps[pos] == stamps
-
-    def same(a, b):
-        eq = (a == b) | (np.isnan(a) & np.isnan(b))
-        return eq.all(axis=tuple(range(1, eq.ndim)))
-
-    p = pos[match]
-    ok = same(kp[match], c_kp[p]) & same(conf[match], c_conf[p]) & same(noise[match], c_noise[p])
-    rows[np.flatnonzero(match)[ok]] = p[ok]
-    return rows
-
-
 class TemporalSampler:
     """The temporal network of a checkpoint's ``"temporal"`` entry, with its calibration."""
 
@@ -135,7 +103,7 @@ class TemporalSampler:
         #: stays "unknown", as it was trained.
         self.noise_estimator = None
         self._graph = TemporalGraph(self)
-        self._codes: dict = {}  # track key -> {"in": its frames' inputs, "out": their arrays}
+        self._frames_cache = FrameCache()  # track key -> its frames' inputs and arrays
         self._noise: dict = {}  # (k, seed, stream, latent_dim, latent_dof) -> a track's noise
         self._evidence: dict = {}  # track key -> its candidates' averaged chi-square
 
@@ -146,14 +114,15 @@ class TemporalSampler:
 
     def clear_cache(self) -> None:
         """Forget remembered codes and noise (e.g. when a bag restarts)."""
-        self._codes.clear()
+        self._frames_cache.clear()
         self._noise.clear()
         self._evidence.clear()
 
     def track_noise(self, k: int, seed: int | None, stream: int | None = None) -> np.ndarray:
         """(k, latent_dim) float32: one track's noise, reused at every frame (module doc).
         For a seed it is drawn once and remembered (read-only; the newest
-        :data:`MAX_CACHED_TRACKS` seeds), since every frame of the track asks for it.
+        :data:`~hpe3d_ros.lifting.frame_cache.MAX_CACHED_TRACKS` seeds), since every frame
+        of the track asks for it.
         ``stream``: a second, independent draw for the same seed (the evidence candidates)."""
         if seed is None:
             return latent_noise(1, k, self.latent_dim, None, self.latent_dof)[0]
@@ -164,7 +133,7 @@ class TemporalSampler:
             noise = latent_noise(1, k, self.latent_dim, rng_seed, self.latent_dof)[0]
             noise.flags.writeable = False
             self._noise[key] = noise
-            _forget_oldest(self._noise)
+            forget_oldest(self._noise)
         return noise
 
     def frame_codes(self, feats: np.ndarray) -> np.ndarray:
@@ -179,9 +148,9 @@ class TemporalSampler:
         """Every recent frame of the tracks: features (M, F), rotations (M, 3, 3), usable
         (M,) (a joint seen), codes (M, C), and per track (first row, end row, stamps).
 
-        A track with a ``key`` keeps its frames' features and codes (as arrays, per track):
-        a frame whose stamp and inputs (keypoints, confidences, noise) are the same as last
-        time is not recomputed.
+        A track with a ``key`` keeps its frames' features and codes
+        (:class:`~hpe3d_ros.lifting.frame_cache.FrameCache`): a frame whose stamp and inputs
+        (keypoints, confidences, noise) are the same as last time is not recomputed.
         """
         inputs, parts, lo = [], [], 0
         for tr in tracks:
@@ -197,41 +166,15 @@ class TemporalSampler:
             inputs.append((stamps[recent], kp, conf, noise))
             parts.append((lo, lo + len(recent), stamps[recent]))
             lo += len(recent)
-        # per track: which frames the cache holds unchanged (row in the cached arrays), read
-        # once before any track of this call is stored
-        cached = [self._codes.get(tr.key) if tr.key is not None else None for tr in tracks]
-        hits = [_cache_rows(c, *inp) for c, inp in zip(cached, inputs, strict=True)]
-        miss = [h < 0 for h in hits]
-        new = None
-        if any(m.any() for m in miss):  # new frames of every track in one batch each
-            kp, conf, noise = (
-                np.concatenate([inp[j][m] for inp, m in zip(inputs, miss, strict=True)])
-                for j in (1, 2, 3)
-            )
-            feats, rot = prepare_inputs(kp, conf, self.conf_threshold, noise, True)
-            usable = visibility(kp, conf, self.conf_threshold).any(-1)
-            new = (feats, rot, usable, self.frame_codes(feats))
-        out: list[list[np.ndarray]] = [[], [], [], []]
-        start = 0
-        for tr, inp, hit, m, old in zip(tracks, inputs, hits, miss, cached, strict=True):
-            k = int(m.sum())
-            arrays = []
-            for i in range(4):  # features, rotations, usable, codes
-                if k < len(hit):  # remembered rows (a copy), the new ones filled in
-                    a = old["out"][i][np.clip(hit, 0, None)]
-                    if k:
-                        a[m] = new[i][start : start + k]
-                else:
-                    a = new[i][start : start + k]
-                arrays.append(a)
-                out[i].append(a)
-            start += k
-            if tr.key is not None:  # re-inserted: the most recently used tracks are last
-                self._codes.pop(tr.key, None)
-                self._codes[tr.key] = {"in": inp, "out": arrays}
-        _forget_oldest(self._codes)
-        feats, rot, usable, codes = (np.concatenate(o) for o in out)
+        per_track = self._frames_cache.arrays([tr.key for tr in tracks], inputs, self._compute)
+        feats, rot, usable, codes = (np.concatenate([a[i] for a in per_track]) for i in range(4))
         return feats, rot, usable, codes, parts
+
+    def _compute(self, kp: np.ndarray, conf: np.ndarray, noise: np.ndarray):
+        """New frames -> features, rotations, usable (a joint seen), codes."""
+        feats, rot = prepare_inputs(kp, conf, self.conf_threshold, noise, True)
+        usable = visibility(kp, conf, self.conf_threshold).any(-1)
+        return feats, rot, usable, self.frame_codes(feats)
 
     def packed(self, tracks: Sequence[TrackInput], window: int | None = None):
         """Per track the graph input for its last frame: packed (N, packed_size) float32
@@ -314,7 +257,7 @@ class TemporalSampler:
                 for (key, t), s, c in zip(ends, seeds, chi2, strict=True)
             ]
         )
-        _forget_oldest(self._evidence)
+        forget_oldest(self._evidence)
         centre = latent_shift(evidence_weights(chi2, ev.ess_floor, ev.tau0), cands)
         return decode(centre[:, None, :] + noise)
 
@@ -363,7 +306,7 @@ class TemporalSampler:
         for i, tr in enumerate(tracks):
             packed, rot = self.packed([tr])
             out[i] = self._hypotheses(packed, rot, kp[i : i + 1], k, [seed], [(key, stamps[i])])[0]
-        self._codes.pop(key, None)
+        self._frames_cache.forget(key)
         self._evidence.pop(key, None)
         return out
 
