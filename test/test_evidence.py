@@ -205,6 +205,17 @@ def test_fit_chooses_the_most_accurate_setting_whose_coverage_is_in_band_everywh
     assert choose(rows[:1], (0.85, 0.95)) is None
 
 
+def test_fit_grid_names_the_weighting_where_it_is_not_the_default():
+    from training.fit_evidence import row_line
+
+    def line(setting):
+        return row_line({"setting": setting, "ratio": [1.0], "best": [0.7], "coverage": [0.9]})
+
+    assert "ESS" not in line(EvidenceConfig(1, 1.45, shift=True, candidates=256))
+    named = line(EvidenceConfig(1, 1.45, ess_floor=0.05, tau0=1.0, shift=True, candidates=256))
+    assert named.startswith("| 256 candidates spread 1.45 shift ESS 0.05 tau0 1 |"), named
+
+
 def test_latent_shift_is_the_weighted_mean_latent():
     from hpe3d_ros.lifting.evidence import latent_shift
 

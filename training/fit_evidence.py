@@ -60,6 +60,8 @@ def row_line(row: dict) -> str:
     else:
         size = f"{s.candidates} candidates" if s.candidates else f"x{s.oversample}"
         name = f"{size} spread {s.spread:g}" + " shift" * s.shift
+        if (s.ess_floor, s.tau0) != (EvidenceConfig.ess_floor, EvidenceConfig.tau0):
+            name += f" ESS {s.ess_floor:g} tau0 {s.tau0:g}"
     r, b, c = (np.asarray(row[key]) for key in ("ratio", "best", "coverage"))
     return (
         f"| {name} | {r.mean():.3f} ({r.min():.3f}-{r.max():.3f}) | {b.mean():.3f} "
@@ -90,6 +92,20 @@ def main(argv: list[str] | None = None) -> None:
         nargs="+",
         help="with --shift: these fixed candidate counts per person instead of --oversample",
     )
+    ap.add_argument(
+        "--ess-floor",
+        type=float,
+        nargs="+",
+        default=[EvidenceConfig.ess_floor],
+        help="the weights' effective sample size floor, a fraction of the candidates",
+    )
+    ap.add_argument(
+        "--tau0",
+        type=float,
+        nargs="+",
+        default=[EvidenceConfig.tau0],
+        help="the chi-square's floor temperature",
+    )
     ap.add_argument("--band", type=float, nargs=2, default=[0.85, 0.95])
     ap.add_argument(
         "--temporal-memory",
@@ -117,9 +133,13 @@ def main(argv: list[str] | None = None) -> None:
     idx = split_indices(mocap["subject"], "val", "v2")[:: args.stride]
     views = list(evaluation_views(mocap["poses"][idx], args.seed).values())
     settings = [None] + [
-        EvidenceConfig(o, s, shift=args.shift, candidates=c)
-        for c, o, s in itertools.product(
-            args.candidates or [0], [1] if args.candidates else args.oversample, args.spread
+        EvidenceConfig(o, s, ess_floor=e, tau0=t, shift=args.shift, candidates=c)
+        for c, o, s, e, t in itertools.product(
+            args.candidates or [0],
+            [1] if args.candidates else args.oversample,
+            args.spread,
+            args.ess_floor,
+            args.tau0,
         )
     ]
     print("| setting | mean of K / baseline | best-of-K / baseline | cov90 range |")
