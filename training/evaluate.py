@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="write all figures here")
     args = parser.parse_args(argv)
+    if args.json:  # its folder now, not after the evaluation
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
     names = args.names or [Path(w).stem for w in args.weights]
     lifters = [load_lifter(w) for w in args.weights]

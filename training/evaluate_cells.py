@@ -247,6 +247,8 @@ def main(argv: list[str] | None = None) -> None:
         help="print the tables of earlier --json runs (several: one report, same views)",
     )
     args = parser.parse_args(argv)
+    if args.json:  # its folder now, not after the evaluation
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     if args.from_json:
         report = merge_reports([json.loads(Path(f).read_text()) for f in args.from_json])
         print_tables(report)

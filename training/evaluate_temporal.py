@@ -334,6 +334,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reference", help="name/mode the ratios divide by")
     parser.add_argument("--cells", nargs="+", help="ratio rows of these cells only (e.g. all)")
     args = parser.parse_args(argv)
+    if args.json:  # its folder now, not after the evaluation
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     if args.from_json:
         reports = [json.loads(Path(p).read_text()) for p in args.from_json]
         print_tables(merge_reports(reports), args.reference, args.cells, tuple(args.modes))
