@@ -256,13 +256,15 @@ class CameraRunner:
         self.stats.on_receive(now)
         return self._failed(Outcome(None), DECODE, message, now)
 
-    def arrive(self, frame: Frame, now: float) -> Outcome | None:
+    def arrive(self, frame: Frame, now: float, sequence: int | None = None) -> Outcome | None:
         """Count an arriving frame; a malformed header is a failure at once (returned).
 
-        ``now``: the driver's clock in seconds (monotonic time live, log time in a replay).
+        ``now``: the driver's clock in seconds (monotonic time live, log time in a replay);
+        ``sequence``: the publisher's number for the message, where the transport gives one
+        (frames lost on the way are then counted exactly: :class:`StampGaps`).
         """
         self.stats.on_receive(now)
-        self.gaps.add(frame.stamp_ns, now)
+        self.gaps.add(frame.stamp_ns, now, sequence)
         try:
             if frame.kind == RAW:
                 check_raw_header(frame.width, frame.height, frame.encoding, frame.step,

@@ -3,7 +3,8 @@
 * :class:`StreamStats` counts and times every frame a runner received, processed, dropped or
   failed, with rates over a window of the driver's clock (monotonic time live, log time in a
   replay).
-* :class:`StampGaps` estimates the frames lost before they reached the node, from holes in
+* :class:`StampGaps` counts the frames lost before they reached the node: from holes in the
+  publisher's sequence numbers where the transport gives them, else estimated from holes in
   the image stamps.
 """
 
@@ -87,15 +88,21 @@ class StreamStats:
 
 
 class StampGaps:
-    """Frames lost before they reached us, estimated from the image stamps.
+    """Frames lost before they reached us: counted from sequence numbers, or estimated from
+    the image stamps.
 
     A camera publishes at a steady period. Frames that DDS loses (a best-effort frame larger
-    than the transport's segment, a publisher without the shared-memory profile) never reach
-    a callback, so receive and drop counters cannot see them; holes in the stamp sequence can.
-    The period is the median of the last :attr:`HISTORY` regular stamp steps (after
-    :attr:`WARMUP` of them); a step over 1.5 periods counts ``round(step / period) - 1`` lost
-    frames. A stamp that goes backwards (a restarted driver, a looped bag) starts over.
-    ``lost_rate_hz`` is the loss over the last ``window_s`` of the driver's clock.
+    than the transport's segment, a publisher without the shared-memory profile, a reader
+    history that a starved subscriber could not empty in time) never reach a callback, so
+    receive and drop counters cannot see them. Where the transport numbers each publisher's
+    messages (rclpy's message info from Iron on, with Fast DDS), a hole of ``n`` numbers is
+    ``n`` frames lost, exactly, and a number that goes backwards is a restarted publisher.
+    Otherwise holes in the stamp sequence estimate them: the period is the median of the last
+    :attr:`HISTORY` regular stamp steps (after :attr:`WARMUP` of them); a step over 1.5
+    periods counts ``round(step / period) - 1`` lost frames. A stamp that goes backwards (a
+    restarted driver, a looped bag) starts over. ``lost_rate_hz`` is the loss over the last
+    ``window_s`` of the driver's clock; ``lost_counted_from`` says which evidence the last
+    frame gave.
     """
 
     HISTORY, WARMUP = 64, 8
@@ -105,12 +112,23 @@ class StampGaps:
         self._steps: deque[int] = deque(maxlen=self.HISTORY)
         self._recent: deque[tuple[float, int]] = deque(maxlen=2000)  # (now, frames lost)
         self._last: int | None = None
+        self._last_sequence: int | None = None
         self.lost = 0
         self.gaps = 0
 
-    def add(self, stamp_ns: int, now: float = 0.0) -> None:
-        """One received frame's stamp; ``now``: the driver's clock, seconds."""
+    def add(self, stamp_ns: int, now: float = 0.0, sequence: int | None = None) -> None:
+        """One received frame's stamp; ``now``: the driver's clock, seconds; ``sequence``: its
+        publisher's number for it where the transport gives one (None: unknown)."""
         last, self._last = self._last, stamp_ns
+        last_sequence, self._last_sequence = self._last_sequence, sequence
+        if sequence is not None and last_sequence is not None:
+            if sequence <= last_sequence:  # a restarted publisher
+                self._steps.clear()
+            elif sequence > last_sequence + 1:
+                self._lose(sequence - last_sequence - 1, now)
+            elif last is not None and stamp_ns > last:  # a regular step: the period
+                self._steps.append(stamp_ns - last)
+            return
         if last is None or stamp_ns == last:
             return
         step = stamp_ns - last
@@ -120,15 +138,19 @@ class StampGaps:
         if len(self._steps) >= self.WARMUP:
             period = float(np.median(self._steps))
             if step > 1.5 * period:
-                n = max(1, round(step / period) - 1)
-                self.lost += n
-                self.gaps += 1
-                self._recent.append((now, n))
+                self._lose(max(1, round(step / period) - 1), now)
                 return
         self._steps.append(step)
+
+    def _lose(self, n: int, now: float) -> None:
+        self.lost += n
+        self.gaps += 1
+        self._recent.append((now, n))
 
     def snapshot(self, now: float = 0.0) -> dict[str, float | int]:
         period = float(np.median(self._steps)) if len(self._steps) >= self.WARMUP else 0.0
         recent = sum(n for t, n in self._recent if now - t <= self.window_s)
+        source = "image stamps" if self._last_sequence is None else "sequence numbers"
         return {"lost_before_node": self.lost, "stamp_gaps": self.gaps,
-                "lost_rate_hz": recent / self.window_s, "period_ms": period / 1e6}  # fmt: skip
+                "lost_rate_hz": recent / self.window_s, "period_ms": period / 1e6,
+                "lost_counted_from": source}  # fmt: skip

@@ -148,6 +148,24 @@ def test_stamp_gaps_count_the_frames_that_never_arrived():
     assert g.lost == 4
 
 
+def test_sequence_numbers_count_the_lost_frames_exactly_where_the_transport_gives_them():
+    g = StampGaps(window_s=5.0)
+    period = 100_000_000
+    # irregular stamps (a starved publisher) would fool the estimate; the numbers do not
+    jitter = np.random.default_rng(0).uniform(-0.4, 0.4, 40) * period
+    kept = [i for i in range(40) if i not in (1, 2, 12, 30, 31, 32, 33)]
+    for i in kept:
+        g.add(int(i * period + jitter[i]), now=i / 10, sequence=100 + i)
+    snap = g.snapshot(now=4.0)
+    assert (snap["lost_before_node"], snap["stamp_gaps"]) == (7, 3)
+    assert snap["lost_counted_from"] == "sequence numbers"
+    g.add(0, now=4.1, sequence=1)  # a restarted publisher: no loss
+    g.add(period, now=4.2, sequence=2)
+    assert g.lost == 7
+    g.add(5 * period, now=4.6)  # numbers no longer given: the stamps again
+    assert g.snapshot(now=4.6)["lost_counted_from"] == "image stamps"
+
+
 def test_losses_before_the_node_turn_diagnostics_to_warn():
     pytest.importorskip("diagnostic_msgs", reason="ROS 2 message wheels not installed")
     from hpe3d_ros.ros.diagnostics import OK, WARN, stream_level

@@ -25,6 +25,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
+from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
@@ -44,6 +45,9 @@ from hpe3d_ros.runner import COMPRESSED, RAW, CameraRunner, Frame, Outcome, fram
 from hpe3d_ros.stamps import stamp_is_valid
 from hpe3d_ros.untrusted import LINE_CHARS, one_line, show
 
+#: rclpy hands a two-argument subscription callback the message info (with the publisher's
+#: sequence number) from Iron on; Humble's calls every callback with the message alone.
+WITH_MESSAGE_INFO = hasattr(Subscription, "CallbackType")
 #: How long shutdown waits for the frame in flight before giving up on the worker.
 SHUTDOWN_WAIT_S = 5.0
 #: Message type and queue depth of each per-camera output (kinds of :mod:`hpe3d_ros.ros.topics`).
@@ -64,6 +68,9 @@ class CameraChannel:
     slot: LatestSlot = field(default_factory=LatestSlot)
     pubs: dict = field(default_factory=dict)
     subs: list = field(default_factory=list)
+    #: the image topic has exactly one publisher (refreshed with each diagnostics report):
+    #: only then do the message info's sequence numbers count the frames lost on the way
+    one_publisher: bool = False
 
 
 def _qos(reliability: str, depth: int) -> QoSProfile:
@@ -102,11 +109,12 @@ class PipelineNode(Node):
                 if kind == "hypotheses" or getattr(cfg.output, kind):
                     ch.pubs[kind] = self.create_publisher(msg_type, f"~/{cam.name}/{kind}", depth)
             msg_type = CompressedImage if cam.compressed else Image
-            ch.subs.append(
-                self.create_subscription(
-                    msg_type, cam.image_topic, lambda m, c=ch: self._on_image(c, m), img_qos
-                )
+            on_image = (
+                (lambda m, info, c=ch: self._on_image(c, m, info))
+                if WITH_MESSAGE_INFO
+                else (lambda m, c=ch: self._on_image(c, m))
             )
+            ch.subs.append(self.create_subscription(msg_type, cam.image_topic, on_image, img_qos))
             ch.subs.append(
                 self.create_subscription(
                     CameraInfo,
@@ -137,12 +145,15 @@ class PipelineNode(Node):
         self._worker.start()
 
     # ---------------------------------------------------------------- callbacks
-    def _on_image(self, ch: CameraChannel, msg) -> None:
+    def _on_image(self, ch: CameraChannel, msg, info=None) -> None:
         t = time.monotonic()
         frame = frame_from_msg(msg, COMPRESSED if isinstance(msg, CompressedImage) else RAW)
+        # the publisher's number for this message (None where the middleware has none, e.g.
+        # Cyclone DDS): holes in it are frames lost before the node, counted exactly
+        sequence = info.get("publication_sequence_number") if info and ch.one_publisher else None
         # header checks cost next to nothing: a malformed frame or a decompression bomb never
         # waits for (or displaces a good frame from) the worker
-        rejected = ch.runner.arrive(frame, t)
+        rejected = ch.runner.arrive(frame, t, sequence)
         if rejected is not None:
             return self._report(ch, rejected)
         if not stamp_is_valid(msg.header.stamp):
@@ -233,6 +244,8 @@ class PipelineNode(Node):
     # ---------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
         d = self.config.diagnostics
+        for ch in self.channels:
+            ch.one_publisher = self.count_publishers(ch.cfg.image_topic) == 1
         now, worker = time.monotonic(), self.busy_text()
         health = [
             CameraHealth(
