@@ -35,9 +35,11 @@ from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indice
 MODES = ("given", "unknown")
 
 
-def grid_figures(lifter, baseline, views, settings, k: int, seed: int) -> list[dict]:
+def grid_figures(
+    lifter, baseline, views, settings, k: int, seed: int, quiet: bool = False
+) -> list[dict]:
     """Per setting (None = off) the per-(cell, mode) mean-of-K ratio to the baseline, the
-    best-of-K ratio and the 90 % coverage."""
+    best-of-K ratio and the 90 % coverage (each row printed as it is done unless ``quiet``)."""
     refs = [float(run_cell(baseline, b, 1, seed, True)["mpjpe"].mean()) for b in views]
     rows = []
     for setting in settings:
@@ -49,7 +51,8 @@ def grid_figures(lifter, baseline, views, settings, k: int, seed: int) -> list[d
             best.append(res["best"].mean() / ref)
             cover.append(res["covered"][:, 1:].mean())
         rows.append({"setting": setting, "ratio": ratio, "best": best, "coverage": cover})
-        print(row_line(rows[-1]), flush=True)
+        if not quiet:
+            print(row_line(rows[-1]), flush=True)
     return rows
 
 

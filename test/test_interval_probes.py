@@ -1,0 +1,39 @@
+"""training.interval_probes: the quasi-random latents and the signal table (no network)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from hpe3d_ros.lifting.runtime import latent_noise
+from training.interval_probes import SIGNALS, signal_table, sobol_noise
+
+
+def test_quasi_random_latents_have_the_shipped_draws_shape_pairs_and_spread():
+    for kind in ("sobol", "lhs"):
+        e = sobol_noise(3, 201, 8, seed=5, dof=5.0, kind=kind)
+        assert e.shape == (3, 201, 8) and e.dtype == np.float32
+        np.testing.assert_array_equal(e[:, 1:200:2], -e[:, 0:200:2])  # antithetic pairs
+        np.testing.assert_array_equal(e, sobol_noise(3, 201, 8, seed=5, dof=5.0, kind=kind))
+        assert not np.array_equal(e[0], e[1])  # each person its own randomisation
+        iid = latent_noise(200, 200, 8, 1, 5.0)
+        assert abs(e.std() / iid.std() - 1) < 0.1, (kind, e.std(), iid.std())
+    g = sobol_noise(1, 400, 4, seed=1, dof=math.inf)
+    assert abs(g.std() - 1) < 0.05  # Gaussian: unit spread
+
+
+def test_signal_table_ranks_a_signal_that_tracks_the_interval_fit():
+    rng = np.random.default_rng(0)
+    n = 500
+    ratio = rng.lognormal(-0.7, 0.5, n)
+    res = {name: rng.random(n) for name in SIGNALS}
+    res["baseline_rel"] = ratio * 2  # tracks the fit exactly
+    res["ratio"], res["covered"] = ratio, (ratio <= 1).astype(float)
+    cells, subjects = np.arange(n) % 3, np.where(np.arange(n) < 250, 11, 35)
+    lines = signal_table(res, cells, subjects)
+    row = next(line for line in lines if line.startswith("| baseline_rel |")).split("|")
+    assert row[2].strip() == "+1.000" and row[3].strip() == "+1.000"
+    by_quintile = [float(v) for v in row[4].split("/")]
+    assert by_quintile == sorted(by_quintile, reverse=True)  # wider misfit, less covered
+    assert lines[-1].startswith("| (coverage) |")

@@ -1,0 +1,179 @@
+"""What a person's interval width could be keyed on, and how the latent draw's spread helps.
+
+Two probes of a shipped (evidence, shift) lifter on the validation subjects, for issue 14's
+per-subject coverage and best-of-K misses (``training/MODEL_CARD.md``, "Stop 42"):
+
+``signals``: per person, how far off its 90 % intervals are (the median over joints of the
+error over the interval radius; > 1 = not covered) against signals a run-time calibration
+could read without the truth: the candidates' reprojection misfit (the best, the weighted
+mean and the median chi-square per degree of freedom; the K hypotheses' median) and the
+distance between the hypotheses' mean and the deterministic baseline's pose (in mm, and over
+the hypotheses' own spread). Prints the rank correlation over all people and within each
+condition cell, the coverage per quintile of each signal, and each subject's medians.
+
+``latents``: the same evidence setting with the latent noise drawn i.i.d. (as shipped), from
+a scrambled Sobol sequence or a Latin hypercube (the same Student-t marginals, per person a
+new randomisation): does a more even spread of the K draws help best-of-K at equal coverage?
+
+    python -m training.interval_probes signals --stride 1
+    python -m training.interval_probes latents --stride 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import warnings
+
+import numpy as np
+import torch
+from scipy import stats
+from scipy.stats import qmc
+
+import hpe3d_ros.lifting.runtime as runtime
+from hpe3d_ros.lifting import load_lifter
+from hpe3d_ros.lifting.evidence import CANDIDATE_STREAM, latent_shift, reprojection_chi2
+from hpe3d_ros.lifting.normalize import N_JOINTS, noise_std_from_features
+from training.conditions import evaluation_views
+from training.fit_evidence import grid_figures, row_line
+from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices
+
+BASELINE = "hpe3d_ros/weights/lifter_baseline.pt"
+SIGNALS = ("best_chi2", "weighted_chi2", "median_chi2", "hyp_chi2", "baseline_mm", "baseline_rel")
+
+
+def person_signals(lifter, baseline, batch, k: int, seed: int, chunk: int = 128) -> dict:
+    """Per person of one cell (noise level given): the interval fit ``ratio`` (median over
+    the 16 non-root joints of error / 90 % radius), coverage, and :data:`SIGNALS`. The
+    hypotheses are the ones ``lifter.sample`` returns (same seed, same draw)."""
+    ev = lifter.evidence
+    out: dict[str, list] = {}
+    for i in range(0, len(batch.feats), chunk):
+        sl, s = slice(i, i + chunk), seed + i
+        kp, conf, ns = batch.kp_norm[sl], batch.conf[sl], batch.noise_std[sl]
+        feats, rot = lifter.features(kp, conf, ns)
+        n = len(feats)
+        noise = lifter.noise(n, ev.count(k), [s, CANDIDATE_STREAM]) * np.float32(ev.spread)
+        decode = lifter._decoder(feats, rot)
+        cands = decode(noise)
+        kpn = np.asarray(kp, np.float64).reshape(n, N_JOINTS, 2)
+        chi2 = ev.chi2(cands, kpn, feats)
+        weights = ev.weigh(cands, kpn, feats)
+        hyps = decode(latent_shift(weights, noise)[:, None] + lifter.noise(n, k, s))
+        hyps = hyps.astype(np.float64)
+        valid = ev.scored(feats[:, 2 * N_JOINTS : 3 * N_JOINTS] > 0.5)
+        dof = np.maximum(2 * valid.sum(1) - 3, 1)
+        hyp_chi2 = reprojection_chi2(hyps, kpn, valid, noise_std_from_features(feats))
+        gt = batch.pose_cam[sl].astype(np.float64)
+        centre = hyps.mean(1)
+        radius = np.quantile(np.linalg.norm(hyps - centre[:, None], axis=-1), 0.9, axis=1)
+        err = np.linalg.norm(gt - centre, axis=-1)
+        spread = np.linalg.norm(hyps - centre[:, None], axis=-1)[:, :, 1:].mean((1, 2))
+        base = baseline.sample(kp, conf, 1, s, noise_std=ns)[:, 0].astype(np.float64)
+        apart = np.linalg.norm(base - centre, axis=-1)[:, 1:].mean(1)
+        finite = np.where(np.isfinite(chi2), chi2, np.nan)
+        cols = {
+            "ratio": np.median(err[:, 1:] / np.maximum(radius[:, 1:], 1e-9), axis=1),
+            "covered": (err[:, 1:] <= radius[:, 1:]).mean(1),
+            "best_chi2": np.nanmin(finite, 1) / dof,
+            "weighted_chi2": np.nansum(np.nan_to_num(finite) * weights, 1) / dof,
+            "median_chi2": np.nanmedian(finite, 1) / dof,
+            "hyp_chi2": np.median(hyp_chi2, 1) / dof,
+            "baseline_mm": 1000 * apart,
+            "baseline_rel": apart / np.maximum(spread, 1e-9),
+        }
+        for name, v in cols.items():
+            out.setdefault(name, []).append(v)
+    return {name: np.concatenate(v) for name, v in out.items()}
+
+
+def signal_table(res: dict, cells: np.ndarray, subjects: np.ndarray) -> list[str]:
+    """Markdown lines: per signal its rank correlation with the interval fit (all people,
+    mean within cells), the coverage per quintile, and each subject's median."""
+    subs = np.unique(subjects)
+    lines = [
+        "| signal | rho (all) | rho (within cells) | cov90 by quintile (low -> high) | "
+        + " | ".join(f"subject {s} median" for s in subs)
+        + " |",
+        "|---|---|---|---|" + "---|" * len(subs),
+    ]
+    log_ratio = np.log(np.maximum(res["ratio"], 1e-9))
+    for name in SIGNALS:
+        x = res[name]
+        rho = stats.spearmanr(x, log_ratio, nan_policy="omit")[0]
+        within = np.mean(
+            [
+                stats.spearmanr(x[cells == c], log_ratio[cells == c], nan_policy="omit")[0]
+                for c in np.unique(cells)
+            ]
+        )
+        edges = np.nanquantile(x, np.linspace(0, 1, 6))
+        q = np.clip(np.searchsorted(edges, x) - 1, 0, 4)
+        cov = " / ".join(f"{res['covered'][q == i].mean():.3f}" for i in range(5))
+        med = " | ".join(f"{np.nanmedian(x[subjects == s]):.2f}" for s in subs)
+        lines.append(f"| {name} | {rho:+.3f} | {within:+.3f} | {cov} | {med} |")
+    cov = " | ".join(f"{res['covered'][subjects == s].mean():.3f}" for s in subs)
+    lines.append(f"| (coverage) | | | {res['covered'].mean():.3f} | {cov} |")
+    return lines
+
+
+def sobol_noise(n, k, dim, seed=None, dof=math.inf, kind: str = "sobol") -> np.ndarray:
+    """As :func:`hpe3d_ros.lifting.runtime.latent_noise` (antithetic pairs, capped
+    Student-t), each person's pairs from its own randomised quasi-random point set."""
+    rng = np.random.default_rng(seed)
+    half = (k + 1) // 2
+    e = np.empty((n, half, dim), np.float32)
+    for i in range(n):
+        engine = qmc.Sobol if kind == "sobol" else qmc.LatinHypercube
+        with warnings.catch_warnings():  # Sobol's balance warning for a non-power-of-2 count
+            warnings.simplefilter("ignore")
+            u = np.clip(engine(d=dim + 1, seed=rng).random(half), 1e-7, 1 - 1e-7)
+        z = stats.norm.ppf(u[:, :dim])
+        if math.isfinite(dof):
+            z *= np.minimum(np.sqrt(dof / stats.chi2.ppf(u[:, dim:], dof)), 2.5)
+        e[i] = z
+    out = np.empty((n, 2 * half, dim), np.float32)
+    out[:, 0::2], out[:, 1::2] = e, -e
+    return out[:, :k]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("probe", choices=["signals", "latents"])
+    ap.add_argument("--weights", help="an evidence (shift) lifter (default: shipped)")
+    ap.add_argument("--stride", type=int, default=1, help="every n-th validation frame")
+    ap.add_argument("--k", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    lifter, baseline = load_lifter(args.weights), load_lifter(BASELINE)
+    if lifter.evidence is None or not lifter.evidence.shift:
+        ap.error("needs a lifter with a shift evidence entry (the shipped one has one)")
+    mocap = load_all_mocap(str(DEFAULT_DATA), str(ORIG_DATA))
+    idx = split_indices(mocap["subject"], "val", "v2")[:: args.stride]
+    views = evaluation_views(mocap["poses"][idx], args.seed)
+    if args.probe == "signals":
+        parts = [person_signals(lifter, baseline, b, args.k, args.seed) for b in views.values()]
+        res = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+        cells = np.repeat(np.arange(len(parts)), [len(p["ratio"]) for p in parts])
+        subjects = np.tile(mocap["subject"][idx], len(parts))
+        print(f"validation, noise level given, {len(cells)} people, K={args.k}")
+        print("\n".join(signal_table(res, cells, subjects)))
+        return
+    iid = runtime.latent_noise
+    print("| latents | mean of K / baseline | best-of-K / baseline | cov90 range |")
+    print("|---|---|---|---|")
+    for kind in ("iid", "sobol", "lhs"):
+        runtime.latent_noise = iid if kind == "iid" else functools.partial(sobol_noise, kind=kind)
+        try:
+            (row,) = grid_figures(lifter, baseline, list(views.values()), [lifter.evidence],
+                                  args.k, args.seed, quiet=True)  # fmt: skip
+        finally:
+            runtime.latent_noise = iid
+        print(f"| {kind} |" + row_line(row).split("|", 2)[2])
+
+
+if __name__ == "__main__":
+    main()
