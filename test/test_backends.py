@@ -277,8 +277,12 @@ def test_int8_calibration_reads_its_keypoints_from_a_file(tmp_path):
     assert got["rotation"].shape == (3, 2, 3, 3)
     assert got["noise"].shape == (3, 2, 4, lifter.latent_dim)
     feats = lifter.features(KP, CONF)[0]
-    for row in got["features"].reshape(6, -1):  # every row is one of the file's people
-        assert np.abs(feats - row).max(axis=1).min() < 1e-6
+    # every row is one of the file's people: float32 features of another batch size differ
+    # in the last digits only (BLAS kernels vary with the CPU: 2e-6 measured), people by far more
+    apart = np.abs(feats[:, None] - feats[None]).max(axis=-1)
+    assert apart[~np.eye(len(feats), dtype=bool)].min() > 1e-2
+    for row in got["features"].reshape(6, -1):
+        assert np.abs(feats - row).max(axis=1).min() < 1e-5
     bad = tmp_path / "bad.npz"
     np.savez(bad, kp=KP)
     with pytest.raises(ValueError, match="needs arrays kp_norm"):
