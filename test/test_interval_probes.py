@@ -37,3 +37,20 @@ def test_signal_table_ranks_a_signal_that_tracks_the_interval_fit():
     by_quintile = [float(v) for v in row[4].split("/")]
     assert by_quintile == sorted(by_quintile, reverse=True)  # wider misfit, less covered
     assert lines[-1].startswith("| (coverage) |")
+
+
+def test_canonical_pose_forgets_place_heading_and_size_and_reads_camera_frames():
+    from training.interval_probes import canonical_pose
+
+    rng = np.random.default_rng(2)
+    world = rng.normal(0, 0.3, (4, 17, 3))  # Z up
+    a = 0.7
+    turn = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    moved = 1.8 * world @ turn.T + np.array([3.0, -2.0, 0.5])
+    np.testing.assert_allclose(
+        canonical_pose(moved, False), canonical_pose(world, False), atol=1e-9
+    )
+    camera = np.stack([world[..., 0], -world[..., 2], world[..., 1]], -1)  # x right, y down
+    np.testing.assert_allclose(
+        canonical_pose(camera, True), canonical_pose(world, False), atol=1e-9
+    )

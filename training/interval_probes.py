@@ -8,8 +8,10 @@ error over the interval radius; > 1 = not covered) against signals a run-time ca
 could read without the truth: the candidates' reprojection misfit (the best, the weighted
 mean and the median chi-square per degree of freedom; the K hypotheses' median) and the
 distance between the hypotheses' mean and the deterministic baseline's pose (in mm, and over
-the hypotheses' own spread). Prints the rank correlation over all people and within each
-condition cell, the coverage per quintile of each signal, and each subject's medians.
+the hypotheses' own spread), and how unlike the training poses the mean of K is (mean
+distance to its 5 nearest training poses, all root-relative, turned to face one way and scaled
+to unit size). Prints the rank correlation over all people and within each condition cell,
+the coverage per quintile of each signal, and each subject's medians.
 
 ``latents``: the same evidence setting with the latent noise drawn i.i.d. (as shipped), from
 a scrambled Sobol sequence or a Latin hypercube (the same Student-t marginals, per person a
@@ -29,6 +31,7 @@ import warnings
 import numpy as np
 import torch
 from scipy import stats
+from scipy.spatial import cKDTree
 from scipy.stats import qmc
 
 import hpe3d_ros.lifting.runtime as runtime
@@ -40,13 +43,39 @@ from training.fit_evidence import grid_figures, row_line
 from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices
 
 BASELINE = "hpe3d_ros/weights/lifter_baseline.pt"
-SIGNALS = ("best_chi2", "weighted_chi2", "median_chi2", "hyp_chi2", "baseline_mm", "baseline_rel")
+SIGNALS = (
+    "best_chi2",
+    "weighted_chi2",
+    "median_chi2",
+    "hyp_chi2",
+    "baseline_mm",
+    "baseline_rel",
+    "train_knn",
+)
 
 
-def person_signals(lifter, baseline, batch, k: int, seed: int, chunk: int = 128) -> dict:
+def canonical_pose(poses: np.ndarray, camera: bool) -> np.ndarray:
+    """(N, 17, 3) -> (N, 51): root-relative, Z up (``camera``: from x right, y down, z
+    forward), turned about the vertical so the hips point along x, mean joint distance 1."""
+    p = np.asarray(poses, dtype=np.float64) - poses[:, :1]
+    if camera:
+        p = np.stack([p[..., 0], p[..., 2], -p[..., 1]], axis=-1)
+    hips = p[:, 1] - p[:, 4]
+    a = -np.arctan2(hips[:, 1], hips[:, 0])[:, None]
+    x = np.cos(a) * p[..., 0] - np.sin(a) * p[..., 1]
+    y = np.sin(a) * p[..., 0] + np.cos(a) * p[..., 1]
+    q = np.stack([x, y, p[..., 2]], axis=-1)
+    q /= np.maximum(np.linalg.norm(q, axis=-1).mean(-1), 1e-9)[:, None, None]
+    return q.reshape(len(q), -1)
+
+
+def person_signals(
+    lifter, baseline, batch, k: int, seed: int, train_poses: cKDTree, chunk: int = 128
+) -> dict:
     """Per person of one cell (noise level given): the interval fit ``ratio`` (median over
     the 16 non-root joints of error / 90 % radius), coverage, and :data:`SIGNALS`. The
-    hypotheses are the ones ``lifter.sample`` returns (same seed, same draw)."""
+    hypotheses are the ones ``lifter.sample`` returns (same seed, same draw); ``train_poses``:
+    the training poses, :func:`canonical_pose`."""
     ev = lifter.evidence
     out: dict[str, list] = {}
     for i in range(0, len(batch.feats), chunk):
@@ -82,6 +111,7 @@ def person_signals(lifter, baseline, batch, k: int, seed: int, chunk: int = 128)
             "hyp_chi2": np.median(hyp_chi2, 1) / dof,
             "baseline_mm": 1000 * apart,
             "baseline_rel": apart / np.maximum(spread, 1e-9),
+            "train_knn": train_poses.query(canonical_pose(centre, camera=True), k=5)[0].mean(1),
         }
         for name, v in cols.items():
             out.setdefault(name, []).append(v)
@@ -155,7 +185,11 @@ def main(argv: list[str] | None = None) -> None:
     idx = split_indices(mocap["subject"], "val", "v2")[:: args.stride]
     views = evaluation_views(mocap["poses"][idx], args.seed)
     if args.probe == "signals":
-        parts = [person_signals(lifter, baseline, b, args.k, args.seed) for b in views.values()]
+        train = split_indices(mocap["subject"], "train", "v2")
+        bank = cKDTree(canonical_pose(mocap["poses"][train], camera=False))
+        parts = [
+            person_signals(lifter, baseline, b, args.k, args.seed, bank) for b in views.values()
+        ]
         res = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
         cells = np.repeat(np.arange(len(parts)), [len(p["ratio"]) for p in parts])
         subjects = np.tile(mocap["subject"][idx], len(parts))
