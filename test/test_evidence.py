@@ -162,6 +162,27 @@ def test_the_lifter_keeps_k_distinct_one_body_hypotheses_reproducibly(lifter):
     assert lifter.sample(kp[:0], conf[:0], 5, seed=7).shape == (0, 5, 17, 3)
 
 
+def test_the_evidence_draw_step_by_step_is_what_sample_returns(lifter):
+    rng = np.random.default_rng(8)
+    kp = np.stack([_project(_person(rng), np.array([x, 0.3, 9.0])) for x in (-1.0, 0.5, 1.5)])
+    conf = np.ones((3, 17))
+    for ev in (EvidenceConfig(4, 1.5), EvidenceConfig(1, 1.45, shift=True, candidates=64)):
+        lifter.evidence = ev
+        try:
+            draw = lifter.evidence_draw(kp, conf, 20, seed=3, noise_std=1.0 / 1100)
+            sampled = lifter.sample(kp, conf, 20, seed=3, noise_std=1.0 / 1100)
+        finally:
+            lifter.evidence = EvidenceConfig(4, 1.5)  # the module fixture's
+        np.testing.assert_array_equal(draw["hypotheses"], sampled)
+        m = ev.count(20)
+        assert draw["candidates"].shape == (3, m, 17, 3) and draw["noise"].shape[:2] == (3, m)
+        assert draw["chi2"].shape == draw["weights"].shape == (3, m)
+        np.testing.assert_allclose(draw["weights"].sum(1), 1.0)
+        # the weights favour the candidates that reproject better
+        best = draw["chi2"].argmin(1)
+        assert (draw["weights"][np.arange(3), best] >= draw["weights"].mean(1)).all()
+
+
 def test_the_kept_hypotheses_reproject_better_than_the_plain_draw(lifter):
     """The point of it: on nearly exact 2D the kept hypotheses explain the keypoints better
     than a plain draw (measured here: median chi-square ~15 % lower, nearly every person)."""

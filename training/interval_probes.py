@@ -36,7 +36,7 @@ from scipy.stats import qmc
 
 import hpe3d_ros.lifting.runtime as runtime
 from hpe3d_ros.lifting import load_lifter
-from hpe3d_ros.lifting.evidence import CANDIDATE_STREAM, latent_shift, reprojection_chi2
+from hpe3d_ros.lifting.evidence import reprojection_chi2
 from hpe3d_ros.lifting.normalize import N_JOINTS, noise_std_from_features
 from training.conditions import evaluation_views
 from training.fit_evidence import grid_figures, row_line
@@ -81,16 +81,10 @@ def person_signals(
     for i in range(0, len(batch.feats), chunk):
         sl, s = slice(i, i + chunk), seed + i
         kp, conf, ns = batch.kp_norm[sl], batch.conf[sl], batch.noise_std[sl]
-        feats, rot = lifter.features(kp, conf, ns)
-        n = len(feats)
-        noise = lifter.noise(n, ev.count(k), [s, CANDIDATE_STREAM]) * np.float32(ev.spread)
-        decode = lifter._decoder(feats, rot)
-        cands = decode(noise)
-        kpn = np.asarray(kp, np.float64).reshape(n, N_JOINTS, 2)
-        chi2 = ev.chi2(cands, kpn, feats)
-        weights = ev.weigh(cands, kpn, feats)
-        hyps = decode(latent_shift(weights, noise)[:, None] + lifter.noise(n, k, s))
-        hyps = hyps.astype(np.float64)
+        draw = lifter.evidence_draw(kp, conf, k, s, ns)  # what lifter.sample returns
+        feats, chi2, weights = draw["features"], draw["chi2"], draw["weights"]
+        kpn = np.asarray(kp, np.float64).reshape(len(feats), N_JOINTS, 2)
+        hyps = draw["hypotheses"].astype(np.float64)
         valid = ev.scored(feats[:, 2 * N_JOINTS : 3 * N_JOINTS] > 0.5)
         dof = np.maximum(2 * valid.sum(1) - 3, 1)
         hyp_chi2 = reprojection_chi2(hyps, kpn, valid, noise_std_from_features(feats))

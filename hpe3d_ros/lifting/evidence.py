@@ -126,10 +126,6 @@ class EvidenceConfig:
         valid = self.scored(feats[:, 2 * N_JOINTS : 3 * N_JOINTS] > 0.5)
         return reprojection_chi2(candidates, kp_norm, valid, noise_std_from_features(feats))
 
-    def weigh(self, candidates: np.ndarray, kp_norm: np.ndarray, feats: np.ndarray) -> np.ndarray:
-        """As :meth:`chi2`, -> (N, M) weights (step 3)."""
-        return evidence_weights(self.chi2(candidates, kp_norm, feats), self.ess_floor, self.tau0)
-
 
 _FIELDS = (
     "oversample",

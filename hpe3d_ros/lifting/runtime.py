@@ -26,7 +26,13 @@ import numpy as np
 import torch
 
 from hpe3d_ros.lifting.architectures import build_model
-from hpe3d_ros.lifting.evidence import CANDIDATE_STREAM, EvidenceConfig, keep, latent_shift
+from hpe3d_ros.lifting.evidence import (
+    CANDIDATE_STREAM,
+    EvidenceConfig,
+    evidence_weights,
+    keep,
+    latent_shift,
+)
 from hpe3d_ros.lifting.graph import LifterGraph
 from hpe3d_ros.lifting.model import LifterBase, ModelConfig
 from hpe3d_ros.lifting.noise_estimate import NoiseEstimator
@@ -208,6 +214,13 @@ class Lifter:
     def _sample_on_evidence(self, keypoints_norm, confidence, k, seed, noise_std) -> np.ndarray:
         """K of ``oversample x K`` wider candidates, kept by how well they reproject onto the
         keypoints (:mod:`~hpe3d_ros.lifting.evidence`)."""
+        return self.evidence_draw(keypoints_norm, confidence, k, seed, noise_std)["hypotheses"]
+
+    def evidence_draw(self, keypoints_norm, confidence, k, seed=None, noise_std=None) -> dict:
+        """:meth:`sample` of a lifter with evidence, step by step (for diagnostics): the
+        ``features`` and ``rotation`` (:meth:`features`), the candidates' latent ``noise``
+        (N, M, D), the ``candidates`` (N, M, 17, 3), their ``chi2`` and ``weights`` (N, M) and
+        the ``hypotheses`` (N, k, 17, 3) :meth:`sample` returns for the same arguments."""
         ev = self.evidence
         feats, R = self.features(keypoints_norm, confidence, noise_std)
         n = len(feats)
@@ -218,12 +231,16 @@ class Lifter:
         decode = self._decoder(feats, R)
         cands = decode(noise)
         kp = np.asarray(keypoints_norm, dtype=np.float64).reshape(n, N_JOINTS, 2)
-        weights = ev.weigh(cands, kp, feats)
+        chi2 = ev.chi2(cands, kp, feats)
+        weights = evidence_weights(chi2, ev.ess_floor, ev.tau0)
         if ev.shift:
             centre = latent_shift(weights, noise)
-            return decode(centre[:, None, :] + self.noise(n, k, seed))
-        idx = keep(weights, k, np.random.default_rng(stream))
-        return np.take_along_axis(cands, idx[:, :, None, None], axis=1)
+            hyps = decode(centre[:, None, :] + self.noise(n, k, seed))
+        else:
+            idx = keep(weights, k, np.random.default_rng(stream))
+            hyps = np.take_along_axis(cands, idx[:, :, None, None], axis=1)
+        return {"features": feats, "rotation": R, "noise": noise, "candidates": cands,
+                "chi2": chi2, "weights": weights, "hypotheses": hyps}  # fmt: skip
 
     def _decoder(self, feats: np.ndarray, R: np.ndarray):
         """``noise -> hypotheses`` (as :meth:`_decode`) for these people, for more than one
