@@ -189,6 +189,32 @@ def test_condition_views_put_the_pixel_noise_asked_for(mocap_all):
     assert np.abs(depth).max() < 2.0
 
 
+def test_another_evaluation_camera_sees_the_same_people_through_its_own_lens(mocap_all):
+    from training.conditions import EVAL_CAMERA, eval_camera, evaluation_views
+
+    poses = mocap_all["poses"][::60]
+    standard = evaluation_views(poses, 7)
+    assert eval_camera().fx == pytest.approx(EVAL_CAMERA.fx)
+    again = evaluation_views(poses, 7, eval_camera(), (-5.0, 5.0))
+    for name, b in standard.items():  # the defaults are the standard camera, exactly
+        np.testing.assert_array_equal(again[name].kp_norm, b.kp_norm)
+    wide = evaluation_views(poses, 7, eval_camera(90.0, (640, 480)), (-15.0, 15.0))
+    exact = "exact@8-15m"
+    assert wide[exact].pose_cam.shape == standard[exact].pose_cam.shape
+    # the noise level is pixels over this camera's focal length
+    fx = eval_camera(90.0, (640, 480)).fx
+    seen = wide["5px@3-8m"].conf > 0
+    np.testing.assert_allclose(wide["5px@3-8m"].noise_std[seen], 5.0 / fx)
+    # pitched up to 15 deg: the bodies' vertical leans in the camera frame by that much
+    up = -(wide[exact].pose_cam[:, 10] - wide[exact].pose_cam[:, 0])
+    up0 = -(standard[exact].pose_cam[:, 10] - standard[exact].pose_cam[:, 0])
+
+    def lean(v):
+        return np.degrees(np.abs(np.arctan2(v[:, 2], v[:, 1])))
+
+    assert np.median(lean(up)) > np.median(lean(up0)) + 2.0
+
+
 def test_generate_reports_the_noise_it_added(mocap_all):
     from training.data import AugmentConfig, generate
 

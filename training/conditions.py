@@ -26,8 +26,9 @@ from training.data import AugmentConfig, Batch, place_in_cameras
 NOISE_PX = (0.0, 2.0, 5.0)
 DISTANCES_M = ((3.0, 8.0), (8.0, 15.0), (15.0, 25.0))
 EVAL_CAMERA = CameraModel.from_fov(1280, 720, 60.0, np.zeros(5), "plumb_bob")
+EVAL_PITCH_DEG = (-5.0, 5.0)
 _PLACEMENT = AugmentConfig(
-    cam_height_m=(1.0, 1.8), pitch_deg=(-5.0, 5.0), roll_std_deg=0.0, offaxis_frac=0.35,
+    cam_height_m=(1.0, 1.8), pitch_deg=EVAL_PITCH_DEG, roll_std_deg=0.0, offaxis_frac=0.35,
     bone_scale_std=0.0, bone_asym_std=0.0, global_scale=(1.0, 1.0), thorax_shift=(1.0, 1.0),
     mirror_prob=0.0,
 )  # fmt: skip
@@ -56,8 +57,10 @@ def condition_views(
     conf_threshold: float = 0.2,
     camera: CameraModel = EVAL_CAMERA,
     min_visible: int = 6,
+    pitch_deg: tuple[float, float] = EVAL_PITCH_DEG,
 ) -> Batch:
-    """Mocap poses (N, 17, 3) world, Z up -> one view each in ``cell`` (module docstring).
+    """Mocap poses (N, 17, 3) world, Z up -> one view each in ``cell`` (module docstring;
+    ``camera`` and ``pitch_deg``: another camera than the standard one, :func:`eval_camera`).
 
     The returned :class:`~training.data.Batch` has ``noise_std`` (N, 17) = the pixel noise
     over the focal length (what a pipeline that knows its detector would pass), ``root_cam``
@@ -67,7 +70,9 @@ def condition_views(
     bodies = np.asarray(poses_world, dtype=np.float64).copy()
     bodies[..., :2] -= bodies[:, :1, :2]
     bodies = augment_bodies(bodies, _PLACEMENT, rng)  # random yaw only
-    placement = AugmentConfig(**{**_PLACEMENT.to_dict(), "distance_m": cell.distance_m})
+    placement = AugmentConfig(
+        **{**_PLACEMENT.to_dict(), "distance_m": cell.distance_m, "pitch_deg": tuple(pitch_deg)}
+    )
     hfov = np.degrees(2 * np.arctan(camera.width / 2 / camera.fx))
     pts = np.empty_like(bodies)
     kp = np.full((*bodies.shape[:2], 2), np.nan)
@@ -98,11 +103,27 @@ def condition_views(
     )
 
 
-def evaluation_views(poses_world: np.ndarray, seed: int) -> dict[str, Batch]:
+def eval_camera(hfov_deg: float = 60.0, size: tuple[int, int] = (1280, 720)) -> CameraModel:
+    """A pinhole evaluation camera (:data:`EVAL_CAMERA`: 60 deg, 1280 x 720)."""
+    return CameraModel.from_fov(
+        int(size[0]), int(size[1]), float(hfov_deg), np.zeros(5), "plumb_bob"
+    )
+
+
+def evaluation_views(
+    poses_world: np.ndarray,
+    seed: int,
+    camera: CameraModel = EVAL_CAMERA,
+    pitch_deg: tuple[float, float] = EVAL_PITCH_DEG,
+) -> dict[str, Batch]:
     """One view of every pose in every cell of :data:`CELLS`, by cell name, cell ``i`` drawn
     with ``numpy.random.default_rng(seed + 1000 * i)``: the views :mod:`training.evaluate_cells`
-    scores, so any tool that draws them here reports on the same frames."""
+    scores, so any tool that draws them here reports on the same frames. ``camera`` and
+    ``pitch_deg``: the same people through another camera (a robustness check)."""
     return {
-        cell.name: condition_views(poses_world, cell, np.random.default_rng(seed + 1000 * ci))
+        cell.name: condition_views(
+            poses_world, cell, np.random.default_rng(seed + 1000 * ci), camera=camera,
+            pitch_deg=pitch_deg,
+        )
         for ci, cell in enumerate(CELLS)
-    }
+    }  # fmt: skip

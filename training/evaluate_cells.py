@@ -42,7 +42,7 @@ from hpe3d_ros.lifting.ensemble import load_ensemble
 from hpe3d_ros.skeleton import H36M_PARENTS
 from training.bodies import CHILD, bone_lengths
 from training.cell_tables import merge_reports, one_line, print_ratios, print_tables
-from training.conditions import CELLS, evaluation_views
+from training.conditions import CELLS, eval_camera, evaluation_views
 from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices
 
 JOINTS = 17
@@ -175,8 +175,11 @@ def evaluate(
     log=print,
     ensemble_spread: float = 1.0,
     body: str = "estimated",
+    camera: tuple[float, int, int, float, float] | None = None,
 ) -> dict:
-    """All figures as a dict: ``[name][mode][cell name]`` summaries plus stature fits."""
+    """All figures as a dict: ``[name][mode][cell name]`` summaries plus stature fits.
+    ``camera``: (horizontal FOV deg, width, height, pitch from, pitch to) instead of the
+    standard evaluation camera (60, 1280, 720, -5, 5)."""
     mocap = load_all_mocap(data, data_orig)
     idx = split_indices(mocap["subject"], split, "v2")[::stride]
     subjects = mocap["subject"][idx]
@@ -187,7 +190,14 @@ def evaluate(
     report: dict = {"split": split, "k": k, "seed": seed, "frames": len(idx), "models": {}}
     if body != "estimated":
         report["body"] = body
-    views = evaluation_views(mocap["poses"][idx], seed)
+    if camera is None:
+        views = evaluation_views(mocap["poses"][idx], seed)
+    else:
+        hfov, w, h, p0, p1 = camera
+        report["camera"] = list(camera)
+        views = evaluation_views(
+            mocap["poses"][idx], seed, eval_camera(hfov, (int(w), int(h))), (p0, p1)
+        )
     for name, lifter in zip(names, lifters, strict=True):
         noise_aware = bool(getattr(lifter.cfg, "noise_input", False))
         entry: dict = {}
@@ -239,6 +249,13 @@ def main(argv: list[str] | None = None) -> None:
         choices=BODIES,
         help="re-pose every hypothesis on the true bone lengths or size (an error budget)",
     )
+    parser.add_argument(
+        "--camera",
+        type=float,
+        nargs=5,
+        metavar=("HFOV_DEG", "WIDTH", "HEIGHT", "PITCH_FROM", "PITCH_TO"),
+        help="another evaluation camera than 60 1280 720 -5 5 (the same people and cells)",
+    )
     parser.add_argument("--json", help="write all figures here")
     parser.add_argument("--reference", help="name of the model the ratio tables divide by")
     parser.add_argument(
@@ -269,6 +286,7 @@ def main(argv: list[str] | None = None) -> None:
         tuple(args.modes),
         ensemble_spread=args.ensemble_spread,
         body=args.body,
+        camera=tuple(args.camera) if args.camera else None,
     )
     print_tables(report)
     if args.reference:
