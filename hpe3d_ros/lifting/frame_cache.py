@@ -87,20 +87,17 @@ class FrameCache:
                     for j in (1, 2, 3)
                 )
             )
-        width = len(new) if new is not None else len(cached[0]["out"]) if cached else 0
         out = []
         start = 0
         for key, inp, hit, m, old in zip(keys, inputs, hits, miss, cached, strict=True):
             k = int(m.sum())
-            arrays = []
-            for i in range(width):
-                if k < len(hit):  # remembered rows (a copy), the new ones filled in
-                    a = old["out"][i][np.clip(hit, 0, None)]
-                    if k:
-                        a[m] = new[i][start : start + k]
-                else:
-                    a = new[i][start : start + k]
-                arrays.append(a)
+            if k == len(hit):  # every frame new
+                arrays = [a[start : start + k] for a in new]
+            else:  # remembered rows (a copy), the new ones filled in
+                arrays = [a[np.clip(hit, 0, None)] for a in old["out"]]
+                if k:
+                    for a, b in zip(arrays, new, strict=True):
+                        a[m] = b[start : start + k]
             start += k
             out.append(arrays)
             if key is not None:  # re-inserted: the most recently used tracks are last
