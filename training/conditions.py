@@ -25,7 +25,16 @@ from training.data import AugmentConfig, Batch, place_in_cameras
 
 NOISE_PX = (0.0, 2.0, 5.0)
 DISTANCES_M = ((3.0, 8.0), (8.0, 15.0), (15.0, 25.0))
-EVAL_CAMERA = CameraModel.from_fov(1280, 720, 60.0, np.zeros(5), "plumb_bob")
+
+
+def eval_camera(hfov_deg: float = 60.0, size: tuple[int, int] = (1280, 720)) -> CameraModel:
+    """A pinhole evaluation camera (:data:`EVAL_CAMERA`: 60 deg, 1280 x 720)."""
+    return CameraModel.from_fov(
+        int(size[0]), int(size[1]), float(hfov_deg), np.zeros(5), "plumb_bob"
+    )
+
+
+EVAL_CAMERA = eval_camera()
 EVAL_PITCH_DEG = (-5.0, 5.0)
 _PLACEMENT = AugmentConfig(
     cam_height_m=(1.0, 1.8), pitch_deg=EVAL_PITCH_DEG, roll_std_deg=0.0, offaxis_frac=0.35,
@@ -100,13 +109,6 @@ def condition_views(
         R,
         noise_std,
         pts[:, 0].copy(),
-    )
-
-
-def eval_camera(hfov_deg: float = 60.0, size: tuple[int, int] = (1280, 720)) -> CameraModel:
-    """A pinhole evaluation camera (:data:`EVAL_CAMERA`: 60 deg, 1280 x 720)."""
-    return CameraModel.from_fov(
-        int(size[0]), int(size[1]), float(hfov_deg), np.zeros(5), "plumb_bob"
     )
 
 

@@ -155,7 +155,8 @@ def sobol_noise(n, k, dim, seed=None, dof=math.inf, kind: str = "sobol") -> np.n
             u = np.clip(engine(d=dim + 1, seed=rng).random(half), 1e-7, 1 - 1e-7)
         z = stats.norm.ppf(u[:, :dim])
         if math.isfinite(dof):
-            z *= np.minimum(np.sqrt(dof / stats.chi2.ppf(u[:, dim:], dof)), 2.5)
+            scale = np.sqrt(dof / stats.chi2.ppf(u[:, dim:], dof))
+            z *= np.minimum(scale, runtime.MAX_LATENT_SCALE)
         e[i] = z
     out = np.empty((n, 2 * half, dim), np.float32)
     out[:, 0::2], out[:, 1::2] = e, -e

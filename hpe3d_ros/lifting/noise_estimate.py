@@ -50,9 +50,9 @@ class NoiseEstimator:
         h = np.asarray(plain, dtype=np.float32)
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             # einsum, not ``@``: a matmul this size wakes OpenBLAS's thread pool, whose
-            # spinning threads then take the cores from torch's: the lifter's whole call went
-            # from 13 to 35 ms (p90 114 ms) at 10 x 200 on 2 cores; einsum's own loop costs
-            # 0.1 ms here and wakes nothing (BENCHMARKS.md, "Lifter")
+            # spinning threads then take the cores from torch's: the lifter's whole call took
+            # 31.6 ms (p90 119) against 13.3 with the level given at 10 x 200 on 2 cores;
+            # einsum's own loop costs 0.1 ms here and wakes nothing (BENCHMARKS.md, "Lifter")
             h = np.einsum("nf,fh->nh", h, w) + b
             if i < len(self.weights) - 1:
                 h = np.maximum(h, 0.0)
