@@ -14,28 +14,15 @@ from hpe3d_ros.lifting.evidence import (
     reprojection_chi2,
 )
 from hpe3d_ros.lifting.normalize import noise_std_from_features, prepare_inputs
-from test.helpers.standing import POSE
+from test.helpers.standing import project, turned_person
 
 PARENTS = [-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15]
 
 
-def _person(rng: np.random.Generator) -> np.ndarray:
-    """A standing body turned about the vertical, limbs a little moved (camera frame)."""
-    a = rng.uniform(-np.pi, np.pi)
-    turn = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
-    pose = POSE @ turn.T + rng.normal(0.0, 0.03, size=(17, 3))
-    return pose - pose[0]
-
-
-def _project(pose: np.ndarray, root: np.ndarray) -> np.ndarray:
-    p = pose + root
-    return p[:, :2] / p[:, 2:3]
-
-
 def test_a_hypothesis_that_reprojects_scores_zero_whatever_its_size_and_depth():
     rng = np.random.default_rng(0)
-    pose, root = _person(rng), np.array([0.8, -0.3, 9.0])
-    kp = _project(pose, root)[None]
+    pose, root = turned_person(rng), np.array([0.8, -0.3, 9.0])
+    kp = project(pose, root)[None]
     valid = np.ones((1, 17), bool)
     sigma = np.full((1, 17), 2.0 / 1000)
     sideways = pose.copy()
@@ -55,8 +42,8 @@ def test_the_widths_joints_are_not_scored():
     """A body whose hips and shoulders sit wider than the truth's (a wrong width, which all K
     hypotheses of a person share) costs nothing once they are skipped; a bent knee still does."""
     rng = np.random.default_rng(11)
-    pose, root = _person(rng), np.array([0.3, 0.1, 7.0])
-    kp = _project(pose, root)[None]
+    pose, root = turned_person(rng), np.array([0.3, 0.1, 7.0])
+    kp = project(pose, root)[None]
     wide, bent = pose.copy(), pose.copy()
     wide[list(WIDTH_JOINTS), 0] *= 1.4
     bent[2, 0] += 0.12
@@ -72,8 +59,8 @@ def test_the_widths_joints_are_not_scored():
 
 def test_a_hypothesis_that_cannot_stand_in_front_of_the_camera_gets_no_weight():
     rng = np.random.default_rng(1)
-    pose = _person(rng)
-    kp = _project(pose, np.array([0.0, 0.0, 5.0]))[None]
+    pose = turned_person(rng)
+    kp = project(pose, np.array([0.0, 0.0, 5.0]))[None]
     flat = np.zeros_like(pose)  # every joint at the root: no translation reprojects it
     chi2 = reprojection_chi2(
         np.stack([pose, flat])[None], kp, np.ones((1, 17), bool), np.full((1, 17), 1e-3)
@@ -116,7 +103,7 @@ def test_keep_draws_distinct_candidates_in_order_following_the_weights():
 
 def test_noise_std_read_back_from_the_features_is_the_one_given():
     rng = np.random.default_rng(5)
-    kp = _project(_person(rng), np.array([0.5, 0.2, 12.0]))[None]
+    kp = project(turned_person(rng), np.array([0.5, 0.2, 12.0]))[None]
     std = np.full((1, 17), 3.0 / 1100)
     feats, _ = prepare_inputs(kp, np.ones((1, 17)), noise_std=std, noise_features=True)
     np.testing.assert_allclose(noise_std_from_features(feats), std, rtol=2e-3)
@@ -146,7 +133,7 @@ def lifter():
 
 def test_the_lifter_keeps_k_distinct_one_body_hypotheses_reproducibly(lifter):
     rng = np.random.default_rng(6)
-    kp = np.stack([_project(_person(rng), np.array([x, 0.3, 10.0])) for x in (-1.0, 1.0)])
+    kp = np.stack([project(turned_person(rng), np.array([x, 0.3, 10.0])) for x in (-1.0, 1.0)])
     conf = np.ones((2, 17))
     conf[1, 5] = 0.0  # a missing knee
     kp[1, 9] = np.nan  # and a NaN nose
@@ -164,7 +151,7 @@ def test_the_lifter_keeps_k_distinct_one_body_hypotheses_reproducibly(lifter):
 
 def test_the_evidence_draw_step_by_step_is_what_sample_returns(lifter):
     rng = np.random.default_rng(8)
-    kp = np.stack([_project(_person(rng), np.array([x, 0.3, 9.0])) for x in (-1.0, 0.5, 1.5)])
+    kp = np.stack([project(turned_person(rng), np.array([x, 0.3, 9.0])) for x in (-1.0, 0.5, 1.5)])
     conf = np.ones((3, 17))
     for ev in (EvidenceConfig(4, 1.5), EvidenceConfig(1, 1.45, shift=True, candidates=64)):
         lifter.evidence = ev
@@ -190,8 +177,8 @@ def test_the_kept_hypotheses_reproject_better_than_the_plain_draw(lifter):
     roots = np.stack(
         [rng.uniform(-2, 2, 40), rng.uniform(-0.5, 1.0, 40), rng.uniform(5, 20, 40)], 1
     )
-    poses = [_person(rng) for _ in range(40)]
-    kp = np.stack([_project(p, r) for p, r in zip(poses, roots, strict=True)])
+    poses = [turned_person(rng) for _ in range(40)]
+    kp = np.stack([project(p, r) for p, r in zip(poses, roots, strict=True)])
     conf = np.ones((40, 17))
     std = 0.5 / 1100
     kept = lifter.sample(kp, conf, 100, seed=9, noise_std=std)
@@ -255,7 +242,7 @@ def test_the_shifted_draw_moves_toward_the_2d_and_keeps_its_spread():
     lif.evidence = None  # the plain draw (the shipped file shifts)
     rng = np.random.default_rng(12)
     roots = np.stack([rng.uniform(-2, 2, 40), rng.uniform(-0.5, 1, 40), rng.uniform(5, 20, 40)], 1)
-    kp = np.stack([_project(_person(rng), r) for r in roots])
+    kp = np.stack([project(turned_person(rng), r) for r in roots])
     conf, std = np.ones((40, 17)), 0.5 / 1100
     plain = lif.sample(kp, conf, 100, seed=13, noise_std=std)
     lif.evidence = EvidenceConfig(2, 1.45, shift=True)
@@ -276,110 +263,6 @@ def test_the_shifted_draw_moves_toward_the_2d_and_keeps_its_spread():
     assert np.median(mean_chi) < 0.95 * np.median(plain_chi)  # measured 0.89
 
 
-# ---------------------------------------------------------------- the temporal model's shift
-def _walking_person(rng: np.random.Generator, frames: int, rate_hz: float):
-    """(T, 17, 2) keypoints of a body turning slowly while it walks across, (T,) stamps."""
-    a0, turn_rate = rng.uniform(-np.pi, np.pi), rng.uniform(-0.6, 0.6)
-    limbs = rng.normal(0.0, 0.03, size=(17, 3))
-    root = np.array([rng.uniform(-2, 2), rng.uniform(-0.3, 0.8), rng.uniform(5, 15)])
-    step = np.array([rng.uniform(-1.2, 1.2), 0.0, rng.uniform(-0.5, 0.5)])
-    t = np.arange(frames) / rate_hz
-    kp = []
-    for ti in t:
-        a = a0 + turn_rate * ti
-        turn = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
-        pose = POSE @ turn.T + limbs * np.cos(2.0 * ti)
-        kp.append(_project(pose - pose[0], root + step * ti))
-    return np.stack(kp), t
-
-
-def test_temporal_evidence_is_shift_only():
-    from hpe3d_ros.lifting.temporal_runtime import TemporalSampler
-
-    entry = dict(load_lifter().temporal.entry)
-    with pytest.raises(ValueError, match="shift"):
-        TemporalSampler({**entry, "evidence": EvidenceConfig(2, 1.5).to_entry()})
-    with pytest.raises(ValueError, match="memory_s"):
-        EvidenceConfig(2, 1.5, shift=True, memory_s=-1.0)
-
-
-def test_the_temporal_shift_moves_tracks_toward_their_2d_and_keeps_them_coherent():
-    """The temporal model's shift (one candidate set per track, its chi-square averaged over
-    the track): the last frame's mean hypothesis explains the keypoints better than the
-    plain temporal draw, every hypothesis is still one body, and hypothesis k moves from
-    frame to frame about as smoothly as without the shift (the centre follows the averaged
-    evidence, not each frame's noise)."""
-    lif = load_lifter()
-    sampler = lif.temporal
-    rng = np.random.default_rng(21)
-    std = 1.0 / 1100
-    tracks = [_walking_person(rng, 12, 10.0) for _ in range(12)]
-    noisy = [kp + rng.normal(0.0, std, kp.shape) for kp, _ in tracks]
-    conf = np.ones((12, 17))
-
-    def run(evidence):
-        sampler.evidence = evidence
-        try:
-            return np.stack(
-                [
-                    lif.sample_sequence(kp, conf, 40, seed=30 + i, stamps_s=t, noise_std=std)
-                    for i, (kp, (_, t)) in enumerate(zip(noisy, tracks, strict=True))
-                ]
-            )  # (tracks, T, k, 17, 3)
-        finally:
-            sampler.evidence = None
-
-    ev = EvidenceConfig(2, 1.45, shift=True, memory_s=0.3)
-    plain, moved = run(None), run(ev)
-    np.testing.assert_array_equal(moved, run(ev))  # reproducible
-    assert np.isfinite(moved).all()
-    bones = np.linalg.norm(moved[..., 1:, :] - moved[..., PARENTS[1:], :], axis=-1)
-    assert bones.std(axis=2).max() < 1e-3  # one body per track and frame
-
-    kp_last = np.stack([kp[-1] for kp, _ in tracks])  # the truth's 2D at the last frame
-    sigma, valid = np.full((12, 17), std), np.ones((12, 17), bool)
-    mean_chi = reprojection_chi2(moved[:, -1].mean(1, keepdims=True), kp_last, valid, sigma)
-    plain_chi = reprojection_chi2(plain[:, -1].mean(1, keepdims=True), kp_last, valid, sigma)
-    assert (mean_chi[:, 0] < plain_chi[:, 0]).mean() >= 0.75
-    assert np.median(mean_chi) < 0.95 * np.median(plain_chi)
-
-    def jitter(h):  # mean displacement of hypothesis k from one frame to the next
-        return np.linalg.norm(np.diff(h, axis=1), axis=-1).mean()
-
-    assert jitter(moved) < 1.3 * jitter(plain), (jitter(moved), jitter(plain))
-
-
-def test_the_evidence_memory_is_per_track_stepwise_as_the_sequence_and_idempotent(tmp_path):
-    from hpe3d_ros.lifting.temporal_runtime import TrackInput
-    from test.helpers.temporal_lifter import tiny_temporal_checkpoint, walking_track
-
-    lif = load_lifter(tiny_temporal_checkpoint(tmp_path / "t.pt"))
-    sampler = lif.temporal
-    kp, conf, t = walking_track(12, rate_hz=10.0)
-    kp = kp + np.random.default_rng(5).normal(0.0, 0.004, kp.shape)
-    sampler.evidence = EvidenceConfig(2, 1.5, shift=True, memory_s=0.5)
-    seq = lif.sample_sequence(kp, conf, 4, seed=3, stamps_s=t)
-
-    def step(n, key):
-        return sampler.sample_tracks([TrackInput(t[:n], kp[:n], conf[:n], None, key)], 4, [3])[0]
-
-    stepped = [step(n, "a") for n in range(1, 13)]
-    np.testing.assert_allclose(np.stack(stepped), seq, atol=1e-5)  # the same memory
-    np.testing.assert_allclose(step(12, "a"), stepped[-1], atol=1e-6)  # the same frame again
-    # without a key (or with memory 0) only the last frame counts: the same first frame,
-    # a different centre later
-    np.testing.assert_allclose(step(1, None), seq[0], atol=1e-5)
-    assert not np.allclose(step(12, None), seq[-1], atol=1e-4)
-    sampler.evidence = EvidenceConfig(2, 1.5, shift=True, memory_s=0.0)
-    np.testing.assert_allclose(step(12, "b"), step(12, None), atol=1e-6)
-    sampler.clear_cache()
-    assert not sampler._evidence
-    # without a seed the candidates are new at every frame: nothing is averaged
-    sampler.evidence = EvidenceConfig(2, 1.5, shift=True, memory_s=0.5)
-    sampler.sample_tracks([TrackInput(t, kp, conf, None, "c")], 4, [None])
-    assert "c" not in sampler._evidence
-
-
 def test_a_fixed_candidate_count_under_shift_whatever_k():
     ev = EvidenceConfig(4, 1.45, shift=True, candidates=96)
     assert ev.count(50) == ev.count(200) == 96
@@ -389,7 +272,7 @@ def test_a_fixed_candidate_count_under_shift_whatever_k():
         EvidenceConfig(4, 1.45, candidates=96)  # keep needs at least K candidates
     lif = load_lifter()
     rng = np.random.default_rng(4)
-    kp = np.stack([_project(_person(rng), np.array([x, 0.2, 8.0])) for x in (-1.0, 1.0)])
+    kp = np.stack([project(turned_person(rng), np.array([x, 0.2, 8.0])) for x in (-1.0, 1.0)])
     lif.evidence = ev
     calls, make = [], lif._decoder
 
@@ -410,7 +293,7 @@ def test_two_draws_share_one_encoding_and_backends_run_the_whole_graph_per_draw(
 
     lif = load_lifter()
     rng = np.random.default_rng(5)
-    kp = np.stack([_project(_person(rng), np.array([x, 0.2, 8.0])) for x in (-1.0, 1.0)])
+    kp = np.stack([project(turned_person(rng), np.array([x, 0.2, 8.0])) for x in (-1.0, 1.0)])
     feats, rot = lif.features(kp, np.ones((2, 17)), 1.0 / 1100)
     noise = lif.noise(2, 7, 3)
     split = lif._decoder(feats, rot)
