@@ -215,6 +215,17 @@ def test_another_evaluation_camera_sees_the_same_people_through_its_own_lens(moc
     assert np.median(lean(up)) > np.median(lean(up0)) + 2.0
 
 
+def test_evaluate_cells_refuses_an_impossible_camera_before_any_work(capsys):
+    from training import evaluate_cells
+
+    for cam in (["0", "1280", "720", "-5", "5"], ["60", "0", "720", "-5", "5"],
+                ["60", "1280", "720", "5", "-5"]):  # fmt: skip
+        with pytest.raises(SystemExit) as exc:
+            evaluate_cells.main(["--weights", "x.pt", "--camera", *cam])
+        assert exc.value.code == 2
+        assert "--camera: 0 < HFOV_DEG < 180" in capsys.readouterr().err
+
+
 def test_generate_reports_the_noise_it_added(mocap_all):
     from training.data import AugmentConfig, generate
 

@@ -264,6 +264,11 @@ def main(argv: list[str] | None = None) -> None:
         help="print the tables of earlier --json runs (several: one report, same views)",
     )
     args = parser.parse_args(argv)
+    if args.camera:
+        hfov, width, height, pitch_from, pitch_to = args.camera
+        if not (0 < hfov < 180 and width >= 1 and height >= 1 and pitch_from <= pitch_to):
+            parser.error(f"--camera: 0 < HFOV_DEG < 180, a size >= 1 x 1 and PITCH_FROM <= "
+                         f"PITCH_TO, got {' '.join(f'{v:g}' for v in args.camera)}")  # fmt: skip
     if args.json:  # its folder now, not after the evaluation
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     if args.from_json:
