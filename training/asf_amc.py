@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hpe3d_ros.skeleton import H36M_PARENTS
 from training.bvh import euler_to_matrix, subsample_indices
 from training.cmu_skeletons import SKELETON_MAPS, to_h36m
-from training.rebuild_cmu import FILE_JOINT_NAMES, MIN_FRAMES, Source
+from training.rebuild_cmu import MIN_FRAMES, Source, rows_to_arrays
 
 INCH_M = 0.0254
+_ROW_KEYS = ("poses", "subject", "sequence", "frame", "source", "fps")  # one entry a frame
 _DOF_AXES = {"rx": 0, "ry": 1, "rz": 2}
 
 
@@ -268,8 +268,8 @@ def read_manifest(path: str | Path, clones: str | Path) -> list[Trial]:
 def convert(
     trials: list[Trial], fps_in: float = 120.0, fps: float = 30.0
 ) -> dict[str, np.ndarray]:
-    """Every trial to rows of the shared files' layout (``poses subject sequence frame source
-    fps``), in order; ``FileNotFoundError`` for a missing file, a trial too short or not
+    """Every trial, in order, to the shared files' layout (:func:`rebuild_cmu.rows_to_arrays`);
+    ``FileNotFoundError`` for a missing file, a trial too short or not
     finite is left out with one line on stderr."""
     cols: dict[str, list] = {
         k: [] for k in ("poses", "subject", "sequence", "frame", "source", "fps")
@@ -291,16 +291,7 @@ def convert(
         cols["source"] += [t.tag] * n
         cols["fps"] += [fps_eff] * n
         print(f"{t.sid}: {n} frames at {fps_eff:g} Hz ({t.tag})", file=sys.stderr)
-    if not cols["poses"]:
-        raise ValueError("no trial could be converted")
-    return dict(
-        poses=np.concatenate(cols["poses"]),
-        subject=np.array(cols["subject"], dtype=np.int16),
-        sequence=np.array(cols["sequence"]),
-        frame=np.array(cols["frame"], dtype=np.int32),
-        source=np.array(cols["source"]),
-        fps=np.array(cols["fps"], dtype=np.float32),
-    )
+    return rows_to_arrays(cols)
 
 
 def _append(old: np.ndarray, new: np.ndarray) -> np.ndarray:
@@ -341,14 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"asf_amc: {exc}", file=sys.stderr)
         return 1
     if args.merge:
-        with np.load(args.merge, allow_pickle=False) as old:
-            arrays = {k: _append(old[k], v) for k, v in arrays.items()}
-    arrays.update(
-        joint_names=np.array(FILE_JOINT_NAMES),
-        parents=np.array(H36M_PARENTS, dtype=np.int8),
-        up_axis=np.array("z"),
-        units=np.array("metres"),
-    )
+        with np.load(args.merge, allow_pickle=False) as prev:
+            arrays |= {k: _append(prev[k], arrays[k]) for k in _ROW_KEYS}
     np.savez_compressed(args.out, **arrays)
     print(f"{args.out}: {len(arrays['poses'])} frames", file=sys.stderr)
     return 0

@@ -171,9 +171,16 @@ def rebuild(
                 status="ok",
             )
         )
+    return rows_to_arrays(cols), log
+
+
+def rows_to_arrays(cols: dict[str, list]) -> dict[str, np.ndarray]:
+    """Rows collected per trial (``poses``: (n, 17, 3) blocks; ``subject sequence frame source
+    fps``: one entry a frame) -> the shared files' arrays, with their file-level keys
+    (``joint_names parents up_axis units``). ``ValueError`` when no trial gave rows."""
     if not cols["poses"]:
-        raise RuntimeError("no trial could be converted")
-    arrays = dict(
+        raise ValueError("no trial could be converted")
+    return dict(
         poses=np.concatenate(cols["poses"]),
         subject=np.array(cols["subject"], dtype=np.int16),
         sequence=np.array(cols["sequence"]),
@@ -185,7 +192,6 @@ def rebuild(
         up_axis=np.array("z"),
         units=np.array("metres"),
     )
-    return arrays, log
 
 
 def main(argv: list[str] | None = None) -> int:
