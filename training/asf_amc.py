@@ -78,9 +78,10 @@ def _sections(text: str) -> dict[str, list[str]]:
     return out
 
 
-def _axis_matrix(values: list[str], order: str) -> np.ndarray:
+def _axis_matrix(values: list[str], order: str, angle_unit: str) -> np.ndarray:
     """``axis ax ay az XYZ`` -> C = Rz(az) @ Ry(ay) @ Rx(ax) for order XYZ (x first)."""
-    angles = {a: float(v) for a, v in zip("XYZ", values, strict=True)}
+    to_deg = np.rad2deg if angle_unit == "rad" else float
+    angles = {a: float(to_deg(float(v))) for a, v in zip("XYZ", values, strict=True)}
     order = order.upper()
     # applied first = rightmost: reverse the file order for euler_to_matrix's left-to-right product
     return euler_to_matrix(np.array([angles[a] for a in order[::-1]]), order[::-1])
@@ -93,12 +94,9 @@ def parse_asf(text: str) -> Asf:
     length_unit = float(units.get("length", 1.0))
     angle_unit = units.get("angle", "deg").lower()[:3]
     root = {line.split()[0].lower(): line.split()[1:] for line in sec.get("root", [])}
-    root_axis = _axis_matrix(["0", "0", "0"], root.get("axis", ["XYZ"])[0])
-    if "orientation" in root:
-        o = [float(v) for v in root["orientation"]]
-        if angle_unit == "rad":
-            o = list(np.rad2deg(o))
-        root_axis = _axis_matrix([str(v) for v in o], root.get("axis", ["XYZ"])[0])
+    root_axis = _axis_matrix(
+        root.get("orientation", ["0", "0", "0"]), root.get("axis", ["XYZ"])[0], angle_unit
+    )
     raw: dict[str, dict] = {}
     cur: dict | None = None
     for line in sec.get("bonedata", []):
@@ -130,16 +128,13 @@ def parse_asf(text: str) -> Asf:
         b = raw[name]
         d = np.array([float(v) for v in b["direction"]])
         ax = b.get("axis", ["0", "0", "0", "XYZ"])
-        vals = ax[:3]
-        if angle_unit == "rad":
-            vals = [str(np.rad2deg(float(v))) for v in vals]
         bones.append(
             AsfBone(
                 name=name,
                 parent=-1 if parent_of[name] == "root" else order.index(parent_of[name]),
                 direction=d / max(np.linalg.norm(d), 1e-12),
                 length=float(b["length"][0]),
-                axis=_axis_matrix(vals, ax[3] if len(ax) > 3 else "XYZ"),
+                axis=_axis_matrix(ax[:3], ax[3] if len(ax) > 3 else "XYZ", angle_unit),
                 dofs=tuple(v.lower() for v in b.get("dof", [])),
             )
         )
@@ -153,8 +148,8 @@ def parse_asf(text: str) -> Asf:
 
 
 def parse_amc(text: str, asf: Asf) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """AMC frames -> frame numbers (F,), root values (F, len(root_order)), bone angles (F, B, 3)
-    in degrees.
+    """AMC frames -> frame numbers (F,), root values (F, len(root_order)), bone angles (F, B, 3);
+    every angle in degrees (an ASF in radians converted here).
 
     A bone without a line in a frame, or without some dofs, keeps 0 for them.
     """
@@ -188,11 +183,14 @@ def parse_amc(text: str, asf: Asf) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r = np.array(roots, dtype=np.float64)
     if asf.angle_unit == "rad":
         a = np.rad2deg(a)
+        rot = [i for i, c in enumerate(asf.root_order) if c.startswith("R")]
+        r[:, rot] = np.rad2deg(r[:, rot])
     return np.array(numbers), r, a
 
 
 def forward_kinematics(asf: Asf, root: np.ndarray, angles: np.ndarray):
-    """Bone starts and ends, (F, B, 3) each, in file units, the skeleton's Y-up world."""
+    """:func:`parse_amc`'s root values and angles -> bone starts and ends, (F, B, 3) each, in
+    file units, the skeleton's Y-up world."""
     n_f, n_b = angles.shape[:2]
     col = {c: i for i, c in enumerate(asf.root_order)}
     trans = np.stack(
@@ -201,8 +199,6 @@ def forward_kinematics(asf: Asf, root: np.ndarray, angles: np.ndarray):
     rot_deg = np.stack(
         [root[:, col[c]] if c in col else np.zeros(n_f) for c in ("RX", "RY", "RZ")], -1
     )
-    if asf.angle_unit == "rad":
-        rot_deg = np.rad2deg(rot_deg)
     c = asf.root_axis
     root_rot = c @ euler_to_matrix(rot_deg[:, ::-1], "ZYX") @ c.T
     start = np.zeros((n_f, n_b, 3))
@@ -271,17 +267,15 @@ def convert(
     """Every trial, in order, to the shared files' layout (:func:`rebuild_cmu.rows_to_arrays`);
     ``FileNotFoundError`` for a missing file, a trial too short or not
     finite is left out with one line on stderr."""
-    cols: dict[str, list] = {
-        k: [] for k in ("poses", "subject", "sequence", "frame", "source", "fps")
-    }
+    cols: dict[str, list] = {k: [] for k in _ROW_KEYS}
     for t in trials:
         asf_text, amc_text = t.source.read(t.asf), t.source.read(t.amc)
         if asf_text is None or amc_text is None:
             raise FileNotFoundError(f"{t.sid}: {t.asf} or {t.amc} not in {t.source.path}")
         poses, frames, fps_eff = trial_to_h36m(parse_asf(asf_text), amc_text, fps_in, fps)
-        if len(frames) < MIN_FRAMES or not np.isfinite(poses).all():
-            print(f"{t.sid}: left out ({len(frames)} frames, finite: {np.isfinite(poses).all()})",
-                  file=sys.stderr)  # fmt: skip
+        finite = bool(np.isfinite(poses).all())
+        if len(frames) < MIN_FRAMES or not finite:
+            print(f"{t.sid}: left out ({len(frames)} frames, finite: {finite})", file=sys.stderr)
             continue
         n = len(frames)
         cols["poses"].append(poses.astype(np.float32))
