@@ -177,3 +177,16 @@ def test_a_manifest_names_the_clones_and_tags_each_trial(tmp_path):
     with np.load(out) as d:
         assert d["source"].tolist() == ["someone_asfamc+dup"] * 10 + ["someone_asfamc"] * 10
     assert main(["--manifest", str(manifest), "--clones", str(tmp_path), "--out", str(out)]) == 1
+
+
+def test_a_broken_file_is_one_line_not_a_traceback(tmp_path, capsys):
+    (tmp_path / "07.asf").write_text(asf_text(CHAIN).replace("     length 3.0\n", ""))
+    (tmp_path / "07_01.amc").write_text(amc_text([{"root": [0] * 6}] * 8))
+    argv = ["--source", str(tmp_path), "--trial", "07_01", "07.asf", "07_01.amc", "--out",
+            str(tmp_path / "x.npz")]  # fmt: skip
+    assert main(argv) == 1
+    assert "bone 'lower' has no direction or length" in capsys.readouterr().err
+    (tmp_path / "07.asf").write_text(asf_text(CHAIN))
+    (tmp_path / "07_01.amc").write_text("1\nroot 0 0 zero 0 0 0\n")
+    assert main(argv) == 1
+    assert not (tmp_path / "x.npz").exists()

@@ -125,7 +125,9 @@ def parse_asf(text: str) -> Asf:
         pending += [c for c, p in parent_of.items() if p == name]
     bones = []
     for name in order:
-        b = raw[name]
+        b = raw.get(name, {})
+        if "direction" not in b or "length" not in b:
+            raise ValueError(f"ASF: bone {name!r} has no direction or length in :bonedata")
         d = np.array([float(v) for v in b["direction"]])
         ax = b.get("axis", ["0", "0", "0", "XYZ"])
         bones.append(
