@@ -241,14 +241,15 @@ def test_the_shifted_draw_moves_toward_the_2d_and_keeps_its_spread():
     lif = load_lifter()
     lif.evidence = None  # the plain draw (the shipped file shifts)
     rng = np.random.default_rng(12)
-    roots = np.stack([rng.uniform(-2, 2, 40), rng.uniform(-0.5, 1, 40), rng.uniform(5, 20, 40)], 1)
+    n = 120  # 40 people: the median's ratio moved 0.85-0.95 with the people's seed alone
+    roots = np.stack([rng.uniform(-2, 2, n), rng.uniform(-0.5, 1, n), rng.uniform(5, 20, n)], 1)
     kp = np.stack([project(turned_person(rng), r) for r in roots])
-    conf, std = np.ones((40, 17)), 0.5 / 1100
+    conf, std = np.ones((n, 17)), 0.5 / 1100
     plain = lif.sample(kp, conf, 100, seed=13, noise_std=std)
     lif.evidence = EvidenceConfig(2, 1.45, shift=True)
     moved = lif.sample(kp, conf, 100, seed=13, noise_std=std)
     np.testing.assert_array_equal(moved, lif.sample(kp, conf, 100, seed=13, noise_std=std))
-    assert moved.shape == (40, 100, 17, 3) and np.isfinite(moved).all()
+    assert moved.shape == (n, 100, 17, 3) and np.isfinite(moved).all()
     bones = np.linalg.norm(moved[:, :, 1:] - moved[:, :, PARENTS[1:]], axis=-1)
     assert bones.std(axis=1).max() < 1e-3
 
@@ -256,11 +257,11 @@ def test_the_shifted_draw_moves_toward_the_2d_and_keeps_its_spread():
         return np.linalg.norm(h - h.mean(axis=1, keepdims=True), axis=-1).mean()
 
     assert 0.7 < spread(moved) / spread(plain) < 1.3
-    sigma, valid = np.full((40, 17), std), np.ones((40, 17), bool)
+    sigma, valid = np.full((n, 17), std), np.ones((n, 17), bool)
     mean_chi = reprojection_chi2(moved.mean(1, keepdims=True), kp, valid, sigma)[:, 0]
     plain_chi = reprojection_chi2(plain.mean(1, keepdims=True), kp, valid, sigma)[:, 0]
-    assert (mean_chi < plain_chi).mean() >= 0.85  # measured 0.95 of the people
-    assert np.median(mean_chi) < 0.95 * np.median(plain_chi)  # measured 0.89
+    assert (mean_chi < plain_chi).mean() >= 0.85  # measured 0.93 of the people
+    assert np.median(mean_chi) < 0.95 * np.median(plain_chi)  # measured 0.91 (the previous weights 0.92)
 
 
 def test_a_fixed_candidate_count_under_shift_whatever_k():
