@@ -261,7 +261,7 @@ def test_the_shifted_draw_moves_toward_the_2d_and_keeps_its_spread():
     mean_chi = reprojection_chi2(moved.mean(1, keepdims=True), kp, valid, sigma)[:, 0]
     plain_chi = reprojection_chi2(plain.mean(1, keepdims=True), kp, valid, sigma)[:, 0]
     assert (mean_chi < plain_chi).mean() >= 0.85  # measured 0.93 of the people
-    assert np.median(mean_chi) < 0.95 * np.median(plain_chi)  # measured 0.91 (the previous weights 0.92)
+    assert np.median(mean_chi) < 0.95 * np.median(plain_chi)  # measured 0.91 (previous: 0.92)
 
 
 def test_a_fixed_candidate_count_under_shift_whatever_k():

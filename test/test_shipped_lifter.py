@@ -90,7 +90,7 @@ def test_the_shipped_temporal_model_is_smoother_and_not_less_accurate():
 
     lifter = load_lifter()
     assert isinstance(lifter, TemporalLifter) and lifter.window == 162 and lifter.rate_hz == 30
-    assert lifter.temporal.tcfg.channels == 512  # temporal_x93_s1_c20 (40 + 20 epochs, as temporal_v19)
+    assert lifter.temporal.tcfg.channels == 512  # temporal_x93_s1_c20 (as temporal_v19)
     report = evaluate_sequences(
         [str(DEFAULT_WEIGHTS)], ["default"], split="test", k=50, stride=4, log=lambda *_: None
     )
