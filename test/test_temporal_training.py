@@ -4,6 +4,8 @@ supervised loss itself is ``test_sequence_loss``."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -53,6 +55,17 @@ def test_chunks_read_tracks_as_the_runtime_does(mocap):
             np.testing.assert_allclose(rot[0], batch.rot[batch.cur[b, p]], atol=1e-6)
             n += 1
     assert n == len(rows) > 10
+    # balanced: every subject as many rows as the others, the small one's rows repeated
+    batch.subject = np.where(np.arange(len(batch.mask)) < 5, 14, 11)  # 5 chunks against 1
+    with pytest.raises(ValueError, match="subjects"):
+        validation_rows(sampler.model, dataclasses.replace(batch, subject=None), True)
+    even, _ = validation_rows(sampler.model, batch, True)
+    counted = batch.mask.sum(1)
+    assert counted[:5].sum() > 3 * counted[5]  # pooled, subject 14 outweighs 11
+    assert len(even) == round(len(rows) / 2) * 2
+    per_row = {tuple(np.round(r, 4)) for r in rows[-counted[5] :]}  # subject 11's rows
+    from_11 = sum(tuple(np.round(r, 4)) in per_row for r in even)
+    assert from_11 == round(len(rows) / 2)
     # stride 3: counted frames are 3 apart; targets are the camera-frame poses
     counted = np.flatnonzero(batch.mask[0])
     assert set(np.diff(counted) % 3) <= {0}

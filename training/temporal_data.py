@@ -84,6 +84,7 @@ class ChunkBatch:
     pose_cam: np.ndarray | None = None  # (B, L, 17, 3) root-relative metres, camera frame
     tracks: list | None = None  # per chunk what the camera delivered: stamps, kp, conf, noise
     noise_rel: np.ndarray | None = None  # (B,) float32 the chunk's 2D noise / person size
+    subject: np.ndarray | None = None  # (B,) the chunk's mocap subject (validation chunks)
 
     def tensors(self) -> Chunks:
         """The torch view the model trains on."""

@@ -67,6 +67,9 @@ class TemporalTrainConfig:
     val_views: int = 2
     val_samples: int = 10
     calibration_k: int = 100
+    # every validation subject's counted frames weigh the same in the calibration (as the
+    # single frame's, training.condition_calibration.balanced_poses); False = per frame
+    calibration_balanced: bool = False
     model: dict = field(default_factory=dict)  # ModelConfig fields
     temporal: dict = field(default_factory=dict)  # TemporalConfig fields
     loss: dict = field(default_factory=dict)  # SequenceLossConfig fields
@@ -103,6 +106,7 @@ class RunData:
     def __init__(self, cfg: TemporalTrainConfig) -> None:
         m = load_all_mocap(cfg.data, cfg.data_orig or None)
         self.poses = m["poses"]
+        self.subject = m["subject"]
         train = split_indices(m["subject"], "train", cfg.split)
         val = split_indices(m["subject"], "val", cfg.split)
         subj = m["subject"]
@@ -131,18 +135,12 @@ def validation_chunks(cfg: TemporalTrainConfig, data: RunData, window: int):
                 pos = end - span + 1 + np.arange(span)
                 rows.append(np.where(pos >= 0, run[np.clip(pos, 0, None)], -1))
     tcfg = cfg.parts()[1]
-    return make_chunks(
-        data.poses,
-        np.array(rows),
-        aug,
-        seq,
-        window,
-        rng,
-        None,
-        False,
-        cfg.conf_threshold,
-        tcfg.max_gap_s,
+    rows = np.array(rows)
+    batch = make_chunks(
+        data.poses, rows, aug, seq, window, rng, None, False, cfg.conf_threshold, tcfg.max_gap_s
     )
+    batch.subject = data.subject[rows.max(axis=1)]  # a chunk is one run: one subject
+    return batch
 
 
 def evaluate_chunks(model: TemporalBodyVAE, batch, k: int, seed: int = 0) -> dict:
@@ -321,14 +319,17 @@ def finish_run(cfg: TemporalTrainConfig) -> Path:
     return finish(model, cfg, val, int(state["epoch"]), best)
 
 
-def recalibrate(path: str, out: str | None = None) -> str:
+def recalibrate(path: str, out: str | None = None, balanced: bool | None = None) -> str:
     """Re-fit temperature, dof and per-condition factors of the temporal entry at ``path`` on
-    its run's validation chunks; written to ``out`` (default: in place)."""
+    its run's validation chunks; written to ``out`` (default: in place). ``balanced``
+    overrides the run's ``calibration_balanced`` (and is recorded in the entry's config)."""
     from hpe3d_ros.lifting.temporal import build_temporal
 
     entry = torch.load(path, map_location="cpu", weights_only=True)
     model = build_temporal(entry["model_config"], entry["temporal_config"])
     model.load_state_dict(float_state(entry["state_dict"]))
+    if balanced is not None:
+        entry["train_config"] = {**entry["train_config"], "calibration_balanced": balanced}
     cfg = TemporalTrainConfig(**entry["train_config"])
     fit = calibrate_model(model, cfg, validation_chunks(cfg, RunData(cfg), model.window), False)
     entry["state_dict"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -360,12 +361,18 @@ def main(argv: list[str] | None = None) -> None:
         help="only re-fit the calibration of a written temporal.pt (in place or --out)",
     )
     parser.add_argument("--out", help="with --recalibrate: write here instead of in place")
+    parser.add_argument(
+        "--balanced",
+        action="store_true",
+        default=None,
+        help="with --recalibrate: every validation subject weighs the same (calibration_balanced)",
+    )
     parser.add_argument("--threads", type=int, help="torch threads")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.recalibrate:
-        print(f"wrote {recalibrate(args.recalibrate, args.out)}")
+        print(f"wrote {recalibrate(args.recalibrate, args.out, args.balanced)}")
         return
     if args.bundle:
         bundle(*args.bundle)
