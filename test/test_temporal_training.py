@@ -115,6 +115,12 @@ def test_tiny_supervised_and_selfsupervised_run(tmp_path, mocap):
     assert len(log) == 2 and float(log[1].split(",")[4]) > 0  # self-supervised loss logged
     entry = torch.load(tmp_path / "run" / "temporal.pt", weights_only=True)
     assert entry["temperature"] > 0 and "val_conditions" in entry["metrics"]
+    from training.train_temporal import recalibrate
+
+    even = recalibrate(str(tmp_path / "run" / "temporal.pt"), str(tmp_path / "even.pt"), True)
+    even = torch.load(even, weights_only=True)
+    assert even["train_config"]["calibration_balanced"] and even["temperature"] > 0
+    assert not entry["train_config"]["calibration_balanced"]
     report = evaluate(
         [str(tmp_path / "run" / "lifter.pt")],
         ["tiny"],
