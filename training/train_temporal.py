@@ -106,10 +106,9 @@ class RunData:
     def __init__(self, cfg: TemporalTrainConfig) -> None:
         m = load_all_mocap(cfg.data, cfg.data_orig or None)
         self.poses = m["poses"]
-        self.subject = m["subject"]
-        train = split_indices(m["subject"], "train", cfg.split)
-        val = split_indices(m["subject"], "val", cfg.split)
-        subj = m["subject"]
+        self.subject = subj = m["subject"]
+        train = split_indices(subj, "train", cfg.split)
+        val = split_indices(subj, "val", cfg.split)
         rows_3d = train[np.isin(subj[train], cfg.subjects_3d)] if cfg.subjects_3d else train
         rows_2d = train[np.isin(subj[train], cfg.subjects_2d)] if cfg.subjects_2d else train[:0]
         if cfg.subjects_3d and cfg.subjects_2d and set(cfg.subjects_3d) & set(cfg.subjects_2d):
