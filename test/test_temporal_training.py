@@ -120,6 +120,11 @@ def test_tiny_supervised_and_selfsupervised_run(tmp_path, mocap):
     even = torch.load(even, weights_only=True)
     assert even["train_config"]["calibration_balanced"] and even["temperature"] > 0
     assert not entry["train_config"]["calibration_balanced"]
+    from training.train_temporal import main
+
+    with pytest.raises(SystemExit) as stop:  # one usage line, not a traceback
+        main(["--recalibrate", str(tmp_path / "missing.pt"), "--balanced"])
+    assert stop.value.code == 2
     report = evaluate(
         [str(tmp_path / "run" / "lifter.pt")],
         ["tiny"],

@@ -371,6 +371,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.recalibrate:
+        if not Path(args.recalibrate).is_file():
+            parser.error(f"--recalibrate: no such file: {args.recalibrate}")
         print(f"wrote {recalibrate(args.recalibrate, args.out, args.balanced)}")
         return
     if args.bundle:
