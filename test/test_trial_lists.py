@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from training.asf_amc import manifest_rows
 from training.mocap import SPLITS
 
 LISTS = Path(__file__).resolve().parents[1] / "training" / "data"
@@ -20,12 +21,7 @@ EXCLUDED = (49, 102)  # kept out of every file (../shared/data/README.md)
 
 
 def rows(name: str) -> list[list[str]]:
-    text = (LISTS / name).read_text()
-    return [
-        [v.strip() for v in line.split(",")]
-        for line in text.splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
+    return manifest_rows(LISTS / name)
 
 
 @pytest.mark.parametrize("name", (SHARED, *ADDED))

@@ -240,14 +240,21 @@ class Trial:
     tag: str
 
 
+def manifest_rows(path: str | Path) -> list[list[str]]:
+    """The rows of a trial list (CSV: repository, commit, SS_TT, ASF path, AMC path, source
+    tag), stripped; blank lines and ``#`` comments left out."""
+    return [
+        [v.strip() for v in raw.split(",")]
+        for raw in Path(path).read_text().splitlines()
+        if raw.strip() and not raw.lstrip().startswith("#")
+    ]
+
+
 def read_manifest(path: str | Path, clones: str | Path) -> list[Trial]:
-    """A trial list (CSV: repository, commit, SS_TT, ASF path, AMC path, source tag; ``#``
-    comments) with every ``owner/name`` found in ``clones`` as ``name.git`` or ``name``."""
+    """A trial list (:func:`manifest_rows`) with every ``owner/name`` found in ``clones`` as
+    ``name.git`` or ``name``."""
     trials, sources = [], {}
-    for raw in Path(path).read_text().splitlines():
-        if not raw.strip() or raw.lstrip().startswith("#"):
-            continue
-        repo, _commit, sid, asf, amc, tag = (v.strip() for v in raw.split(","))
+    for repo, _commit, sid, asf, amc, tag in manifest_rows(path):
         if repo not in sources:
             name = repo.split("/")[-1]
             found = [
