@@ -54,3 +54,32 @@ def test_canonical_pose_forgets_place_heading_and_size_and_reads_camera_frames()
     np.testing.assert_allclose(
         canonical_pose(camera, True), canonical_pose(world, False), atol=1e-9
     )
+
+
+def test_widened_scales_the_hypotheses_draw_not_the_candidates_and_restores_the_lifter():
+    from hpe3d_ros.lifting import load_lifter
+    from hpe3d_ros.lifting.evidence import CANDIDATE_STREAM
+    from training.interval_probes import widened
+
+    lifter = load_lifter()  # the shipped default: a shift evidence lifter
+    hyps, cands = lifter.noise(2, 6, 3), lifter.noise(2, 6, [3, CANDIDATE_STREAM])
+    with widened(lifter, 1.5) as wide:
+        np.testing.assert_allclose(wide.noise(2, 6, 3), 1.5 * hyps, rtol=1e-6)
+        np.testing.assert_array_equal(wide.noise(2, 6, [3, CANDIDATE_STREAM]), cands)
+        rng = np.random.default_rng(0)
+        kp = rng.normal(0, 0.05, (2, 17, 2)).astype(np.float32)
+        conf = np.ones((2, 17), np.float32)
+        spread_wide = wide.sample(kp, conf, 50, 7, noise_std=0.003).std(axis=1).mean()
+    assert "noise" not in vars(lifter)  # the class's method again
+    np.testing.assert_array_equal(lifter.noise(2, 6, 3), hyps)
+    spread = lifter.sample(kp, conf, 50, 7, noise_std=0.003).std(axis=1).mean()
+    assert spread_wide > 1.1 * spread  # the hypotheses really spread wider (1.16 x here)
+
+
+def test_width_row_reports_cells_range_each_subject_and_their_spread():
+    from training.interval_probes import width_row
+
+    covered = np.array([1.0, 0.8, 0.9, 0.95, 0.85, 1.0])
+    subjects = np.array([11, 11, 14, 14, 35, 35])
+    row = width_row(1.1, [0.91, 0.88, 0.93], covered, subjects)
+    assert row == "| 1.1 | 0.880-0.930 | 0.900 | 0.925 | 0.925 | 0.025 |"

@@ -17,13 +17,22 @@ the coverage per quintile of each signal, and each subject's medians.
 a scrambled Sobol sequence or a Latin hypercube (the same Student-t marginals, per person a
 new randomisation): does a more even spread of the K draws help best-of-K at equal coverage?
 
+``width``: one interval width for everybody, as a calibration sets it: the K hypotheses'
+latent draw scaled by each ``--factors`` value (the evidence candidates unchanged), and per
+factor the coverage range over the 9 cells (noise level given) and each subject's coverage.
+If the subjects' coverages lie further apart than the band is wide (0.85-0.95), no global
+calibration puts every subject in it (``training/MODEL_CARD.md``, "Stop 46"). ``--split
+test`` is a diagnosis of the target where it is defined; it chooses nothing.
+
     python -m training.interval_probes signals --stride 1
     python -m training.interval_probes latents --stride 3
+    python -m training.interval_probes width --stride 3 --factors 0.9 1 1.1 1.2
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import math
 import warnings
@@ -39,6 +48,7 @@ from hpe3d_ros.lifting import load_lifter
 from hpe3d_ros.lifting.evidence import reprojection_chi2
 from hpe3d_ros.lifting.normalize import N_JOINTS, noise_std_from_features
 from training.conditions import evaluation_views
+from training.evaluate_cells import run_cell
 from training.fit_evidence import grid_figures, row_line
 from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices
 
@@ -163,22 +173,83 @@ def sobol_noise(n, k, dim, seed=None, dof=math.inf, kind: str = "sobol") -> np.n
     return out[:, :k]
 
 
+@contextlib.contextmanager
+def widened(lifter, factor: float):
+    """``lifter.sample`` with its K hypotheses' latent draw scaled by ``factor`` (a shift
+    evidence lifter: the candidates' draw, seeded with a ``[seed, stream]`` list, is left
+    as it is, so the centre they choose does not move)."""
+    plain = lifter.noise
+
+    def noise(n, k, seed=None):
+        out = plain(n, k, seed)
+        return out if isinstance(seed, list) else out * np.float32(factor)
+
+    lifter.noise = noise
+    try:
+        yield lifter
+    finally:
+        del lifter.noise  # back to the class's method
+
+
+def width_row(factor: float, cell_cov: list[float], covered: np.ndarray, subjects) -> str:
+    """Markdown row: factor, the cells' coverage range, each subject's coverage (``covered``:
+    per person of every cell, its fraction of joints inside the interval) and their spread."""
+    per = {int(s): float(covered[subjects == s].mean()) for s in np.unique(subjects)}
+    subs = " | ".join(f"{v:.3f}" for v in per.values())
+    spread = max(per.values()) - min(per.values())
+    return f"| {factor:g} | {min(cell_cov):.3f}-{max(cell_cov):.3f} | {subs} | {spread:.3f} |"
+
+
+def width_table(
+    lifter, views: dict, subjects, factors, k: int, seed: int, echo: bool = False
+) -> list[str]:
+    """Markdown lines: :func:`width_row` per factor (the hypotheses as ``run_cell`` scores
+    them); ``echo``: each line printed as it is done."""
+    subs = np.unique(subjects)
+    lines = [
+        "| width factor | cov90 per cell | " + " | ".join(f"subject {s}" for s in subs)
+        + " | subject spread |",
+        "|---|---|" + "---|" * len(subs) + "---|",
+    ]  # fmt: skip
+    if echo:
+        print("\n".join(lines), flush=True)
+    for f in factors:
+        cell_cov, people = [], []
+        with widened(lifter, f):
+            for b in views.values():
+                flags = run_cell(lifter, b, k, seed, True)["covered"][:, 1:]
+                cell_cov.append(float(flags.mean()))
+                people.append(flags.mean(1))
+        lines.append(width_row(f, cell_cov, np.concatenate(people), np.tile(subjects, len(views))))
+        if echo:
+            print(lines[-1], flush=True)
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("probe", choices=["signals", "latents"])
+    ap.add_argument("probe", choices=["signals", "latents", "width"])
     ap.add_argument("--weights", help="an evidence (shift) lifter (default: shipped)")
     ap.add_argument("--stride", type=int, default=1, help="every n-th validation frame")
     ap.add_argument("--k", type=int, default=200)
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--split", choices=["val", "test"], default="val", help="width only")
+    ap.add_argument("--factors", type=float, nargs="+", default=[0.9, 1.0, 1.1, 1.2])
     args = ap.parse_args(argv)
+    if args.split != "val" and args.probe != "width":
+        ap.error("only the width probe reads the test subjects (a diagnosis; it chooses nothing)")
     torch.set_num_threads(args.threads)
     lifter, baseline = load_lifter(args.weights), load_lifter(BASELINE)
     if lifter.evidence is None or not lifter.evidence.shift:
         ap.error("needs a lifter with a shift evidence entry (the shipped one has one)")
     mocap = load_all_mocap(str(DEFAULT_DATA), str(ORIG_DATA))
-    idx = split_indices(mocap["subject"], "val", "v2")[:: args.stride]
+    idx = split_indices(mocap["subject"], args.split, "v2")[:: args.stride]
     views = evaluation_views(mocap["poses"][idx], args.seed)
+    if args.probe == "width":
+        print(f"{args.split}, noise level given, K={args.k}, frame stride {args.stride}")
+        width_table(lifter, views, mocap["subject"][idx], args.factors, args.k, args.seed, True)
+        return
     if args.probe == "signals":
         train = split_indices(mocap["subject"], "train", "v2")
         bank = cKDTree(canonical_pose(mocap["poses"][train], camera=False))
