@@ -83,3 +83,25 @@ def test_width_row_reports_cells_range_each_subject_and_their_spread():
     subjects = np.array([11, 11, 14, 14, 35, 35])
     row = width_row(1.1, [0.91, 0.88, 0.93], covered, subjects)
     assert row == "| 1.1 | 0.880-0.930 | 0.900 | 0.925 | 0.925 | 0.025 |"
+
+
+def test_size_hedged_gives_each_hypothesis_its_own_size_about_the_root():
+    from hpe3d_ros.lifting import load_lifter
+    from training.bodies import bone_lengths
+    from training.interval_probes import size_hedged
+
+    lifter = load_lifter()
+    rng = np.random.default_rng(1)
+    kp = rng.normal(0, 0.05, (3, 17, 2)).astype(np.float32)
+    conf = np.ones((3, 17), np.float32)
+    plain = lifter.sample(kp, conf, 40, 5, noise_std=0.003)
+    assert bone_lengths(plain).std(axis=1).max() < 1e-4  # one body per person
+    with size_hedged(lifter, 0.05) as hedged:
+        hyps = hedged.sample(kp, conf, 40, 5, noise_std=0.003)
+    assert "sample" not in vars(lifter)  # the class's method again
+    np.testing.assert_array_equal(hyps[:, :, 0], plain[:, :, 0])  # the root stays
+    ratio = bone_lengths(hyps) / bone_lengths(plain)  # (N, K, 16): one factor per hypothesis
+    np.testing.assert_allclose(ratio, np.broadcast_to(ratio[..., :1], ratio.shape), rtol=1e-4)
+    log = np.log(ratio[..., 0])
+    np.testing.assert_allclose(log[:, 0::2], -log[:, 1::2], atol=1e-5)  # antithetic pairs
+    assert 0.03 < log.std() < 0.07  # about the size std asked for

@@ -24,9 +24,17 @@ If the subjects' coverages lie further apart than the band is wide (0.85-0.95), 
 calibration puts every subject in it (``training/MODEL_CARD.md``, "Stop 46"). ``--split
 test`` is a diagnosis of the target where it is defined; it chooses nothing.
 
+``hedge``: what one body per person costs, priced as issue 14 would have to decide it. Each
+hypothesis is scaled about the root by its own size factor ``exp(s z)`` (``z`` standard
+normal, antithetic pairs; ``s`` each ``--size-std`` value), so the K hypotheses hedge the
+body's size instead of sharing it; per value the mean of K and best-of-K over the equal
+baseline, the cells' coverage, the worst joint and the bone-length spread across K that the
+hedge costs (the issue bounds it at 5 mm).
+
     python -m training.interval_probes signals --stride 1
     python -m training.interval_probes latents --stride 3
     python -m training.interval_probes width --stride 3 --factors 0.9 1 1.1 1.2
+    python -m training.interval_probes hedge --stride 3 --size-std 0 0.02 0.045
 """
 
 from __future__ import annotations
@@ -226,9 +234,61 @@ def width_table(
     return lines
 
 
+@contextlib.contextmanager
+def size_hedged(lifter, size_std: float):
+    """``lifter.sample`` with each of the K hypotheses scaled about the root by its own
+    factor ``exp(size_std z)`` (antithetic standard normal ``z``, drawn from the call's seed):
+    the hypotheses no longer share one body's size."""
+    plain = lifter.sample
+
+    def sample(kp, conf, k, seed=None, noise_std=None):
+        hyps = plain(kp, conf, k, seed, noise_std=noise_std)
+        z = np.random.default_rng(None if seed is None else [int(seed), 0x5A]).standard_normal(
+            (len(hyps), (k + 1) // 2)
+        )
+        z = np.stack([z, -z], axis=2).reshape(len(hyps), -1)[:, :k]
+        scale = np.exp(size_std * z).astype(hyps.dtype)[..., None, None]
+        return hyps[:, :, :1] + scale * (hyps - hyps[:, :, :1])
+
+    lifter.sample = sample
+    try:
+        yield lifter
+    finally:
+        del lifter.sample
+
+
+def hedge_table(lifter, baseline, views: dict, stds, k: int, seed: int) -> list[str]:
+    """Markdown lines, one per size std (printed as each is done; :func:`size_hedged`)."""
+    lines = [
+        "| size std | mean of K / baseline | best-of-K / baseline | cov90 per cell | worst "
+        "joint (cells' min) | bone spread across K, mm (median, worst bone) |",
+        "|---|---|---|---|---|---|",
+    ]
+    print("\n".join(lines), flush=True)
+    refs = [float(run_cell(baseline, b, 1, seed, True)["mpjpe"].mean()) for b in views.values()]
+    for std in stds:
+        ratio, best, cov, worst, spread = [], [], [], [], []
+        with size_hedged(lifter, std):
+            for b, ref in zip(views.values(), refs, strict=True):
+                r = run_cell(lifter, b, k, seed, True)
+                ratio.append(r["mpjpe"].mean() / ref)
+                best.append(r["best"].mean() / ref)
+                per_joint = r["covered"][:, 1:].mean(0)
+                cov.append(per_joint.mean())
+                worst.append(per_joint.min())
+                spread.append(1000 * np.median(r["bone_spread"], axis=0).max())
+        lines.append(
+            f"| {std:g} | {np.mean(ratio):.3f} ({min(ratio):.3f}-{max(ratio):.3f}) | "
+            f"{np.mean(best):.3f} ({min(best):.3f}-{max(best):.3f}) | "
+            f"{min(cov):.3f}-{max(cov):.3f} | {min(worst):.2f} | {max(spread):.1f} |"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("probe", choices=["signals", "latents", "width"])
+    ap.add_argument("probe", choices=["signals", "latents", "width", "hedge"])
     ap.add_argument("--weights", help="an evidence (shift) lifter (default: shipped)")
     ap.add_argument("--stride", type=int, default=1, help="every n-th validation frame")
     ap.add_argument("--k", type=int, default=200)
@@ -236,9 +296,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--split", choices=["val", "test"], default="val", help="width only")
     ap.add_argument("--factors", type=float, nargs="+", default=[0.9, 1.0, 1.1, 1.2])
+    ap.add_argument("--size-std", type=float, nargs="+", default=[0.0, 0.02, 0.045])
     args = ap.parse_args(argv)
-    if args.split != "val" and args.probe != "width":
-        ap.error("only the width probe reads the test subjects (a diagnosis; it chooses nothing)")
+    if args.split != "val" and args.probe not in ("width", "hedge"):
+        ap.error("only width and hedge read the test subjects (diagnoses; they choose nothing)")
     torch.set_num_threads(args.threads)
     lifter, baseline = load_lifter(args.weights), load_lifter(BASELINE)
     if lifter.evidence is None or not lifter.evidence.shift:
@@ -249,6 +310,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.probe == "width":
         print(f"{args.split}, noise level given, K={args.k}, frame stride {args.stride}")
         width_table(lifter, views, mocap["subject"][idx], args.factors, args.k, args.seed, True)
+        return
+    if args.probe == "hedge":
+        print(f"{args.split}, noise level given, K={args.k}, frame stride {args.stride}")
+        hedge_table(lifter, baseline, views, args.size_std, args.k, args.seed)
         return
     if args.probe == "signals":
         train = split_indices(mocap["subject"], "train", "v2")
