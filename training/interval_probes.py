@@ -10,7 +10,8 @@ mean and the median chi-square per degree of freedom; the K hypotheses' median) 
 distance between the hypotheses' mean and the deterministic baseline's pose (in mm, and over
 the hypotheses' own spread), and how unlike the training poses the mean of K is (mean
 distance to its 5 nearest training poses, all root-relative, turned to face one way and scaled
-to unit size). Prints the rank correlation over all people and within each condition cell,
+to unit size), and how far the 2D moved the latent draw's centre (the evidence shift's
+length, ``shift``). Prints the rank correlation over all people and within each condition cell,
 the coverage per quintile of each signal, and each subject's medians.
 
 ``latents``: the same evidence setting with the latent noise drawn i.i.d. (as shipped), from
@@ -53,7 +54,7 @@ from scipy.stats import qmc
 
 import hpe3d_ros.lifting.runtime as runtime
 from hpe3d_ros.lifting import load_lifter
-from hpe3d_ros.lifting.evidence import reprojection_chi2
+from hpe3d_ros.lifting.evidence import latent_shift, reprojection_chi2
 from hpe3d_ros.lifting.normalize import N_JOINTS, noise_std_from_features
 from training.conditions import evaluation_views
 from training.evaluate_cells import run_cell
@@ -69,6 +70,7 @@ SIGNALS = (
     "baseline_mm",
     "baseline_rel",
     "train_knn",
+    "shift",
 )
 
 
@@ -124,6 +126,7 @@ def person_signals(
             "baseline_mm": 1000 * apart,
             "baseline_rel": apart / np.maximum(spread, 1e-9),
             "train_knn": train_poses.query(canonical_pose(centre, camera=True), k=5)[0].mean(1),
+            "shift": np.linalg.norm(latent_shift(weights, draw["noise"]), axis=1),
         }
         for name, v in cols.items():
             out.setdefault(name, []).append(v)
