@@ -260,14 +260,18 @@ def size_hedged(lifter, size_std: float):
         del lifter.sample
 
 
-def hedge_table(lifter, baseline, views: dict, stds, k: int, seed: int) -> list[str]:
-    """Markdown lines, one per size std (printed as each is done; :func:`size_hedged`)."""
+def hedge_table(
+    lifter, baseline, views: dict, stds, k: int, seed: int, echo: bool = False
+) -> list[str]:
+    """Markdown lines, one per size std (:func:`size_hedged`); ``echo``: each line printed as
+    it is done."""
     lines = [
         "| size std | mean of K / baseline | best-of-K / baseline | cov90 per cell | worst "
         "joint (cells' min) | bone spread across K, mm (median, worst bone) |",
         "|---|---|---|---|---|---|",
     ]
-    print("\n".join(lines), flush=True)
+    if echo:
+        print("\n".join(lines), flush=True)
     refs = [float(run_cell(baseline, b, 1, seed, True)["mpjpe"].mean()) for b in views.values()]
     for std in stds:
         ratio, best, cov, worst, spread = [], [], [], [], []
@@ -285,7 +289,8 @@ def hedge_table(lifter, baseline, views: dict, stds, k: int, seed: int) -> list[
             f"{np.mean(best):.3f} ({min(best):.3f}-{max(best):.3f}) | "
             f"{min(cov):.3f}-{max(cov):.3f} | {min(worst):.2f} | {max(spread):.1f} |"
         )
-        print(lines[-1], flush=True)
+        if echo:
+            print(lines[-1], flush=True)
     return lines
 
 
@@ -293,11 +298,11 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("probe", choices=["signals", "latents", "width", "hedge"])
     ap.add_argument("--weights", help="an evidence (shift) lifter (default: shipped)")
-    ap.add_argument("--stride", type=int, default=1, help="every n-th validation frame")
+    ap.add_argument("--stride", type=int, default=1, help="every n-th frame")
     ap.add_argument("--k", type=int, default=200)
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--split", choices=["val", "test"], default="val", help="width only")
+    ap.add_argument("--split", choices=["val", "test"], default="val", help="width and hedge")
     ap.add_argument("--factors", type=float, nargs="+", default=[0.9, 1.0, 1.1, 1.2])
     ap.add_argument("--size-std", type=float, nargs="+", default=[0.0, 0.02, 0.045])
     args = ap.parse_args(argv)
@@ -316,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.probe == "hedge":
         print(f"{args.split}, noise level given, K={args.k}, frame stride {args.stride}")
-        hedge_table(lifter, baseline, views, args.size_std, args.k, args.seed)
+        hedge_table(lifter, baseline, views, args.size_std, args.k, args.seed, True)
         return
     if args.probe == "signals":
         train = split_indices(mocap["subject"], "train", "v2")
