@@ -57,7 +57,7 @@ from hpe3d_ros.lifting import load_lifter
 from hpe3d_ros.lifting.evidence import latent_shift, reprojection_chi2
 from hpe3d_ros.lifting.normalize import N_JOINTS, noise_std_from_features
 from training.conditions import evaluation_views
-from training.evaluate_cells import run_cell
+from training.evaluate_cells import run_cell, summarise
 from training.fit_evidence import grid_figures, row_line
 from training.mocap import DEFAULT_DATA, ORIG_DATA, load_all_mocap, split_indices
 
@@ -261,10 +261,10 @@ def size_hedged(lifter, size_std: float):
 
 
 def hedge_table(
-    lifter, baseline, views: dict, stds, k: int, seed: int, echo: bool = False
+    lifter, baseline, views: dict, subjects, stds, k: int, seed: int, echo: bool = False
 ) -> list[str]:
-    """Markdown lines, one per size std (:func:`size_hedged`); ``echo``: each line printed as
-    it is done."""
+    """Markdown lines, one per size std (:func:`size_hedged`), each cell's figures as
+    ``training.evaluate_cells`` summarises them; ``echo``: each line printed as it is done."""
     lines = [
         "| size std | mean of K / baseline | best-of-K / baseline | cov90 per cell | worst "
         "joint (cells' min) | bone spread across K, mm (median, worst bone) |",
@@ -272,22 +272,21 @@ def hedge_table(
     ]
     if echo:
         print("\n".join(lines), flush=True)
-    refs = [float(run_cell(baseline, b, 1, seed, True)["mpjpe"].mean()) for b in views.values()]
+    refs = [summarise(run_cell(baseline, b, 1, seed, True), subjects) for b in views.values()]
     for std in stds:
-        ratio, best, cov, worst, spread = [], [], [], [], []
         with size_hedged(lifter, std):
-            for b, ref in zip(views.values(), refs, strict=True):
-                r = run_cell(lifter, b, k, seed, True)
-                ratio.append(r["mpjpe"].mean() / ref)
-                best.append(r["best"].mean() / ref)
-                per_joint = r["covered"][:, 1:].mean(0)
-                cov.append(per_joint.mean())
-                worst.append(per_joint.min())
-                spread.append(1000 * np.median(r["bone_spread"], axis=0).max())
+            cells = [
+                summarise(run_cell(lifter, b, k, seed, True), subjects) for b in views.values()
+            ]
+        ratio = [c["MPJPE"] / r["MPJPE"] for c, r in zip(cells, refs, strict=True)]
+        best = [c["best-of-K"] / r["MPJPE"] for c, r in zip(cells, refs, strict=True)]
+        cov = [c["cov90"] for c in cells]
+        worst = min(c["cov90 min joint"] for c in cells)
+        spread = max(c["bone spread mm"] for c in cells)
         lines.append(
             f"| {std:g} | {np.mean(ratio):.3f} ({min(ratio):.3f}-{max(ratio):.3f}) | "
             f"{np.mean(best):.3f} ({min(best):.3f}-{max(best):.3f}) | "
-            f"{min(cov):.3f}-{max(cov):.3f} | {min(worst):.2f} | {max(spread):.1f} |"
+            f"{min(cov):.3f}-{max(cov):.3f} | {worst:.2f} | {spread:.1f} |"
         )
         if echo:
             print(lines[-1], flush=True)
@@ -315,13 +314,13 @@ def main(argv: list[str] | None = None) -> None:
     mocap = load_all_mocap(str(DEFAULT_DATA), str(ORIG_DATA))
     idx = split_indices(mocap["subject"], args.split, "v2")[:: args.stride]
     views = evaluation_views(mocap["poses"][idx], args.seed)
-    if args.probe == "width":
+    if args.probe in ("width", "hedge"):
         print(f"{args.split}, noise level given, K={args.k}, frame stride {args.stride}")
-        width_table(lifter, views, mocap["subject"][idx], args.factors, args.k, args.seed, True)
-        return
-    if args.probe == "hedge":
-        print(f"{args.split}, noise level given, K={args.k}, frame stride {args.stride}")
-        hedge_table(lifter, baseline, views, args.size_std, args.k, args.seed, True)
+        subjects = mocap["subject"][idx]
+        if args.probe == "width":
+            width_table(lifter, views, subjects, args.factors, args.k, args.seed, True)
+        else:
+            hedge_table(lifter, baseline, views, subjects, args.size_std, args.k, args.seed, True)
         return
     if args.probe == "signals":
         train = split_indices(mocap["subject"], "train", "v2")
