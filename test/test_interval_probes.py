@@ -105,3 +105,15 @@ def test_size_hedged_gives_each_hypothesis_its_own_size_about_the_root():
     log = np.log(ratio[..., 0])
     np.testing.assert_allclose(log[:, 0::2], -log[:, 1::2], atol=1e-5)  # antithetic pairs
     assert 0.03 < log.std() < 0.07  # about the size std asked for
+
+
+def test_a_missing_weights_file_is_one_usage_line_not_a_traceback(capsys):
+    import pytest
+
+    from training.interval_probes import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["width", "--weights", "/nonexistent/lifter.pt"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "lifter weights not found: /nonexistent/lifter.pt" in err and "Traceback" not in err

@@ -308,7 +308,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.split != "val" and args.probe not in ("width", "hedge"):
         ap.error("only width and hedge read the test subjects (diagnoses; they choose nothing)")
     torch.set_num_threads(args.threads)
-    lifter, baseline = load_lifter(args.weights), load_lifter(BASELINE)
+    try:
+        lifter, baseline = load_lifter(args.weights), load_lifter(BASELINE)
+    except FileNotFoundError as e:
+        ap.error(str(e))
     if lifter.evidence is None or not lifter.evidence.shift:
         ap.error("needs a lifter with a shift evidence entry (the shipped one has one)")
     mocap = load_all_mocap(str(DEFAULT_DATA), str(ORIG_DATA))
